@@ -1,0 +1,19 @@
+"""The single numba jit alias used by every kernel (datashader style).
+
+``nopython=True, nogil=True, cache=True``: kernels are module-level functions with explicit
+arguments so that numba's on-disk cache keeps CLI start-up fast.
+"""
+from __future__ import annotations
+
+import numba
+
+jit = numba.njit(nopython=True, nogil=True, cache=True)
+
+
+def njit(*args, **kwargs):
+    """Same options as ``jit`` with extra ones (e.g. ``boundscheck``) when a kernel needs them."""
+    opts = dict(nopython=True, nogil=True, cache=True)
+    opts.update(kwargs)
+    if args and callable(args[0]):
+        return numba.njit(**opts)(args[0])
+    return numba.njit(*args, **opts)
