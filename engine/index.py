@@ -1,0 +1,306 @@
+"""Per-cell spatial index: a packed R-tree in flat arrays (no pointers), built at open.
+
+For every cell, its polygons (rows ``cell_poly_off[c]:cell_poly_off[c+1]``) and its placements
+(rows ``cell_ref_off[c]:cell_ref_off[c+1]``) are sorted by the Morton key of their bbox centre and
+the rows are REORDERED in place of the database (``poly_vtx_off``/``vtx``/``poly_*`` and every
+``ref_*`` array move together; ``cell_poly_off``/``cell_ref_off`` are unchanged), so that leaf ``k``
+of a cell holds items ``k*F .. min((k+1)*F, n)`` of that cell (``F`` = ``leaf_size``).
+
+Above the leaves, level ``l`` has ``ceil(count[l-1] / F)`` nodes, node ``k`` covering children
+``k*F .. (k+1)*F`` of level ``l-1``, up to a single root. Arrays added (``ix_`` prefix):
+
+  ix_pnode_off   int64 [C+1]  nodes of cell c's polygon tree: ix_pnode_bbox[off[c]:off[c+1]],
+                              stored level by level from the leaves (level 0) up to the root
+  ix_pnode_bbox  int64 [Np,4] x0,y0,x1,y1 of each node (closed intervals)
+  ix_rnode_off   int64 [C+1]  the same over the placements' ``ref_bbox`` (AREFs are one item each,
+  ix_rnode_bbox  int64 [Nr,4] with the bbox of the whole array)
+  ix_leaf        int64 [1]    leaf_size (also the fan-out of inner levels)
+
+Level sizes follow from ``n`` and ``F`` alone, so nothing else is stored; ``tree_levels`` computes
+them (a query walks them with a small explicit stack). ``meta["index"]`` gets leaf_size, bytes,
+seconds and node counts.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.errors import ClipmillError
+from engine.jit import jit
+
+MAX_LEVELS = 32
+
+
+@jit
+def tree_levels(n, F, starts):
+    """Fill starts[0..L] with the offsets (relative to the cell's first node) of each level;
+    return the number of levels L (0 when n == 0). starts[L] is the node count."""
+    L = 0
+    starts[0] = 0
+    cnt = n
+    if n <= 0:
+        return 0
+    while True:
+        cnt = (cnt + F - 1) // F
+        starts[L + 1] = starts[L] + cnt
+        L += 1
+        if cnt <= 1:
+            break
+    return L
+
+
+@jit
+def _node_counts(item_off, F):
+    C = len(item_off) - 1
+    node_off = np.zeros(C + 1, dtype=np.int64)
+    starts = np.zeros(MAX_LEVELS + 1, dtype=np.int64)
+    for c in range(C):
+        n = item_off[c + 1] - item_off[c]
+        L = tree_levels(n, F, starts)
+        node_off[c + 1] = node_off[c] + (starts[L] if L > 0 else 0)
+    return node_off
+
+
+@jit
+def _part1by1(v):
+    v &= 0xFFFF
+    v = (v | (v << 8)) & 0x00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F
+    v = (v | (v << 2)) & 0x33333333
+    v = (v | (v << 1)) & 0x55555555
+    return v
+
+
+@jit
+def _morton_perm(item_off, bbox):
+    """Permutation (new row -> old row) sorting each cell's items by the Morton key of their
+    bbox centre, in 16+16 bits over the cell's own extent."""
+    N = bbox.shape[0]
+    perm = np.arange(N).astype(np.int64)
+    C = len(item_off) - 1
+    for c in range(C):
+        a, b = item_off[c], item_off[c + 1]
+        n = b - a
+        if n <= 1:
+            continue
+        x0 = np.inf
+        y0 = np.inf
+        x1 = -np.inf
+        y1 = -np.inf
+        for i in range(a, b):
+            cx = 0.5 * (float(bbox[i, 0]) + float(bbox[i, 2]))
+            cy = 0.5 * (float(bbox[i, 1]) + float(bbox[i, 3]))
+            x0 = min(x0, cx)
+            x1 = max(x1, cx)
+            y0 = min(y0, cy)
+            y1 = max(y1, cy)
+        sx = 65535.0 / (x1 - x0) if x1 > x0 else 0.0
+        sy = 65535.0 / (y1 - y0) if y1 > y0 else 0.0
+        keys = np.empty(n, dtype=np.int64)
+        for i in range(a, b):
+            cx = 0.5 * (float(bbox[i, 0]) + float(bbox[i, 2]))
+            cy = 0.5 * (float(bbox[i, 1]) + float(bbox[i, 3]))
+            qx = np.int64((cx - x0) * sx)
+            qy = np.int64((cy - y0) * sy)
+            keys[i - a] = _part1by1(qx) | (_part1by1(qy) << 1)
+        order = np.argsort(keys, kind="mergesort")
+        for k in range(n):
+            perm[a + k] = a + order[k]
+    return perm
+
+
+@jit
+def _build_nodes(item_off, bbox, F, node_off):
+    """Node bboxes, level by level, for every cell (items already in leaf order)."""
+    C = len(item_off) - 1
+    nodes = np.empty((node_off[C], 4), dtype=np.int64)
+    starts = np.zeros(MAX_LEVELS + 1, dtype=np.int64)
+    for c in range(C):
+        a, b = item_off[c], item_off[c + 1]
+        n = b - a
+        L = tree_levels(n, F, starts)
+        base = node_off[c]
+        for lev in range(L):
+            cnt = starts[lev + 1] - starts[lev]
+            for k in range(cnt):
+                x0 = np.iinfo(np.int64).max
+                y0 = np.iinfo(np.int64).max
+                x1 = np.iinfo(np.int64).min
+                y1 = np.iinfo(np.int64).min
+                if lev == 0:
+                    lo = a + k * F
+                    hi = min(a + (k + 1) * F, b)
+                    for i in range(lo, hi):
+                        x0 = min(x0, np.int64(bbox[i, 0]))
+                        y0 = min(y0, np.int64(bbox[i, 1]))
+                        x1 = max(x1, np.int64(bbox[i, 2]))
+                        y1 = max(y1, np.int64(bbox[i, 3]))
+                else:
+                    pc = starts[lev] - starts[lev - 1]
+                    lo = base + starts[lev - 1] + k * F
+                    hi = base + starts[lev - 1] + min((k + 1) * F, pc)
+                    for i in range(lo, hi):
+                        x0 = min(x0, nodes[i, 0])
+                        y0 = min(y0, nodes[i, 1])
+                        x1 = max(x1, nodes[i, 2])
+                        y1 = max(y1, nodes[i, 3])
+                j = base + starts[lev] + k
+                nodes[j, 0] = x0
+                nodes[j, 1] = y0
+                nodes[j, 2] = x1
+                nodes[j, 3] = y1
+    return nodes
+
+
+@jit
+def _gather_vertices(vtx_off, vtx, perm):
+    P = len(perm)
+    new_off = np.empty(P + 1, dtype=np.int64)
+    new_off[0] = 0
+    for i in range(P):
+        p = perm[i]
+        new_off[i + 1] = new_off[i] + (vtx_off[p + 1] - vtx_off[p])
+    new_vtx = np.empty((new_off[P], 2), dtype=vtx.dtype)
+    for i in range(P):
+        p = perm[i]
+        s = vtx_off[p]
+        d = new_off[i]
+        for k in range(vtx_off[p + 1] - s):
+            new_vtx[d + k, 0] = vtx[s + k, 0]
+            new_vtx[d + k, 1] = vtx[s + k, 1]
+    return new_off, new_vtx
+
+
+def _validate(arrays) -> None:
+    """Check every index the query kernels will follow (numba does no bounds checks)."""
+    C = len(arrays["cell_poly_off"]) - 1
+    P = len(arrays["poly_layer"])
+    R = len(arrays["ref_cell"])
+    for name, total in (("cell_poly_off", P), ("cell_ref_off", R)):
+        off = arrays[name]
+        if len(off) != C + 1 or off[0] != 0 or off[-1] != total or np.any(np.diff(off) < 0):
+            raise ClipmillError(f"database array {name} is not a valid offset table")
+    off = arrays["poly_vtx_off"]
+    if (len(off) != P + 1 or (P and (off[0] != 0 or off[-1] != len(arrays["vtx"])))
+            or np.any(np.diff(off) < 1)):
+        raise ClipmillError("database array poly_vtx_off is not a valid offset table")
+    if R and (arrays["ref_cell"].min() < 0 or arrays["ref_cell"].max() >= C):
+        raise ClipmillError("database placement references a cell row out of range")
+    L = len(arrays["layer_ld"])
+    if P and (arrays["poly_layer"].min() < 0 or arrays["poly_layer"].max() >= L):
+        raise ClipmillError("database polygon layer row out of range")
+    if R and (arrays["ref_cols"].min() < 1 or arrays["ref_rows"].min() < 1):
+        raise ClipmillError("database placement with fewer than one column or row")
+
+
+def build_index(arrays: dict, meta: dict, leaf_size: int = 16) -> dict:
+    """Reorder each cell's polygons and placements spatially and add the ``ix_*`` node arrays.
+
+    Returns a new dict (input arrays are not modified); records ``meta["index"]``."""
+    leaf_size = int(leaf_size)
+    if leaf_size < 2:
+        raise ClipmillError(f"leaf_size must be at least 2 (got {leaf_size})")
+    t0 = time.perf_counter()
+    _validate(arrays)
+    out = dict(arrays)
+    P = len(arrays["poly_layer"])
+    R = len(arrays["ref_cell"])
+    # polygons
+    perm = _morton_perm(arrays["cell_poly_off"], arrays["poly_bbox"])
+    if not np.array_equal(perm, np.arange(P)):
+        out["poly_vtx_off"], out["vtx"] = _gather_vertices(arrays["poly_vtx_off"], arrays["vtx"],
+                                                           perm)
+        for k, v in arrays.items():
+            if k.startswith("poly_") and k != "poly_vtx_off" and len(v) == P:
+                out[k] = v[perm]
+    pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
+    out["ix_pnode_off"] = pnode_off
+    out["ix_pnode_bbox"] = _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size,
+                                        pnode_off)
+    # placements
+    rperm = _morton_perm(arrays["cell_ref_off"], arrays["ref_bbox"])
+    if not np.array_equal(rperm, np.arange(R)):
+        for k, v in arrays.items():
+            if k.startswith("ref_") and len(v) == R:
+                out[k] = v[rperm]
+    rnode_off = _node_counts(arrays["cell_ref_off"], leaf_size)
+    out["ix_rnode_off"] = rnode_off
+    out["ix_rnode_bbox"] = _build_nodes(arrays["cell_ref_off"], out["ref_bbox"], leaf_size,
+                                        rnode_off)
+    out["ix_leaf"] = np.array([leaf_size], dtype=np.int64)
+    nbytes = sum(out[k].nbytes for k in ("ix_pnode_off", "ix_pnode_bbox", "ix_rnode_off",
+                                         "ix_rnode_bbox", "ix_leaf"))
+    meta["index"] = {"leaf_size": leaf_size, "bytes": int(nbytes),
+                     "seconds": time.perf_counter() - t0,
+                     "poly_nodes": int(pnode_off[-1]), "ref_nodes": int(rnode_off[-1]),
+                     "kind": "packed R-tree, Morton order"}
+    return out
+
+
+# -- queries (also used by the exploder) -----------------------------------------------------
+
+@jit
+def query_tree(node_off, node_bbox, item_bbox, item0, n, F, qx0, qy0, qx1, qy1, hits, tstack,
+               starts):
+    """Rows (absolute) of items item0..item0+n whose bbox touches [qx0,qx1]x[qy0,qy1] (closed),
+    appended to ``hits`` (grown by doubling when full). Returns (hits, count).
+
+    node_off: first node of this cell's tree; tstack: int64 scratch of at least 2*MAX_LEVELS*F;
+    starts: int64 scratch of MAX_LEVELS+1."""
+    nh = 0
+    if n <= 0:
+        return hits, nh
+    L = tree_levels(n, F, starts)
+    sp = 0
+    # push root
+    tstack[0] = L - 1
+    tstack[1] = 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        lev = tstack[2 * sp]
+        k = tstack[2 * sp + 1]
+        j = node_off + starts[lev] + k
+        if (node_bbox[j, 0] > qx1 or node_bbox[j, 2] < qx0 or node_bbox[j, 1] > qy1
+                or node_bbox[j, 3] < qy0):
+            continue
+        if lev == 0:
+            lo = item0 + k * F
+            hi = min(item0 + (k + 1) * F, item0 + n)
+            for i in range(lo, hi):
+                if (item_bbox[i, 0] <= qx1 and item_bbox[i, 2] >= qx0 and item_bbox[i, 1] <= qy1
+                        and item_bbox[i, 3] >= qy0):
+                    if nh >= len(hits):
+                        bigger = np.empty(2 * len(hits) + 16, dtype=np.int64)
+                        bigger[:nh] = hits[:nh]
+                        hits = bigger
+                    hits[nh] = i
+                    nh += 1
+        else:
+            cnt = starts[lev] - starts[lev - 1]
+            hi = min((k + 1) * F, cnt)
+            for ch in range(hi - 1, k * F - 1, -1):
+                tstack[2 * sp] = lev - 1
+                tstack[2 * sp + 1] = ch
+                sp += 1
+    return hits, nh
+
+
+def query(arrays, cell: int, box, what: str = "poly") -> np.ndarray:
+    """Python-level query (tests, tools): absolute rows of cell ``cell``'s polygons
+    (``what="poly"``) or placements (``"ref"``) whose bbox touches ``box`` (x0,y0,x1,y1 dbu)."""
+    F = int(arrays["ix_leaf"][0])
+    if what == "poly":
+        node_off, nodes, items, item_off = (arrays["ix_pnode_off"], arrays["ix_pnode_bbox"],
+                                            arrays["poly_bbox"], arrays["cell_poly_off"])
+    else:
+        node_off, nodes, items, item_off = (arrays["ix_rnode_off"], arrays["ix_rnode_bbox"],
+                                            arrays["ref_bbox"], arrays["cell_ref_off"])
+    a, b = int(item_off[cell]), int(item_off[cell + 1])
+    tstack = np.empty(2 * MAX_LEVELS * F + 16, dtype=np.int64)
+    hits, nh = query_tree(int(node_off[cell]), nodes, items, a, b - a, F,
+                          float(box[0]), float(box[1]), float(box[2]), float(box[3]),
+                          np.empty(64, dtype=np.int64), tstack,
+                          np.empty(MAX_LEVELS + 1, dtype=np.int64))
+    return np.sort(hits[:nh])
