@@ -218,7 +218,7 @@ def write_image(path, image, fmt, *, meta=None, compression=None, binary=False,
         else:
             (np.savez_compressed if comp == "deflate" else np.savez)(f, image=a,
                                                                       meta=np.array(_dumps(meta)))
-        total += f.tell()
+    total += os.path.getsize(path)  # (libtiff may write through its own handle: ask the disk)
     if fmt in SIDECAR:
         total += _write_sidecar(path, meta, overwrite)
     return total
@@ -293,8 +293,8 @@ def gds_bytes(cells, *, dbu_um=0.001, libname="CLIPMILL") -> bytes:
                     raise ClipmillError(f"cell {cname}: polygon {i} has {n} vertices, more than "
                                         f"a GDSII BOUNDARY holds ({MAX_GDS_VERTICES})")
                 xy = np.concatenate([v, v[:1]]).astype(">i4").tobytes()
-                out += [_rec(0x08, 0), _rec(0x0D, 2, struct.pack(">h", int(lay[i, 0]))),
-                        _rec(0x0E, 2, struct.pack(">h", int(lay[i, 1]))), _rec(0x10, 3, xy),
+                out += [_rec(0x08, 0), _rec(0x0D, 2, struct.pack(">H", int(lay[i, 0]) & 0xFFFF)),
+                        _rec(0x0E, 2, struct.pack(">H", int(lay[i, 1]) & 0xFFFF)), _rec(0x10, 3, xy),
                         _rec(0x11, 0)]
         out.append(_rec(0x07, 0))
     out.append(_rec(0x04, 0))

@@ -267,6 +267,9 @@ def _row(fields, columns, need, err) -> dict:
             raise err(f"missing column(s) {', '.join(missing)}")
         return row
     n = len(need)
+    if len(fields) == n and not _is_number(fields[0]) and all(_is_number(f) for f in fields[1:]):
+        raise err(f"expected {n} numbers ({', '.join(need)}) after the name {fields[0]!r}, got "
+                  f"{n - 1}")
     if len(fields) == n:
         return dict(zip(need, fields))
     if len(fields) == n + 1:
