@@ -278,7 +278,10 @@ class CostModel:
             "index_seconds": index,
             "explode_seconds": explode, "raster_seconds": raster, "write_seconds": write,
             "per_window_seconds": per_window, "workers": workers, "speedup": speedup(workers, p),
-            "windows_per_second": wps, "rate_limits": rates, "limited_by": limiter,
+            "windows_per_second": wps,
+            "windows_per_second_linear": min(workers / per_window if per_window > 0 else math.inf,
+                                             coord_rate, mapped_io_rate),
+            "rate_limits": rates, "limited_by": limiter,
             "bottleneck_stage": bottleneck_stage,
             "bottleneck_overall": ("scan/index (one-time)"
                                    if scan + index > n / wps else f"per-window {bottleneck_stage}"),
