@@ -332,7 +332,8 @@ def read_polynpz(path):
 class Formatter:
     """Picklable ``formatter(image, spec, info) -> dict`` for run_windows (runs in workers).
 
-    For polygon formats the polygons come as ``image`` (a Polygons) or ``info["polygons"]``.
+    For polygon formats the polygons come as ``image`` (a Polygons, see ``ExplodeCompute``) or
+    as ``info["polygons"]``.
     """
 
     def __init__(self, fmt, out_dir, *, compression=None, overwrite=False, meta=None,
@@ -357,10 +358,8 @@ class Formatter:
         path = self.path_for(spec)
         t0 = time.perf_counter()
         if self.fmt in POLYGON_FORMATS:
-            polys = info.get("polygons")
-            if polys is None and image is not None and hasattr(image, "offsets"):
-                polys = image
-            if polys is None:
+            polys = image if hasattr(image, "offsets") else info.get("polygons")
+            if not hasattr(polys, "offsets"):
                 raise ClipmillError(f"format {self.fmt} needs the window's polygons")
             meta = metadata(spec, info, self.meta)
             meta["polygons"] = len(polys)
@@ -381,6 +380,19 @@ class Formatter:
             n = write_image(path, image, self.fmt, meta=meta, compression=self.compression,
                             binary=(mode == "binary"), overwrite=self.overwrite)
         return {"path": path, "bytes": n, "write_seconds": time.perf_counter() - t0}
+
+
+class ExplodeCompute:
+    """run_windows' per-window stage for polygon formats: ``(layout, window, options) ->
+    (Polygons, count)`` using Layout.explode (``clip``: cut at the window edge)."""
+
+    def __init__(self, clip=True):
+        self.clip = bool(clip)
+
+    def __call__(self, layout, window, o):
+        polys = layout.explode(window, cell=o.get("cell"), layers=o.get("layers"),
+                               depth=o.get("depth"), clip=self.clip)
+        return polys, len(polys)
 
 
 def make_formatter(fmt, out_dir, *, compression=None, overwrite=False, meta=None, **kw):

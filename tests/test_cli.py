@@ -1,0 +1,199 @@
+"""The command line end to end, in subprocesses (``python -m engine.cli``): help, one-line errors
+and exit codes, ``info`` against KLayout, ``index``, ``run`` writing images (equal to the in-memory
+rasterization) and GDSII clips (KLayout's areas per layer equal the in-memory explode), ``demo``."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED, SKIP_SHARED
+
+REAL = SHARED / "caravel" / "simple_por.gds"          # Apache-2.0, 16 cells, 459 KB
+need_real = pytest.mark.skipif(not REAL.exists(), reason=SKIP_SHARED)
+
+
+def clipmill(*args, cwd=None, timeout=240):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=cwd or ROOT,
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(err: str, *needles):
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("clipmill: error: ") and "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_help_and_usage():
+    rc, out, err = clipmill("--help")
+    assert rc == 0 and "examples:" in out and "clipmill demo" in out
+    for cmd in ("info", "index", "run", "demo", "synth", "bench"):
+        assert cmd in out
+    rc, out, err = clipmill("run", "--help")
+    assert rc == 0 and "--tile-size" in out and "name,x0,y0,x1,y1" in out
+    rc, out, err = clipmill("run")  # no FILE
+    assert rc == 2 and "usage:" in err
+    rc, out, err = clipmill("run", "x.gds", "--format", "jpeg")
+    assert rc == 2 and "invalid choice" in err
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    rc, out, err = clipmill("info", tmp_path / "missing.gds")
+    assert rc == 1
+    one_line_error(err, "missing.gds", "no such file")
+    bad = tmp_path / "bad.gds"
+    bad.write_bytes(b"\x00\x06\x00\x02\x02\x58" + b"\x00\x10\x01\x02")  # truncated BGNLIB
+    rc, out, err = clipmill("info", bad)
+    assert rc == 1
+    one_line_error(err, "bad.gds")
+    rc, out, err = clipmill("--debug", "info", tmp_path / "missing.gds")
+    assert rc != 0 and "Traceback" in err
+
+
+def test_malformed_window_list_names_line(tmp_path):
+    wl = tmp_path / "w.csv"
+    wl.write_text("name,x0,y0,x1,y1\na,0,0,1,1\nb,0,0,one,1\n")
+    rc, out, err = clipmill("run", tmp_path / "whatever.gds", "--windows", wl,
+                            "--pixel-size", "0.1", "--out", tmp_path / "o")
+    assert rc == 1
+    one_line_error(err, "w.csv", "line 3", "x1 is not a number")
+
+
+@need_real
+def test_info_json_matches_klayout(tmp_path):
+    from kref import kbbox_dbu, kcell_names, kload, ktop_cells
+    rc, out, err = clipmill("info", REAL, "--json")
+    assert rc == 0, err
+    info = json.loads(out)
+    kl = kload(REAL)
+    assert info["dbu_um"] == pytest.approx(kl.dbu, rel=1e-12)
+    cells = info["cells"]
+    assert (len(cells) if isinstance(cells, list) else cells) == len(kcell_names(kl))
+    assert sorted(info["top_cells"]) == ktop_cells(kl)
+    bb = [v * kl.dbu for v in kbbox_dbu(kl)]
+    assert info["bbox_um"] == pytest.approx(bb, abs=1e-9)
+    kl_layers = {(kl.get_info(li).layer, kl.get_info(li).datatype) for li in kl.layer_indexes()}
+    assert {tuple(l) for l in info["layers"]} <= kl_layers
+    assert info["file_bytes"] == os.path.getsize(REAL)
+    # the readable form shows the same figures
+    rc, text, err = clipmill("info", REAL)
+    assert rc == 0, err
+    assert "top cells" in text and ktop_cells(kl)[0] in text and "layers (" in text
+    assert f"{bb[2] - bb[0]:g} x {bb[3] - bb[1]:g} um" in text
+
+
+@need_real
+def test_index_then_info_on_dbload(tmp_path):
+    db = tmp_path / "por.dbload"
+    rc, out, err = clipmill("index", REAL, "-o", db)
+    assert rc == 0, err
+    assert db.exists() and "wrote" in out
+    rc, out, err = clipmill("index", REAL, "-o", db)
+    assert rc == 1
+    one_line_error(err, "exists")
+    rc, out1, err = clipmill("info", db, "--json")
+    assert rc == 0, err
+    rc, out2, err = clipmill("info", REAL, "--json")
+    a, b = json.loads(out1), json.loads(out2)
+    for k in ("dbu_um", "top_cells", "layers", "bbox_um", "counts"):
+        assert a[k] == b[k], k
+
+
+WINDOW = (10.0, 5.0, 16.0, 9.0)
+
+
+@need_real
+def test_run_png_and_tiff_equal_in_memory_raster(tmp_path):
+    from PIL import Image
+    import tifffile
+    from engine import open_layout
+    from engine.formats import read_metadata
+    out = tmp_path / "png"
+    rc, so, se = clipmill("run", REAL, "--tile-region", ",".join(map(str, WINDOW)),
+                          "--tiles", "3x2", "--pixel-size", "0.05", "--workers", "2",
+                          "--out", out)
+    assert rc == 0, se
+    assert "6 windows, 6 written, 0 failed" in so
+    files = sorted(out.glob("*.png"))
+    assert [f.stem for f in files] == [f"tile_r{r}_c{c}" for r in range(2) for c in range(3)]
+    rc, so, se = clipmill("run", REAL, "--tile-region", ",".join(map(str, WINDOW)),
+                          "--tile-size", "4,4", "--only", "tile_r0_c1", "--mode", "gray",
+                          "--layers", "65/20,235", "--pixel-size", "0.05", "--workers", "1",
+                          "--format", "tiff", "--compression", "deflate", "--out", tmp_path / "t")
+    assert rc == 0, se
+    tif = tmp_path / "t" / "tile_r0_c1.tif"
+    with open_layout(REAL) as lay:
+        for f in files[:3] + files[-1:]:
+            meta = read_metadata(f)
+            img = lay.rasterize(meta["window_um"], 0.05, mode="binary")
+            got = np.asarray(Image.open(f))
+            assert got.shape == img.shape
+            assert np.array_equal(got != 0, img != 0), f
+        meta = read_metadata(tif)
+        assert meta["window_um"] == [14.0, 5.0, 16.0, 9.0]
+        assert meta["mode"] == "gray" and meta["layers"] == "65/20,235"
+        img = lay.rasterize(meta["window_um"], 0.05, mode="gray", layers="65/20,235")
+        assert np.array_equal(tifffile.imread(tif), img)
+    # the same run again: outputs exist -> every window fails, exit 3, one line per window
+    rc, so, se = clipmill("run", REAL, "--tile-region", ",".join(map(str, WINDOW)),
+                          "--tiles", "3x2", "--pixel-size", "0.05", "--workers", "2",
+                          "--out", out)
+    assert rc == 3
+    assert "6 failed" in so
+    assert se.count("output exists") == 6 and "Traceback" not in se
+
+
+@need_real
+def test_run_gds_clips_match_in_memory_explode(tmp_path):
+    import klayout.db as kdb
+    from engine import open_layout
+    wl = tmp_path / "w.txt"
+    wl.write_text("# clipmill windows CWH\nleft 12 7 4 3\nright 30 20 5 5\n")
+    rc, so, se = clipmill("run", REAL, "--windows", wl, "--format", "gds", "--workers", "2",
+                          "--out", tmp_path / "g")
+    assert rc == 0, se
+    with open_layout(REAL) as lay:
+        for name, win in (("left", (10, 5.5, 14, 8.5)), ("right", (27.5, 17.5, 32.5, 22.5))):
+            polys = lay.explode(win, clip=True)
+            want = {}
+            for a, (l, d) in zip(np.abs(polys.areas()), polys.layer):
+                want[(int(l), int(d))] = want.get((int(l), int(d)), 0.0) + a
+            ly = kdb.Layout()
+            ly.read(str(tmp_path / "g" / f"{name}.gds"))
+            got = {}
+            for li in ly.layer_indexes():
+                i = ly.get_info(li)
+                got[(i.layer, i.datatype)] = sum(s.polygon.area() for s in
+                                                 ly.top_cell().shapes(li).each()) * ly.dbu ** 2
+            assert set(got) == set(want) and len(want) > 0
+            for k in want:
+                assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-9)
+
+
+def test_demo_writes_pngs(tmp_path):
+    rc, so, se = clipmill("demo", "--out", tmp_path / "demo", "--tiles", "3x2", "--workers",
+                          "2", "--quiet")
+    if rc == 1 and "demo layout is missing" in se:
+        pytest.fail("engine/data/demo.gds is missing")
+    assert rc == 0, se
+    files = sorted((tmp_path / "demo").glob("*.png"))
+    assert len(files) == 6
+    assert "6 windows, 6 written, 0 failed" in so
+    from PIL import Image
+    from engine.formats import read_metadata
+    im = Image.open(files[0])
+    assert im.size == (500, 500)  # 10 um at 20 nm
+    meta = read_metadata(files[0])
+    assert meta["pixel_size"] == 0.02 and meta["source"].endswith("demo.gds")
+    # rerunnable: the demo overwrites its own outputs
+    rc, so, se = clipmill("demo", "--out", tmp_path / "demo", "--tiles", "3x2", "--workers",
+                          "1", "--quiet")
+    assert rc == 0, se
