@@ -1,0 +1,194 @@
+"""KLayout reference figures for tests (independent of clipmill's reader).
+
+Everything here reads the file with KLayout (``klayout.db``) and returns plain Python data in
+database units, so tests compare clipmill's DBLoad arrays against it:
+
+    kl = kload(path)                 # kdb.Layout, cached per path
+    kcell_names(kl), ktop_cells(kl), kundefined_cells(kl)
+    klayers_all(kl)                  # every layer KLayout lists (texts included)
+    klayers_geometry(kl)             # layers that carry polygons, boxes or paths somewhere
+    kbbox_dbu(kl, top)               # [x0, y0, x1, y1] integer dbu of a cell (or union of tops)
+    kareas2(kl)                      # {cell: {(layer, datatype): twice the area, exact int}}
+    kplacements(kl)                  # [(parent, child, (m00, m01, m10, m11, tx, ty), na, nb,
+                                     #   (ax, ay), (bx, by))]  (matrices in dbu)
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import klayout.db as kdb
+
+GEOM = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes | kdb.Shapes.SPaths
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int):
+    ly = kdb.Layout()
+    ly.read(path)
+    return ly
+
+
+def kload(path) -> kdb.Layout:
+    path = os.fspath(path)
+    return _load(path, os.stat(path).st_mtime_ns)
+
+
+def kcell_names(kl) -> list[str]:
+    return sorted(c.name for c in kl.each_cell())
+
+
+def ktop_cells(kl) -> list[str]:
+    return sorted(c.name for c in kl.top_cells())
+
+
+def kundefined_cells(kl) -> list[str]:
+    """Cells referenced but never defined (KLayout keeps them as 'ghost cells')."""
+    return sorted(c.name for c in kl.each_cell() if c.is_ghost_cell())
+
+
+def klayers_all(kl) -> list[tuple[int, int]]:
+    return sorted((kl.get_info(li).layer, kl.get_info(li).datatype) for li in kl.layer_indexes())
+
+
+def klayers_geometry(kl) -> list[tuple[int, int]]:
+    out = set()
+    for li in kl.layer_indexes():
+        info = kl.get_info(li)
+        if any(_has_geom(c.shapes(li)) for c in kl.each_cell()):
+            out.add((info.layer, info.datatype))
+    return sorted(out)
+
+
+def _has_geom(shapes) -> bool:
+    for _ in shapes.each(GEOM):
+        return True
+    return False
+
+
+def kbbox_dbu(kl, cells=None) -> list[int]:
+    """Bounding box in dbu of a cell name, a list of names (union) or the top cells (None)."""
+    if cells is None:
+        cells = ktop_cells(kl)
+    if isinstance(cells, str):
+        cells = [cells]
+    box = kdb.Box()
+    for name in cells:
+        box += kl.cell(name).bbox()
+    if box.empty():
+        return None
+    return [box.left, box.bottom, box.right, box.top]
+
+
+def kbboxes_geometry(kl) -> dict[str, list[int] | None]:
+    """Per cell: bbox in dbu of its geometry and everything below it, texts excluded, computed
+    bottom-up: own shapes' boxes, plus each instance's child box transformed by KLayout (an exact
+    box for 90-degree orientations, the box of the transformed corners otherwise), for arrays the
+    union of the four corner copies. None for an empty cell."""
+    boxes = {}
+    for ci in kl.each_cell_bottom_up():
+        c = kl.cell(ci)
+        box = kdb.Box()
+        for li in kl.layer_indexes():
+            for sh in c.shapes(li).each(GEOM):
+                box += sh.bbox()
+        for inst in c.each_inst():
+            cb = boxes[inst.cell_index]
+            if cb.empty():
+                continue
+            t = inst.cplx_trans
+            tb = cb.transformed(t)
+            if inst.is_regular_array():
+                for i in (0, inst.na - 1):
+                    for j in (0, inst.nb - 1):
+                        box += tb.moved(inst.a * i + inst.b * j)
+            else:
+                box += tb
+        boxes[ci] = box
+    return {kl.cell(ci).name: (None if b.empty() else [b.left, b.bottom, b.right, b.top])
+            for ci, b in boxes.items()}
+
+
+def kbbox_flat(kl, cell: str) -> list[int] | None:
+    """Exact bbox of the flattened geometry (texts excluded) of one cell. Flattens: small files."""
+    box = kdb.Box()
+    c = kl.cell(cell)
+    for li in kl.layer_indexes():
+        it = c.begin_shapes_rec(li)
+        it.shape_flags = GEOM
+        box += kdb.Region(it).bbox()
+    return None if box.empty() else [box.left, box.bottom, box.right, box.top]
+
+
+def k_all_orthogonal(kl) -> bool:
+    """True when every placement is a 90-degree orientation with magnification 1 or an integer."""
+    for c in kl.each_cell():
+        for inst in c.each_inst():
+            t = inst.cplx_trans
+            if abs(t.angle - round(t.angle / 90) * 90) > 1e-9 or t.mag != round(t.mag):
+                return False
+    return True
+
+
+def kareas2(kl) -> dict[str, dict[tuple[int, int], int]]:
+    """Per cell (own shapes only) and layer: the sum of twice the polygon areas of its
+    boundaries, boxes and paths (paths as KLayout's ``Shape.polygon``), as exact integers."""
+    layers = [(li, (kl.get_info(li).layer, kl.get_info(li).datatype)) for li in kl.layer_indexes()]
+    out = {}
+    for c in kl.each_cell():
+        per = {}
+        for li, ld in layers:
+            tot = 0
+            n = 0
+            for sh in c.shapes(li).each(GEOM):
+                p = sh.polygon
+                if p is None:
+                    continue
+                tot += p.area2()
+                n += 1
+            if n:
+                per[ld] = tot
+        out[c.name] = per
+    return out
+
+
+def kshape_counts(kl) -> dict[str, dict[tuple[int, int], int]]:
+    """Per cell and layer: how many geometry shapes (boundaries, boxes, paths) KLayout holds."""
+    out = {}
+    for c in kl.each_cell():
+        per = {}
+        for li in kl.layer_indexes():
+            n = sum(1 for _ in c.shapes(li).each(GEOM))
+            if n:
+                info = kl.get_info(li)
+                per[(info.layer, info.datatype)] = n
+        out[c.name] = per
+    return out
+
+
+def _mat(t) -> tuple[float, ...]:
+    """(m00, m01, m10, m11, tx, ty) of a KLayout complex transformation, read off by applying it
+    to the points (0, 0), (1, 0) and (0, 1)."""
+    d = kdb.DCplxTrans(t.mag, t.angle, t.is_mirror(), t.disp.x, t.disp.y)
+    o, ex, ey = d * kdb.DPoint(0, 0), d * kdb.DPoint(1, 0), d * kdb.DPoint(0, 1)
+    return (ex.x - o.x, ey.x - o.x, ex.y - o.y, ey.y - o.y, o.x, o.y)
+
+
+def kplacements(kl):
+    """Every SREF/AREF as KLayout sees it, in dbu: (parent, child, matrix, na, nb, a, b).
+
+    ``matrix`` maps child coordinates to the parent (m00, m01, m10, m11, tx, ty) for the first
+    copy; copy (i, j) adds i*a + j*b. SREF: na = nb = 1, a = b = (0, 0)."""
+    out = []
+    for c in kl.each_cell():
+        for inst in c.each_inst():
+            t = inst.cplx_trans
+            child = kl.cell(inst.cell_index).name
+            if inst.is_regular_array():
+                na, nb = inst.na, inst.nb
+                a, b = (inst.a.x, inst.a.y), (inst.b.x, inst.b.y)
+            else:
+                na = nb = 1
+                a = b = (0, 0)
+            out.append((c.name, child, _mat(t), na, nb, a, b))
+    return out
