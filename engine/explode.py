@@ -1,0 +1,476 @@
+"""Explode: every polygon of a window, flattened through the hierarchy, in one numba kernel.
+
+Selection follows KLayout's ``begin_shapes_rec_touching`` exactly (closed intervals):
+
+* the window (um) is converted to an integer dbu box by rounding half away from zero (as KLayout
+  converts a DBox to a Box);
+* each cell visited has a *local region*, an integer box: the parent's local region mapped by the
+  inverse of the placement's transform, bbox of its four corners, rounded, intersected with the
+  child's ``cell_bbox``; an empty region stops the descent;
+* a placement copy is descended when its bbox in the parent (its cell bbox transformed, rounded)
+  touches the parent's local region; a polygon is selected when its bbox touches its cell's local
+  region.
+
+For placements whose transforms are multiples of 90 degrees with unit magnification (nearly all
+real data) this is the same as "the polygon's bbox, transformed to the top, touches the window";
+for other angles and magnifications it reproduces KLayout's count, rounding included.
+
+Kernel design: an explicit stack of frames (cell, depth, composed 2x3 float64 transform to the
+top, local region int64[4]); each frame queries the cell's polygon R-tree and placement R-tree
+(``engine.index``) with its local region; AREFs are one tree item each and the kernel solves for
+the column/row range whose copies can touch (inverse of the lattice [colvec rowvec], bbox of the
+candidate translations, conservatively widened, then an exact test per copy). Output and stack
+buffers start in an ``ExplodeScratch`` and grow by doubling INSIDE the kernel, which returns the
+(possibly new) arrays; the wrapper keeps them in the scratch for the next call, so in steady state
+nothing is allocated. The kernel only reads the database (safe from forked workers sharing it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.database import KIND_AREF
+from engine.errors import ClipmillError
+from engine.index import MAX_LEVELS, query_tree
+from engine.jit import jit
+from engine.polygons import Polygons
+
+OK, ERR_CYCLE = 0, 1
+
+
+@jit
+def _round(v):
+    """KLayout's coord rounding: half away from zero."""
+    return np.floor(v + 0.5) if v > 0 else np.ceil(v - 0.5)
+
+
+@jit
+def _grow2(a, need):
+    n = max(2 * a.shape[0], need)
+    b = np.empty((n, a.shape[1]), dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@jit
+def _grow1(a, need):
+    n = max(2 * a.shape[0], need)
+    b = np.empty(n, dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@jit
+def _clip_axis(src, n, dst, axis, bound, keep_ge):
+    """One Sutherland-Hodgman pass: keep coord[axis] >= bound (keep_ge) or <= bound."""
+    m = 0
+    if n == 0:
+        return 0
+    px = src[n - 1, 0]
+    py = src[n - 1, 1]
+    pv = src[n - 1, axis]
+    pin = pv >= bound if keep_ge else pv <= bound
+    for i in range(n):
+        cx = src[i, 0]
+        cy = src[i, 1]
+        cv = src[i, axis]
+        cin = cv >= bound if keep_ge else cv <= bound
+        if cin != pin:
+            t = (bound - pv) / (cv - pv)
+            if axis == 0:
+                dst[m, 0] = bound
+                dst[m, 1] = py + t * (cy - py)
+            else:
+                dst[m, 0] = px + t * (cx - px)
+                dst[m, 1] = bound
+            m += 1
+        if cin:
+            dst[m, 0] = cx
+            dst[m, 1] = cy
+            m += 1
+        px = cx
+        py = cy
+        pv = cv
+        pin = cin
+    return m
+
+
+@jit
+def _emit(p, vtx_off, vtx, T, clip, wx0, wy0, wx1, wy1, cbuf, out_xy, nv):
+    """Transform polygon p (and clip it); write it at out_xy[nv:]; return (out_xy, count)."""
+    s = vtx_off[p]
+    k = vtx_off[p + 1] - s
+    if not clip:
+        if nv + k > out_xy.shape[0]:
+            out_xy = _grow2(out_xy, nv + k)
+        for i in range(k):
+            x = float(vtx[s + i, 0])
+            y = float(vtx[s + i, 1])
+            out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
+            out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
+        return out_xy, k
+    a = cbuf[0]
+    b = cbuf[1]
+    for i in range(k):
+        x = float(vtx[s + i, 0])
+        y = float(vtx[s + i, 1])
+        a[i, 0] = T[0] * x + T[1] * y + T[4]
+        a[i, 1] = T[2] * x + T[3] * y + T[5]
+    m = _clip_axis(a, k, b, 0, wx0, True)
+    m = _clip_axis(b, m, a, 0, wx1, False)
+    m = _clip_axis(a, m, b, 1, wy0, True)
+    m = _clip_axis(b, m, a, 1, wy1, False)
+    if m < 3:
+        return out_xy, 0
+    area = 0.0
+    for i in range(m):
+        j = i + 1 if i + 1 < m else 0
+        area += a[i, 0] * a[j, 1] - a[j, 0] * a[i, 1]
+    if area == 0.0:
+        return out_xy, 0
+    if nv + m > out_xy.shape[0]:
+        out_xy = _grow2(out_xy, nv + m)
+    for i in range(m):
+        out_xy[nv + i, 0] = a[i, 0]
+        out_xy[nv + i, 1] = a[i, 1]
+    return out_xy, m
+
+
+@jit
+def _box_of(M, bx0, by0, bx1, by1, out):
+    """bbox (float) of box (bx0..by1) under the 2x3 transform M."""
+    x0 = np.inf
+    y0 = np.inf
+    x1 = -np.inf
+    y1 = -np.inf
+    for c in range(4):
+        x = bx0 if (c & 1) == 0 else bx1
+        y = by0 if (c & 2) == 0 else by1
+        u = M[0] * x + M[1] * y + M[4]
+        v = M[2] * x + M[3] * y + M[5]
+        x0 = min(x0, u)
+        x1 = max(x1, u)
+        y0 = min(y0, v)
+        y1 = max(y1, v)
+    out[0] = x0
+    out[1] = y0
+    out[2] = x1
+    out[3] = y1
+
+
+@jit
+def _lattice_range(na, nb, ax, ay, bx, by, dx0, dy0, dx1, dy1):
+    """Copies [i0, i1) x [j0, j1) of an na x nb lattice (vectors a, b) that KLayout visits for
+    the displacement box D: the lattice-coordinate bbox of D's corners (a degenerate lattice,
+    |det| < 0.5, visits every copy; a zero vector collapses its copies into one)."""
+    eps = 1e-10
+    za = ax == 0.0 and ay == 0.0
+    zb = bx == 0.0 and by == 0.0
+    ea_x, ea_y, eb_x, eb_y = ax, ay, bx, by
+    if za:
+        if zb:
+            ea_x, ea_y = 1.0, 0.0
+        else:
+            ea_x, ea_y = by, -bx
+    if zb:
+        if za:
+            eb_x, eb_y = 0.0, 1.0
+        else:
+            eb_x, eb_y = -ay, ax
+    det = ea_x * eb_y - ea_y * eb_x
+    if abs(det) < 0.5:
+        return 0, na, 0, nb
+    amax_e = 1 if za else na
+    bmax_e = 1 if zb else nb
+    u0 = np.inf
+    u1 = -np.inf
+    v0 = np.inf
+    v1 = -np.inf
+    for cc in range(4):
+        px = dx0 if (cc & 1) == 0 else dx1
+        py = dy0 if (cc & 2) == 0 else dy1
+        u = (px * eb_y - py * eb_x) / det
+        v = (ea_x * py - ea_y * px) / det
+        u0 = min(u0, u)
+        u1 = max(u1, u)
+        v0 = min(v0, v)
+        v1 = max(v1, v)
+    return (_lo_index(u0, amax_e, eps), _hi_index(u1, amax_e, eps),
+            _lo_index(v0, bmax_e, eps), _hi_index(v1, bmax_e, eps))
+
+
+@jit
+def _lo_index(v, n, eps):
+    if v < eps:
+        return 0
+    if v >= n:
+        return n
+    return min(int(v + 1.0 - eps), n)
+
+
+@jit
+def _hi_index(v, n, eps):
+    if v < -eps:
+        return 0
+    if v >= n:
+        return n
+    return min(int(v + eps) + 1, n)
+
+
+@jit
+def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
+                   cell_ref_off, cell_bbox, ref_cell, ref_mat, ref_cols, ref_rows, ref_colvec,
+                   ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox, F,
+                   top, win, layer_mask, max_depth, clip,
+                   out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R,
+                   hits, tstack, starts, cbuf):
+    """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
+
+    Returns (status, npoly, nvtx, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits);
+    polygon i of the result is out_xy[out_off[i]:out_off[i+1]] with layer row out_lay[i]."""
+    ncells = len(cell_poly_off) - 1
+    wx0 = win[0]
+    wy0 = win[1]
+    wx1 = win[2]
+    wy1 = win[3]
+    npoly = 0
+    nv = 0
+    out_off[0] = 0
+    # top frame: the rounded window (as KLayout's DBox -> Box)
+    r0 = _round(wx0)
+    r1 = _round(wy0)
+    r2 = _round(wx1)
+    r3 = _round(wy1)
+    if (r0 > cell_bbox[top, 2] or r2 < cell_bbox[top, 0] or r1 > cell_bbox[top, 3]
+            or r3 < cell_bbox[top, 1]):
+        return OK, 0, 0, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
+    sp = 0
+    st_cell[0] = top
+    st_depth[0] = 0
+    st_T[0, 0] = 1.0
+    st_T[0, 1] = 0.0
+    st_T[0, 2] = 0.0
+    st_T[0, 3] = 1.0
+    st_T[0, 4] = 0.0
+    st_T[0, 5] = 0.0
+    st_R[0, 0] = r0
+    st_R[0, 1] = r1
+    st_R[0, 2] = r2
+    st_R[0, 3] = r3
+    sp = 1
+    T = np.empty(6)
+    M = np.empty(6)
+    Mi = np.empty(6)
+    bb = np.empty(4)
+    eb = np.empty(4)
+    Ml = np.empty(6)
+    while sp > 0:
+        sp -= 1
+        c = st_cell[sp]
+        d = st_depth[sp]
+        if d > ncells:
+            return ERR_CYCLE, npoly, nv, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
+        for q in range(6):
+            T[q] = st_T[sp, q]
+        R0 = st_R[sp, 0]
+        R1 = st_R[sp, 1]
+        R2 = st_R[sp, 2]
+        R3 = st_R[sp, 3]
+        # own polygons
+        a = cell_poly_off[c]
+        hits, nh = query_tree(pnode_off[c], pnode_bbox, poly_bbox, a, cell_poly_off[c + 1] - a,
+                              F, R0, R1, R2, R3, hits, tstack, starts)
+        for h in range(nh):
+            p = hits[h]
+            if layer_mask[poly_layer[p]] == 0:
+                continue
+            out_xy, k = _emit(p, poly_vtx_off, vtx, T, clip, wx0, wy0, wx1, wy1, cbuf, out_xy, nv)
+            if k == 0:
+                continue
+            if npoly + 2 > out_off.shape[0]:
+                out_off = _grow1(out_off, npoly + 2)
+                out_lay = _grow1(out_lay, npoly + 2)
+            out_lay[npoly] = poly_layer[p]
+            nv += k
+            npoly += 1
+            out_off[npoly] = nv
+        if d >= max_depth:
+            continue
+        # placements
+        a = cell_ref_off[c]
+        hits, nh = query_tree(rnode_off[c], rnode_bbox, ref_bbox, a, cell_ref_off[c + 1] - a,
+                              F, R0, R1, R2, R3, hits, tstack, starts)
+        for h in range(nh):
+            r = hits[h]
+            ch = ref_cell[r]
+            cx0 = float(cell_bbox[ch, 0])
+            cy0 = float(cell_bbox[ch, 1])
+            cx1 = float(cell_bbox[ch, 2])
+            cy1 = float(cell_bbox[ch, 3])
+            if cx0 > cx1 or cy0 > cy1:
+                continue
+            for q in range(6):
+                M[q] = ref_mat[r, q]
+            det = M[0] * M[3] - M[1] * M[2]
+            Mi[0] = M[3] / det
+            Mi[1] = -M[1] / det
+            Mi[2] = -M[2] / det
+            Mi[3] = M[0] / det
+            Mi[4] = 0.0
+            Mi[5] = 0.0
+            # KLayout's candidate copies: displacements t with (ob + t) touching R, where ob is
+            # the cell bbox under the linear part (rounded); copy (i, j) is a candidate when
+            # (i, j) lies in the lattice-coordinate bbox of that displacement box
+            # (dbArray.h regular_array::begin_touching, epsilon 1e-10; exact for SREFs).
+            Ml[0] = M[0]
+            Ml[1] = M[1]
+            Ml[2] = M[2]
+            Ml[3] = M[3]
+            Ml[4] = 0.0
+            Ml[5] = 0.0
+            _box_of(Ml, cx0, cy0, cx1, cy1, bb)
+            dx0 = R0 - (_round(bb[2]) + M[4])
+            dy0 = R1 - (_round(bb[3]) + M[5])
+            dx1 = R2 - (_round(bb[0]) + M[4])
+            dy1 = R3 - (_round(bb[1]) + M[5])
+            ax = ref_colvec[r, 0]
+            ay = ref_colvec[r, 1]
+            bx = ref_rowvec[r, 0]
+            by = ref_rowvec[r, 1]
+            if ref_kind[r] != KIND_AREF:
+                if dx0 > 0.0 or dx1 < 0.0 or dy0 > 0.0 or dy1 < 0.0:
+                    continue
+                i0, i1, j0, j1 = 0, 1, 0, 1
+            else:
+                i0, i1, j0, j1 = _lattice_range(ref_cols[r], ref_rows[r], ax, ay, bx, by,
+                                                dx0, dy0, dx1, dy1)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    ox = M[4] + i * ax + j * bx
+                    oy = M[5] + i * ay + j * by
+                    # local region in the child: inverse transform of R, rounded, & cell bbox
+                    Mi[4] = -(Mi[0] * ox + Mi[1] * oy)
+                    Mi[5] = -(Mi[2] * ox + Mi[3] * oy)
+                    _box_of(Mi, R0, R1, R2, R3, bb)
+                    n0 = max(_round(bb[0]), cx0)
+                    n1 = max(_round(bb[1]), cy0)
+                    n2 = min(_round(bb[2]), cx1)
+                    n3 = min(_round(bb[3]), cy1)
+                    if n0 > n2 or n1 > n3:
+                        continue
+                    if sp >= st_cell.shape[0]:
+                        st_cell = _grow1(st_cell, sp + 1)
+                        st_depth = _grow1(st_depth, sp + 1)
+                        st_T = _grow2(st_T, sp + 1)
+                        st_R = _grow2(st_R, sp + 1)
+                    st_cell[sp] = ch
+                    st_depth[sp] = d + 1
+                    st_T[sp, 0] = T[0] * M[0] + T[1] * M[2]
+                    st_T[sp, 1] = T[0] * M[1] + T[1] * M[3]
+                    st_T[sp, 2] = T[2] * M[0] + T[3] * M[2]
+                    st_T[sp, 3] = T[2] * M[1] + T[3] * M[3]
+                    st_T[sp, 4] = T[0] * ox + T[1] * oy + T[4]
+                    st_T[sp, 5] = T[2] * ox + T[3] * oy + T[5]
+                    st_R[sp, 0] = n0
+                    st_R[sp, 1] = n1
+                    st_R[sp, 2] = n2
+                    st_R[sp, 3] = n3
+                    sp += 1
+    return OK, npoly, nv, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
+
+
+class ExplodeScratch:
+    """Reusable buffers of one caller (one per thread/worker): output, frame stack, hit list and
+    the clipping buffer. They grow by doubling inside the kernel and are kept here."""
+
+    def __init__(self, max_poly_vertices: int = 8, leaf_size: int = 16):
+        self.out_xy = np.empty((4096, 2))
+        self.out_off = np.empty(1024, dtype=np.int64)
+        self.out_lay = np.empty(1024, dtype=np.int32)
+        self.st_cell = np.empty(256, dtype=np.int32)
+        self.st_depth = np.empty(256, dtype=np.int64)
+        self.st_T = np.empty((256, 6))
+        self.st_R = np.empty((256, 4))
+        self.hits = np.empty(1024, dtype=np.int64)
+        self.tstack = np.empty(2 * MAX_LEVELS * leaf_size + 16, dtype=np.int64)
+        self.starts = np.empty(MAX_LEVELS + 1, dtype=np.int64)
+        # each Sutherland-Hodgman pass at most doubles the vertex count: 4 passes, 16x
+        self.cbuf = np.empty((2, 16 * max_poly_vertices + 16, 2))
+
+
+def db_args(db) -> tuple:
+    """The database and index arrays the kernel reads, in its argument order (views are not
+    cached, so that closing the layout leaves no view behind)."""
+    a = db.arena.arrays
+    if "ix_leaf" not in a:
+        raise ClipmillError("layout has no spatial index (ix_* arrays); build it with "
+                            "engine.index.build_index")
+    return (a["cell_poly_off"], a["poly_vtx_off"], a["vtx"], a["poly_layer"], a["poly_bbox"],
+            a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_mat"], a["ref_cols"],
+            a["ref_rows"], a["ref_colvec"], a["ref_rowvec"], a["ref_bbox"], a["ref_kind"],
+            a["ix_pnode_off"], a["ix_pnode_bbox"], a["ix_rnode_off"], a["ix_rnode_bbox"],
+            int(a["ix_leaf"][0]))
+
+
+def max_poly_vertices(db) -> int:
+    """Most vertices of any polygon (sizes the clipping buffer); cached on ``db``."""
+    v = db.__dict__.get("_explode_maxv")
+    if v is None:
+        off = db.arena.arrays["poly_vtx_off"]
+        v = int(np.diff(off).max()) if len(off) > 1 else 3
+        db.__dict__["_explode_maxv"] = v
+    return v
+
+
+def new_scratch(db) -> ExplodeScratch:
+    return ExplodeScratch(max_poly_vertices(db), int(db.arena.arrays["ix_leaf"][0]))
+
+
+def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool,
+                   scratch: ExplodeScratch):
+    """Low-level entry (rasterizer, workers): window in dbu (float64[4], validated), cell row,
+    uint8 layer mask over layer_ld rows, depth (-1 = unlimited).
+
+    Returns (xy float64[N,2] dbu, offsets int64[M+1], layer_row int32[M]): VIEWS into ``scratch``,
+    valid until its next use."""
+    args = db_args(db)
+    s = scratch
+    if s.cbuf.shape[1] < 16 * max_poly_vertices(db) + 16:
+        s.cbuf = np.empty((2, 16 * max_poly_vertices(db) + 16, 2))
+    if s.tstack.shape[0] < 2 * MAX_LEVELS * args[-1] + 16:
+        s.tstack = np.empty(2 * MAX_LEVELS * args[-1] + 16, dtype=np.int64)
+    status, npoly, nv, s.out_xy, s.out_off, s.out_lay, s.st_cell, s.st_depth, s.st_T, s.st_R, \
+        s.hits = explode_kernel(*args, int(cell), window_dbu, layer_mask,
+                                int(depth) if depth >= 0 else 1 << 40, bool(clip), s.out_xy,
+                                s.out_off, s.out_lay, s.st_cell, s.st_depth, s.st_T, s.st_R,
+                                s.hits, s.tstack, s.starts, s.cbuf)
+    if status == ERR_CYCLE:
+        raise ClipmillError("cell hierarchy is recursive (a cell places itself)")
+    return s.out_xy[:nv], s.out_off[:npoly + 1], s.out_lay[:npoly]
+
+
+def _scratch_for(layout) -> ExplodeScratch:
+    s = layout.__dict__.get("_explode_scratch")
+    if s is None:
+        s = new_scratch(layout.db)
+        layout.__dict__["_explode_scratch"] = s
+    return s
+
+
+def explode(layout, window, *, cell=None, layers=None, depth=None, clip=False) -> Polygons:
+    """Every polygon of ``layers`` whose bbox (KLayout touching semantics, see module doc)
+    touches ``window`` (x0, y0, x1, y1 um, in ``cell`` coordinates), flattened to ``cell``
+    coordinates in um; ``clip`` cuts each polygon to the window (polygons stay separate; one
+    that clips to nothing is dropped); ``depth`` levels below ``cell`` (0 = own shapes)."""
+    w = layout.window_dbu(window)
+    c = layout.resolve_cell(cell)
+    mask = layout.layer_mask(layers)
+    if depth is None:
+        d = -1
+    else:
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+            raise ClipmillError(f"depth must be a whole number >= 0 or None (got {depth!r})")
+        if depth < 0:
+            raise ClipmillError(f"depth must be >= 0 or None (got {depth})")
+        d = int(depth)
+    xy, off, lay = explode_arrays(layout.db, w, c, mask, d, clip, _scratch_for(layout))
+    return Polygons(xy * layout.dbu_um, off.copy(), layout.db.layer_ld[lay])
