@@ -209,7 +209,11 @@ class Arena:
             try:
                 shm.close()
             except BufferError:  # views still alive elsewhere: unlink anyway, memory freed later
-                pass
+                shm._mmap = None  # unmapped with its last view; stops SharedMemory.__del__ retrying
+                try:
+                    shm.close()   # closes the file descriptor
+                except BufferError:
+                    pass
             if self.owner:
                 cleanup.unlink(shm)
         if self._mm is not None:
