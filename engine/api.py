@@ -86,19 +86,20 @@ def split_work(specs, nworkers: int, ordered: bool) -> list[np.ndarray]:
 
 
 # -- the per-window work ------------------------------------------------------------------------
+_SCRATCH = {}
+
+
 def _rasterize(layout, window, o):
-    """Layout.rasterize with the window's settings -> (image, polygon count or None)."""
-    kw = {"cell": o.get("cell"), "layers": o.get("layers"), "depth": o.get("depth")}
-    if o.get("mode") is not None:
-        kw["mode"] = o["mode"]
-    info = {}
-    try:
-        image = layout.rasterize(window, o["pixel_size"], info=info, **kw)
-    except TypeError as e:
-        if "info" not in str(e):
-            raise
-        image = layout.rasterize(window, o["pixel_size"], **kw)
-    return image, info.get("polygons")
+    """What Layout.rasterize does (explode, then rasterize), with one reusable raster scratch per
+    process, returning (image, polygon count)."""
+    from engine.raster import Scratch, rasterize
+    sc = _SCRATCH.get(os.getpid())
+    if sc is None:
+        _SCRATCH.clear()
+        sc = _SCRATCH[os.getpid()] = Scratch()
+    polys = layout.explode(window, cell=o.get("cell"), layers=o.get("layers"), depth=o.get("depth"))
+    kw = {} if o.get("mode") is None else {"mode": o["mode"]}
+    return rasterize(polys, window, o["pixel_size"], scratch=sc, **kw), len(polys)
 
 
 def _make_task(layout, specs, defaults, formatter, images, compute):
@@ -128,12 +129,12 @@ def _make_task(layout, specs, defaults, formatter, images, compute):
 
 
 def _slot_bytes(specs, pixel_size) -> int:
+    """Bytes of the largest image (uint8, rows x cols as engine.raster.image_shape says)."""
+    from engine.raster import image_shape
     big = 0
     for s in specs:
-        ps = s.pixel_size or pixel_size
-        nx = math.ceil((s.x1 - s.x0) / ps - 1e-9) + 1
-        ny = math.ceil((s.y1 - s.y0) / ps - 1e-9) + 1
-        big = max(big, nx * ny)
+        rows, cols = image_shape(s.window, s.pixel_size or pixel_size)
+        big = max(big, rows * cols)
     return min(big, SLOT_CAP)
 
 
