@@ -156,7 +156,7 @@ def add_run_arguments(sp, require_file=True):
                    help="output folder (default %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g = sp.add_argument_group("execution")
-    g.add_argument("--workers", "-j", type=int, help="worker processes (default: all cores)")
+    g.add_argument("--workers", "-j", type=int, help="worker processes (default: all cores; 0 runs in this process)")
     g.add_argument("--cache", metavar="DBLOAD", help="on-disk DBLoad to reuse or write")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
@@ -394,8 +394,8 @@ def cmd_run(args) -> int:
     from engine.formats import Formatter
     if args.compression:
         Formatter(args.format, args.out, compression=args.compression)  # validate early
-    if args.workers is not None and args.workers < 1:
-        raise _err(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and args.workers < 0:
+        raise _err(f"--workers must be at least 0 (0: in this process), got {args.workers}")
     early = None
     if args.windows and args.units != "dbu" and not (args.tiles or args.tile_size
                                                      or args.tile_region or args.only):
