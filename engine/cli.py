@@ -420,6 +420,19 @@ def demo_layout() -> str:
     return path
 
 
+def _main_cell(lay):
+    """The only top cell (None), else the top cell with the largest bounding box."""
+    tops = [int(c) for c in lay.db.top_cells]
+    if len(tops) <= 1:
+        return None
+    bb = lay.db.cell_bbox
+
+    def area(c):
+        b = bb[c]
+        return 0 if b[0] > b[2] else float(b[2] - b[0]) * float(b[3] - b[1])
+    return lay.db.cell_name(max(tops, key=area))
+
+
 def cmd_demo(args) -> int:
     from engine import windows as W
     path = demo_layout()
@@ -427,7 +440,8 @@ def cmd_demo(args) -> int:
     nx, ny = int(nx), int(ny)
     size = 10.0
     with _open(path) as lay:
-        x0, y0, x1, y1 = _cell_bbox(lay, None)
+        cell = _main_cell(lay)
+        x0, y0, x1, y1 = _cell_bbox(lay, cell)
         w, h = nx * size, ny * size
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         rx0 = max(x0, min(cx - w / 2, x1 - w)) if x1 - x0 >= w else x0
@@ -439,7 +453,7 @@ def cmd_demo(args) -> int:
                   f"({nx}x{ny} tiles of ({region[0]:g}, {region[1]:g}) - ({region[2]:g}, "
                   f"{region[3]:g}) um) at {args.pixel_size * 1000:g} nm pixels -> "
                   f"{args.out}/*.{'tif' if args.format == 'tiff' else args.format}")
-        ns = argparse.Namespace(pixel_size=args.pixel_size, mode="binary", layers=None, cell=None,
+        ns = argparse.Namespace(pixel_size=args.pixel_size, mode="binary", layers=None, cell=cell,
                                 depth=None, workers=args.workers, clip=True)
         s = execute(lay, specs, ns, out_dir=args.out, fmt=args.format, overwrite=True,
                     quiet=args.quiet)
