@@ -1,0 +1,1050 @@
+"""GDSII stream -> DBLoad arrays (engine.database.FIELDS), with numba kernels over the mapped file.
+
+Passes (no Python per record):
+  1. ``_scan``: walks every record header (length even, >= 4, inside the file, known type), checks
+     the record grammar (structures, elements, ENDEL/ENDSTR/ENDLIB), counts elements per kind and
+     upper bounds of polygons / vertices / placements, and notes each structure's byte offsets.
+  2. ``_names``: hashes the structure names (FNV-1a, open addressing over spans of the file).
+  3. ``_load``: decodes the elements into preallocated output arrays: boundaries, boxes and paths
+     (via engine.paths) as int32 polygons, SREF/AREF as placements; SNAMEs resolved through the
+     hash (names never defined become empty cells); layer filter applied before storing anything.
+  4. ``_bboxes``: cell and placement bounding boxes bottom-up in topological order (Kahn), which
+     also detects reference cycles.
+Every kernel reports problems as (code, byte offset, record type); ``ClipmillError`` is raised here.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import time
+
+import numpy as np
+
+from engine import records as R
+from engine.codec import real8_at
+from engine.database import EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF
+from engine.errors import ClipmillError
+from engine.jit import jit
+from engine.layers import ANY, parse_layers
+from engine.paths import SEMI_CIRCLE_POINTS, path_hull
+
+BIG = np.iinfo(np.int64).max // 4
+I32MIN, I32MAX = -(1 << 31), (1 << 31) - 1
+CONTEXT_CELL = b"$$$CONTEXT_INFO$$$"   # KLayout's meta-data structure, skipped
+MAX_XY = 8191          # points in one XY record (65535-byte record)
+
+# error codes of the kernels
+(E_OK, E_TRUNC, E_SHORTLEN, E_ODDLEN, E_PASTEOF, E_UNKNOWN, E_NOHEADER, E_GRAMMAR, E_NOENDEL,
+ E_NOENDSTR, E_NOENDLIB, E_XYODD, E_SHORTREC, E_NOSTRNAME, E_DUPNAME, E_EMPTYNAME, E_NOSNAME,
+ E_XYCOUNT, E_COORD, E_NOXY, E_CYCLE, E_TWOXY, E_LAYERS, E_RETRY, E_NOSTRUCT) = range(25)
+
+MESSAGES = {
+    E_TRUNC: "file truncated inside a record header",
+    E_SHORTLEN: "record length below 4 (zero or corrupt length)",
+    E_ODDLEN: "odd record length",
+    E_PASTEOF: "record length runs past the end of the file (truncated file?)",
+    E_UNKNOWN: "unknown record type",
+    E_NOHEADER: "not a GDSII stream: the first record is not HEADER",
+    E_GRAMMAR: "record out of place",
+    E_NOENDEL: "element not closed by ENDEL",
+    E_NOENDSTR: "structure not closed by ENDSTR",
+    E_NOENDLIB: "end of file before ENDLIB (truncated file?)",
+    E_XYODD: "XY record with an odd number of coordinates",
+    E_SHORTREC: "record too short for its data",
+    E_NOSTRNAME: "structure without STRNAME",
+    E_DUPNAME: "structure name defined twice",
+    E_EMPTYNAME: "empty structure name",
+    E_NOSNAME: "SREF/AREF without SNAME",
+    E_XYCOUNT: "wrong number of points in XY (SREF needs 1, AREF 3, BOUNDARY 1+, BOX 1+)",
+    E_COORD: "coordinate beyond the int32 range",
+    E_NOXY: "element without XY",
+    E_CYCLE: "reference cycle: a structure contains itself",
+    E_TWOXY: "more than one XY record in an element",
+    E_LAYERS: "more than 1,000,000 distinct layer/datatype pairs",
+    E_NOSTRUCT: "empty library: no structures",
+}
+
+# element kinds (scan state)
+K_NONE, K_BOUNDARY, K_PATH, K_SREF, K_AREF, K_TEXT, K_NODE, K_BOX, K_TEXTNODE = range(9)
+COUNT_KEYS = ("boundary", "path", "box", "text", "node", "sref", "aref")
+# stats slots
+(S_NSTRUCT, S_NBOUNDARY, S_NPATH, S_NBOX, S_NTEXT, S_NNODE, S_NSREF, S_NAREF, S_VTX, S_END,
+ S_UNITS, S_LIBNAME, S_LIBNAMELEN, S_ERRCODE, S_ERROFF, S_ERRREC, S_TEXTNODE, S_NREC) = range(18)
+NSTATS = 20
+
+
+@jit
+def _u16(buf, p):
+    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+
+
+@jit
+def _i16(buf, p):
+    v = (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    return v - 65536 if v >= 32768 else v
+
+
+@jit
+def _i32(buf, p):
+    v = ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8)
+         | np.int64(buf[p + 3]))
+    return v - 4294967296 if v >= 2147483648 else v
+
+
+@jit
+def _elem_kind(rt):
+    if rt == R.BOUNDARY:
+        return K_BOUNDARY
+    if rt == R.PATH:
+        return K_PATH
+    if rt == R.SREF:
+        return K_SREF
+    if rt == R.AREF:
+        return K_AREF
+    if rt == R.TEXT:
+        return K_TEXT
+    if rt == R.NODE:
+        return K_NODE
+    if rt == R.BOX:
+        return K_BOX
+    if rt == 0x14:  # TEXTNODE
+        return K_TEXTNODE
+    return K_NONE
+
+
+@jit
+def _min_len(rt):
+    """Smallest record length for the records whose data the loader reads."""
+    if rt == R.LAYER or rt == R.DATATYPE or rt == R.BOXTYPE or rt == R.PATHTYPE or rt == R.STRANS:
+        return 6
+    if rt == R.WIDTH or rt == R.BGNEXTN or rt == R.ENDEXTN or rt == R.COLROW:
+        return 8
+    if rt == R.MAG or rt == R.ANGLE:
+        return 12
+    if rt == R.UNITS:
+        return 20
+    return 4
+
+
+@jit
+def _fail(stats, code, off, rt):
+    stats[S_ERRCODE] = code
+    stats[S_ERROFF] = off
+    stats[S_ERRREC] = rt
+    return code
+
+
+@jit
+def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s_nref):
+    """Pass 1: validate headers and grammar, count. Per structure i (while i < capacity):
+    s_bgn (BGNSTR offset), s_name/s_namelen (STRNAME data span), s_end (ENDSTR offset),
+    s_npoly / s_nvtx / s_nref (upper bounds). Returns an error code (0 = ok)."""
+    n = buf.shape[0]
+    cap = s_bgn.shape[0]
+    pos = 0
+    state = 0          # 0 library header, 1 library, 2 structure, 3 element, 4 after ENDLIB
+    kind = K_NONE
+    ns = -1
+    pathtype = 0
+    nxy = 0
+    have_name = False
+    nrec = 0
+    while pos < n:
+        if pos + 4 > n:
+            return _fail(stats, E_TRUNC, pos, -1)
+        ln = _u16(buf, pos)
+        rt = np.int64(buf[pos + 2])
+        if ln < 4:
+            return _fail(stats, E_SHORTLEN, pos, rt)
+        if ln & 1:
+            return _fail(stats, E_ODDLEN, pos, rt)
+        if pos + ln > n:
+            return _fail(stats, E_PASTEOF, pos, rt)
+        if known[rt] == 0:
+            return _fail(stats, E_UNKNOWN, pos, rt)
+        if ln < _min_len(rt):
+            return _fail(stats, E_SHORTREC, pos, rt)
+        if nrec == 0 and rt != R.HEADER:
+            return _fail(stats, E_NOHEADER, pos, rt)
+        nrec += 1
+        if state == 3:
+            if rt == R.ENDEL:
+                if nxy == 0 and kind != K_NONE:
+                    return _fail(stats, E_NOXY, pos, rt)
+                state = 2
+            elif rt == R.XY:
+                if (ln - 4) % 8 != 0:
+                    return _fail(stats, E_XYODD, pos, rt)
+                if nxy != 0:
+                    return _fail(stats, E_TWOXY, pos, rt)
+                npt = (ln - 4) // 8
+                nxy = npt + 1
+                if kind == K_BOUNDARY:
+                    if npt < 1:
+                        return _fail(stats, E_XYCOUNT, pos, rt)
+                    if ns < cap:
+                        s_nvtx[ns] += npt
+                    stats[S_VTX] += npt
+                elif kind == K_BOX:
+                    if npt < 1:
+                        return _fail(stats, E_XYCOUNT, pos, rt)
+                    if ns < cap:
+                        s_nvtx[ns] += 4
+                    stats[S_VTX] += 4
+                elif kind == K_PATH:
+                    if npt < 1:
+                        return _fail(stats, E_XYCOUNT, pos, rt)
+                    b = 6 * npt + (2 * SEMI_CIRCLE_POINTS if pathtype == 1 else 4)
+                    if ns < cap:
+                        s_nvtx[ns] += b
+                    stats[S_VTX] += b
+                elif kind == K_SREF:
+                    if npt < 1:
+                        return _fail(stats, E_XYCOUNT, pos, rt)
+                elif kind == K_AREF:
+                    if npt < 3:
+                        return _fail(stats, E_XYCOUNT, pos, rt)
+            elif rt == R.PATHTYPE:
+                pathtype = _i16(buf, pos + 4)
+            elif rt == R.ENDSTR or rt == R.ENDLIB or rt == R.BGNSTR or _elem_kind(rt) != K_NONE:
+                return _fail(stats, E_NOENDEL, pos, rt)
+        elif state == 2:
+            k = _elem_kind(rt)
+            if k != K_NONE:
+                if not have_name:
+                    return _fail(stats, E_NOSTRNAME, pos, rt)
+                state = 3
+                kind = k
+                nxy = 0
+                pathtype = 0
+                if k == K_BOUNDARY:
+                    stats[S_NBOUNDARY] += 1
+                elif k == K_PATH:
+                    stats[S_NPATH] += 1
+                elif k == K_BOX:
+                    stats[S_NBOX] += 1
+                elif k == K_TEXT:
+                    stats[S_NTEXT] += 1
+                elif k == K_NODE:
+                    stats[S_NNODE] += 1
+                elif k == K_SREF:
+                    stats[S_NSREF] += 1
+                elif k == K_AREF:
+                    stats[S_NAREF] += 1
+                else:
+                    stats[S_TEXTNODE] += 1
+                if ns < cap:
+                    if k == K_BOUNDARY or k == K_PATH or k == K_BOX:
+                        s_npoly[ns] += 1
+                    elif k == K_SREF or k == K_AREF:
+                        s_nref[ns] += 1
+            elif rt == R.STRNAME:
+                if have_name:
+                    return _fail(stats, E_GRAMMAR, pos, rt)
+                have_name = True
+                e = pos + ln
+                while e > pos + 4 and buf[e - 1] == 0:
+                    e -= 1
+                if e == pos + 4:
+                    return _fail(stats, E_EMPTYNAME, pos, rt)
+                if ns < cap:
+                    s_name[ns] = pos + 4
+                    s_namelen[ns] = e - pos - 4
+            elif rt == R.ENDSTR:
+                if not have_name:
+                    return _fail(stats, E_NOSTRNAME, pos, rt)
+                if ns < cap:
+                    s_end[ns] = pos
+                state = 1
+            elif rt == R.BGNSTR or rt == R.ENDLIB:
+                return _fail(stats, E_NOENDSTR, pos, rt)
+            elif rt == R.ENDEL or rt == R.XY:
+                return _fail(stats, E_GRAMMAR, pos, rt)
+        elif state == 1 or state == 0:
+            if rt == R.BGNSTR:
+                ns += 1
+                state = 2
+                have_name = False
+                if ns < cap:
+                    s_bgn[ns] = pos
+                    s_npoly[ns] = 0
+                    s_nvtx[ns] = 0
+                    s_nref[ns] = 0
+            elif rt == R.ENDLIB:
+                state = 4
+                stats[S_END] = pos + ln
+                pos += ln
+                break
+            elif rt == R.UNITS:
+                stats[S_UNITS] = pos + 4
+            elif rt == R.LIBNAME:
+                stats[S_LIBNAME] = pos + 4
+                e = pos + ln
+                while e > pos + 4 and buf[e - 1] == 0:
+                    e -= 1
+                stats[S_LIBNAMELEN] = e - pos - 4
+            elif _elem_kind(rt) != K_NONE or rt == R.ENDSTR or rt == R.ENDEL or rt == R.XY:
+                return _fail(stats, E_GRAMMAR, pos, rt)
+        pos += ln
+    stats[S_NSTRUCT] = ns + 1
+    stats[S_NREC] = nrec
+    if state != 4:
+        if state == 3:
+            return _fail(stats, E_NOENDLIB, n, -1)
+        if state == 2:
+            return _fail(stats, E_NOENDLIB, n, -1)
+        return _fail(stats, E_NOENDLIB, n, -1)
+    if ns < 0:
+        return _fail(stats, E_NOSTRUCT, stats[S_END] - 4, R.ENDLIB)
+    return E_OK
+
+
+@jit
+def _fnv(buf, p, ln):
+    h = np.uint64(14695981039346656037)
+    for i in range(ln):
+        h = (h ^ np.uint64(buf[p + i])) * np.uint64(1099511628211)
+    return h
+
+
+@jit
+def _same(buf, p, q, ln):
+    for i in range(ln):
+        if buf[p + i] != buf[q + i]:
+            return False
+    return True
+
+
+@jit
+def _lookup(buf, p, ln, table, name_pos, name_len, ncells, insert):
+    """Cell id of the name buf[p:p+ln]; inserts it as cell ``ncells[0]`` when absent and insert.
+    Returns -1 when absent (no insert) and -2 when the cell capacity is exhausted."""
+    mask = table.shape[0] - 1
+    h = np.int64(_fnv(buf, p, ln) & np.uint64(mask))
+    while True:
+        c = table[h]
+        if c < 0:
+            if not insert:
+                return -1
+            c = ncells[0]
+            if c >= name_pos.shape[0]:
+                return -2
+            table[h] = c
+            name_pos[c] = p
+            name_len[c] = ln
+            ncells[0] = c + 1
+            return c
+        if name_len[c] == ln and _same(buf, name_pos[c], p, ln):
+            return c
+        h = (h + 1) & mask
+
+
+@jit
+def _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, ncells, err):
+    """Insert structure names in file order (cells 0..S-1). Duplicate -> err = (code, off)."""
+    for i in range(s_name.shape[0]):
+        before = ncells[0]
+        c = _lookup(buf, s_name[i], s_namelen[i], table, name_pos, name_len, ncells, True)
+        if ncells[0] == before:
+            err[0] = E_DUPNAME
+            err[1] = s_name[i] - 4
+            return c
+    return 0
+
+
+@jit
+def _layer_id(key, lay, dt, ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter):
+    """Temporary id of (layer, datatype) from an open-addressing table; -1 if filtered out,
+    -2 when the table is full."""
+    mask = ltab.shape[0] - 1
+    h = np.int64((np.uint64(key) * np.uint64(11400714819323198485)) >> np.uint64(40)) & mask
+    while True:
+        c = ltab[h]
+        if c < 0:
+            c = nlay[0]
+            if c >= lkeys.shape[0]:
+                return -2
+            ok = 1
+            if use_filter:
+                ok = 0
+                if f_all[lay]:
+                    ok = 1
+                else:
+                    for j in range(f_keys.shape[0]):
+                        if f_keys[j] == key:
+                            ok = 1
+            ltab[h] = c
+            lkeys[c] = key
+            lacc[c] = ok
+            nlay[0] = c + 1
+        if lkeys[c] == key:
+            return c if lacc[c] else -1
+        h = (h + 1) & mask
+
+
+@jit
+def _poly_bbox(vtx, a, b, pb, ip):
+    x0 = vtx[a, 0]
+    y0 = vtx[a, 1]
+    x1 = x0
+    y1 = y0
+    for v in range(a + 1, b):
+        x = vtx[v, 0]
+        y = vtx[v, 1]
+        if x < x0:
+            x0 = x
+        if x > x1:
+            x1 = x
+        if y < y0:
+            y0 = y
+        if y > y1:
+            y1 = y
+    pb[ip, 0] = x0
+    pb[ip, 1] = y0
+    pb[ip, 2] = x1
+    pb[ip, 3] = y1
+
+
+@jit
+def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
+          ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter,
+          cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
+          ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
+          xs, ys, rx, ry, hull, out):
+    """Pass 2. out: int64[8] = (n polygons, n vertices, n refs, err code, err offset, err record,
+    n skipped degenerate boundaries, n zero-width paths); out[8] absolute-transform flags seen."""
+    ip = 0
+    iv = 0
+    ir = 0
+    last_key = -1
+    last_lid = -1
+    poly_vtx_off[0] = 0
+    for s in range(s_bgn.shape[0]):
+        cell_poly_off[s] = ip
+        cell_ref_off[s] = ir
+        pos = s_bgn[s]
+        end = s_end[s]
+        kind = K_NONE
+        lay = 0
+        dt = 0
+        pathtype = 0
+        width = 0
+        bgnx = 0
+        endx = 0
+        has_bgn = False
+        has_end = False
+        xy = -1
+        nxy = 0
+        sname = -1
+        snamelen = 0
+        strans = 0
+        mag = 1.0
+        angle = 0.0
+        cols = 1
+        rows = 1
+        while pos < end:
+            ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+            rt = buf[pos + 2]
+            if kind == K_NONE:
+                k = _elem_kind(rt)
+                if k != K_NONE:
+                    kind = k
+                    pathtype = 0
+                    width = 0
+                    has_bgn = False
+                    has_end = False
+                    xy = -1
+                    sname = -1
+                    strans = 0
+                    mag = 1.0
+                    angle = 0.0
+                    cols = 1
+                    rows = 1
+            elif rt == R.XY:
+                xy = pos + 4
+                nxy = (ln - 4) // 8
+            elif rt == R.LAYER:
+                lay = _u16(buf, pos + 4)
+            elif rt == R.DATATYPE or rt == R.BOXTYPE:
+                dt = _u16(buf, pos + 4)
+            elif rt == R.PATHTYPE:
+                pathtype = _i16(buf, pos + 4)
+            elif rt == R.WIDTH:
+                width = _i32(buf, pos + 4)
+            elif rt == R.BGNEXTN:
+                bgnx = _i32(buf, pos + 4)
+                has_bgn = True
+            elif rt == R.ENDEXTN:
+                endx = _i32(buf, pos + 4)
+                has_end = True
+            elif rt == R.SNAME:
+                e = pos + ln
+                while e > pos + 4 and buf[e - 1] == 0:
+                    e -= 1
+                sname = pos + 4
+                snamelen = e - pos - 4
+            elif rt == R.STRANS:
+                strans = _u16(buf, pos + 4)
+                if strans & 6:
+                    out[8] += 1
+            elif rt == R.MAG:
+                mag = real8_at(buf, pos + 4)
+            elif rt == R.ANGLE:
+                angle = real8_at(buf, pos + 4)
+            elif rt == R.COLROW:
+                cols = _u16(buf, pos + 4)
+                rows = _u16(buf, pos + 6)
+            elif rt == R.ENDEL:
+                if kind == K_BOUNDARY or kind == K_BOX or kind == K_PATH:
+                    key = lay * 65536 + dt
+                    if key == last_key:
+                        lid = last_lid
+                    else:
+                        lid = _layer_id(key, lay, dt, ltab, lkeys, lacc, nlay, f_all, f_keys,
+                                        use_filter)
+                        last_key = key
+                        last_lid = lid
+                    if lid == -2:
+                        out[3] = E_LAYERS
+                        out[4] = pos
+                        out[5] = rt
+                        return
+                    if lid >= 0:
+                        a = iv
+                        if kind == K_BOUNDARY:
+                            m = nxy
+                            if m > 1 and _i32(buf, xy) == _i32(buf, xy + 8 * (m - 1)) and \
+                                    _i32(buf, xy + 4) == _i32(buf, xy + 8 * (m - 1) + 4):
+                                m -= 1
+                            if m < 3:
+                                out[6] += 1
+                            else:
+                                for j in range(m):
+                                    vtx[iv, 0] = _i32(buf, xy + 8 * j)
+                                    vtx[iv, 1] = _i32(buf, xy + 8 * j + 4)
+                                    iv += 1
+                        elif kind == K_BOX:
+                            x0 = _i32(buf, xy)
+                            y0 = _i32(buf, xy + 4)
+                            x1 = x0
+                            y1 = y0
+                            for j in range(1, nxy):
+                                x = _i32(buf, xy + 8 * j)
+                                y = _i32(buf, xy + 8 * j + 4)
+                                x0 = min(x0, x)
+                                x1 = max(x1, x)
+                                y0 = min(y0, y)
+                                y1 = max(y1, y)
+                            vtx[iv, 0] = x0
+                            vtx[iv, 1] = y0
+                            vtx[iv + 1, 0] = x1
+                            vtx[iv + 1, 1] = y0
+                            vtx[iv + 2, 0] = x1
+                            vtx[iv + 2, 1] = y1
+                            vtx[iv + 3, 0] = x0
+                            vtx[iv + 3, 1] = y1
+                            iv += 4
+                        else:
+                            if pathtype != 0 and pathtype != 1 and pathtype != 2 and pathtype != 4:
+                                pathtype = 0
+                            w = abs(width)
+                            half = width // 2 if width >= 0 else -((-width) // 2)
+                            b_ext = bgnx if has_bgn else (half if (pathtype == 1 or pathtype == 2) else 0)
+                            e_ext = endx if has_end else (half if (pathtype == 1 or pathtype == 2) else 0)
+                            if w == 0:
+                                out[7] += 1
+                            else:
+                                for j in range(nxy):
+                                    xs[j] = _i32(buf, xy + 8 * j)
+                                    ys[j] = _i32(buf, xy + 8 * j + 4)
+                                k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx, ry,
+                                              hull, 0)
+                                for j in range(k):
+                                    x = hull[j, 0]
+                                    y = hull[j, 1]
+                                    if x < I32MIN or x > I32MAX or y < I32MIN or y > I32MAX:
+                                        out[3] = E_COORD
+                                        out[4] = xy - 4
+                                        out[5] = R.XY
+                                        return
+                                    vtx[iv, 0] = x
+                                    vtx[iv, 1] = y
+                                    iv += 1
+                        if iv > a:
+                            poly_vtx_off[ip + 1] = iv
+                            poly_layer[ip] = lid
+                            poly_kind[ip] = KIND_BOUNDARY if kind == K_BOUNDARY else (
+                                KIND_BOX if kind == K_BOX else KIND_PATH)
+                            _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                            ip += 1
+                elif kind == K_SREF or kind == K_AREF:
+                    if sname < 0:
+                        out[3] = E_NOSNAME
+                        out[4] = pos
+                        out[5] = rt
+                        return
+                    if snamelen == 0:
+                        out[3] = E_EMPTYNAME
+                        out[4] = sname - 4
+                        out[5] = R.SNAME
+                        return
+                    c = _lookup(buf, sname, snamelen, table, name_pos, name_len, ncells, True)
+                    if c == -2:
+                        out[3] = E_RETRY
+                        return
+                    reflect = (strans & 0x8000) != 0
+                    q = angle / 90.0
+                    qi = math.floor(q + 0.5)
+                    if abs(q - qi) <= 1e-9:
+                        r = int(qi) % 4
+                        co = 1.0 if r == 0 else (-1.0 if r == 2 else 0.0)
+                        si = 1.0 if r == 1 else (-1.0 if r == 3 else 0.0)
+                    else:
+                        a_r = angle * math.pi / 180.0
+                        co = math.cos(a_r)
+                        si = math.sin(a_r)
+                    f = -1.0 if reflect else 1.0
+                    tx = float(_i32(buf, xy))
+                    ty = float(_i32(buf, xy + 4))
+                    ref_cell[ir] = c
+                    ref_mat[ir, 0] = mag * co
+                    ref_mat[ir, 1] = -mag * si * f + 0.0
+                    ref_mat[ir, 2] = mag * si
+                    ref_mat[ir, 3] = mag * co * f
+                    ref_mat[ir, 4] = tx
+                    ref_mat[ir, 5] = ty
+                    ref_strans[ir, 0] = mag
+                    ref_strans[ir, 1] = angle
+                    ref_strans[ir, 2] = 1.0 if reflect else 0.0
+                    if kind == K_AREF:
+                        cx = float(_i32(buf, xy + 8)) - tx
+                        cy = float(_i32(buf, xy + 12)) - ty
+                        rx_ = float(_i32(buf, xy + 16)) - tx
+                        ry_ = float(_i32(buf, xy + 20)) - ty
+                        nc = max(cols, 1)
+                        nr = max(rows, 1)
+                        if cx == 0.0 and cy == 0.0:
+                            nc = 1
+                        if rx_ == 0.0 and ry_ == 0.0:
+                            nr = 1
+                        ref_cols[ir] = nc
+                        ref_rows[ir] = nr
+                        ref_colvec[ir, 0] = cx / max(cols, 1)
+                        ref_colvec[ir, 1] = cy / max(cols, 1)
+                        ref_rowvec[ir, 0] = rx_ / max(rows, 1)
+                        ref_rowvec[ir, 1] = ry_ / max(rows, 1)
+                        ref_kind[ir] = KIND_AREF
+                    else:
+                        ref_cols[ir] = 1
+                        ref_rows[ir] = 1
+                        ref_colvec[ir, 0] = 0.0
+                        ref_colvec[ir, 1] = 0.0
+                        ref_rowvec[ir, 0] = 0.0
+                        ref_rowvec[ir, 1] = 0.0
+                        ref_kind[ir] = KIND_SREF
+                    ir += 1
+                kind = K_NONE
+            pos += ln
+    cell_poly_off[s_bgn.shape[0]] = ip
+    cell_ref_off[s_bgn.shape[0]] = ir
+    out[0] = ip
+    out[1] = iv
+    out[2] = ir
+
+
+@jit
+def _rnd(v):
+    """KLayout's rounding to the grid: half away from zero."""
+    if v > 0:
+        return math.floor(v + 0.5)
+    return math.ceil(v - 0.5)
+
+
+@jit
+def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
+    """Enclosing box of placement r (all lattice copies) of a child with bbox b: the 4 corners
+    of b transformed and rounded to the grid, then moved by the 4 lattice corner displacements
+    (rounded), as KLayout's array bbox."""
+    x0 = np.inf
+    y0 = np.inf
+    x1 = -np.inf
+    y1 = -np.inf
+    m0 = ref_mat[r, 0]
+    m1 = ref_mat[r, 1]
+    m2 = ref_mat[r, 2]
+    m3 = ref_mat[r, 3]
+    tx = ref_mat[r, 4]
+    ty = ref_mat[r, 5]
+    for ci in range(4):
+        px = float(b[0]) if (ci & 1) == 0 else float(b[2])
+        py = float(b[1]) if (ci & 2) == 0 else float(b[3])
+        qx = _rnd(m0 * px + m1 * py + tx)
+        qy = _rnd(m2 * px + m3 * py + ty)
+        x0 = min(x0, qx)
+        y0 = min(y0, qy)
+        x1 = max(x1, qx)
+        y1 = max(y1, qy)
+    cols = ref_cols[r]
+    rows = ref_rows[r]
+    if cols > 1 or rows > 1:
+        dx0 = 0.0
+        dy0 = 0.0
+        dx1 = 0.0
+        dy1 = 0.0
+        for li in range(1, 4):
+            i = 0 if (li & 1) == 0 else cols - 1
+            j = 0 if (li & 2) == 0 else rows - 1
+            dx = _rnd(i * ref_colvec[r, 0] + j * ref_rowvec[r, 0])
+            dy = _rnd(i * ref_colvec[r, 1] + j * ref_rowvec[r, 1])
+            dx0 = min(dx0, dx)
+            dy0 = min(dy0, dy)
+            dx1 = max(dx1, dx)
+            dy1 = max(dy1, dy)
+        x0 += dx0
+        y0 += dy0
+        x1 += dx1
+        y1 += dy1
+    outb[0] = np.int64(x0)
+    outb[1] = np.int64(y0)
+    outb[2] = np.int64(x1)
+    outb[3] = np.int64(y1)
+
+
+@jit
+def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, ref_cols, ref_rows,
+            ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox, ref_parent, by_child,
+            child_off, pending, queue):
+    """Bottom-up bboxes (Kahn's order over child -> parent). Returns cells processed
+    (< ncell means a reference cycle)."""
+    big = BIG
+    nref = ref_cell.shape[0]
+    for c in range(ncell):
+        x0 = big
+        y0 = big
+        x1 = -big
+        y1 = -big
+        for p in range(cell_poly_off[c], cell_poly_off[c + 1]):
+            x0 = min(x0, np.int64(poly_bbox[p, 0]))
+            y0 = min(y0, np.int64(poly_bbox[p, 1]))
+            x1 = max(x1, np.int64(poly_bbox[p, 2]))
+            y1 = max(y1, np.int64(poly_bbox[p, 3]))
+        cell_own_bbox[c, 0] = x0
+        cell_own_bbox[c, 1] = y0
+        cell_own_bbox[c, 2] = x1
+        cell_own_bbox[c, 3] = y1
+        cell_bbox[c, 0] = x0
+        cell_bbox[c, 1] = y0
+        cell_bbox[c, 2] = x1
+        cell_bbox[c, 3] = y1
+        pending[c] = cell_ref_off[c + 1] - cell_ref_off[c]
+        for r in range(cell_ref_off[c], cell_ref_off[c + 1]):
+            ref_parent[r] = c
+    # refs grouped by child (counting sort)
+    for c in range(ncell + 1):
+        child_off[c] = 0
+    for r in range(nref):
+        child_off[ref_cell[r] + 1] += 1
+    for c in range(ncell):
+        child_off[c + 1] += child_off[c]
+    fill = child_off[:ncell].copy()
+    for r in range(nref):
+        ch = ref_cell[r]
+        by_child[fill[ch]] = r
+        fill[ch] += 1
+    head = 0
+    tail = 0
+    for c in range(ncell):
+        if pending[c] == 0:
+            queue[tail] = c
+            tail += 1
+    tmp = np.empty(4, dtype=np.int64)
+    while head < tail:
+        c = queue[head]
+        head += 1
+        b = cell_bbox[c]
+        for k in range(child_off[c], child_off[c + 1]):
+            r = by_child[k]
+            if b[0] > b[2]:
+                ref_bbox[r, 0] = big
+                ref_bbox[r, 1] = big
+                ref_bbox[r, 2] = -big
+                ref_bbox[r, 3] = -big
+            else:
+                _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, tmp)
+                ref_bbox[r, 0] = tmp[0]
+                ref_bbox[r, 1] = tmp[1]
+                ref_bbox[r, 2] = tmp[2]
+                ref_bbox[r, 3] = tmp[3]
+                pa = ref_parent[r]
+                cell_bbox[pa, 0] = min(cell_bbox[pa, 0], tmp[0])
+                cell_bbox[pa, 1] = min(cell_bbox[pa, 1], tmp[1])
+                cell_bbox[pa, 2] = max(cell_bbox[pa, 2], tmp[2])
+                cell_bbox[pa, 3] = max(cell_bbox[pa, 3], tmp[3])
+            pa = ref_parent[r]
+            pending[pa] -= 1
+            if pending[pa] == 0:
+                queue[tail] = pa
+                tail += 1
+    return tail
+
+
+# --------------------------------------------------------------------------------------------
+def _open_bytes(path: str):
+    """uint8 view of the GDSII stream: the mapped file, or the decompressed gzip in memory."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        except (OSError, EOFError) as e:
+            raise ClipmillError(f"bad gzip stream: {e}", file=path) from None
+        return np.frombuffer(data, dtype=np.uint8)
+    if os.path.getsize(path) == 0:
+        raise ClipmillError("empty file", file=path, offset=0)
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def _raise(code, off, rt, path, extra=""):
+    rec = None if rt is None or rt < 0 else R.name(rt)
+    msg = MESSAGES.get(int(code), f"error {code}") + extra
+    raise ClipmillError(msg, file=path, offset=None if off is None else int(off), record=rec)
+
+
+def _filter_tables(layers):
+    f_all = np.zeros(65536, dtype=np.uint8)
+    keys = []
+    if layers is not None:
+        for lay, dt in parse_layers(layers):
+            if dt == ANY:
+                f_all[lay] = 1
+            else:
+                keys.append(lay * 65536 + dt)
+    return f_all, np.array(sorted(keys) or [-1], dtype=np.int64)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(4, int(n - 1).bit_length())
+
+
+def load_gdsii(path, layers=None):
+    """Read a GDSII file (``.gds`` or gzip) into DBLoad arrays. Returns (arrays, meta)."""
+    path = os.fspath(path)
+    t0 = time.perf_counter()
+    if not os.path.exists(path):
+        raise ClipmillError("no such file", file=path)
+    file_bytes = os.path.getsize(path)
+    buf = _open_bytes(path)
+    n = buf.shape[0]
+    warnings = []
+
+    # pass 1: scan
+    cap = 1 << 12
+    while True:
+        stats = np.zeros(NSTATS, dtype=np.int64)
+        s = [np.zeros(cap, dtype=np.int64) for _ in range(7)]
+        code = _scan(buf, R.KNOWN, stats, *s)
+        if code != E_OK:
+            _raise(code, stats[S_ERROFF], stats[S_ERRREC], path)
+        ns = int(stats[S_NSTRUCT])
+        if ns <= cap:
+            break
+        cap = ns
+    s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s_nref = (a[:ns] for a in s)
+    # KLayout's own meta-data structure is not a cell (KLayout hides it too)
+    ctx = [i for i in np.flatnonzero(s_namelen == len(CONTEXT_CELL))
+           if bytes(buf[s_name[i]:s_name[i] + len(CONTEXT_CELL)]) == CONTEXT_CELL]
+    if ctx:
+        keep = np.ones(ns, dtype=bool)
+        keep[ctx] = False
+        s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s_nref = (
+            a[keep] for a in (s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s_nref))
+        ns = int(keep.sum())
+        if ns == 0:
+            _raise(E_NOSTRUCT, int(stats[S_END]) - 4, R.ENDLIB, path)
+    end = int(stats[S_END])
+    if end < n:
+        tail = buf[end:]
+        if tail.any():
+            warnings.append(f"{n - end} bytes after ENDLIB that are not zero padding were ignored")
+    t1 = time.perf_counter()
+
+    # units, library name
+    if stats[S_UNITS] == 0:
+        raise ClipmillError("library without UNITS", file=path)
+    u = int(stats[S_UNITS])
+    user_unit = float(real8_at(buf, u))
+    dbu_m = float(real8_at(buf, u + 8))
+    if not (dbu_m > 0 and math.isfinite(dbu_m)):
+        raise ClipmillError(f"bad database unit {dbu_m} m in UNITS", file=path, offset=u - 4,
+                            record="UNITS")
+    ln = int(stats[S_LIBNAMELEN])
+    libname = bytes(buf[int(stats[S_LIBNAME]):int(stats[S_LIBNAME]) + ln]).decode("latin-1")
+
+    # pass 2: names
+    nref = int(s_nref.sum())
+    npoly = int(s_npoly.sum())
+    nvtx = int(s_nvtx.sum())
+    extra = min(nref, 1 << 16)
+    while True:
+        ccap = ns + extra
+        table = np.full(_pow2(2 * ccap + 1), -1, dtype=np.int32)
+        name_pos = np.zeros(ccap, dtype=np.int64)
+        name_len = np.zeros(ccap, dtype=np.int64)
+        ncells = np.zeros(1, dtype=np.int64)
+        err = np.zeros(2, dtype=np.int64)
+        _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, ncells, err)
+        if err[0]:
+            dup = bytes(buf[int(err[1]) + 4:int(err[1]) + 4 + 64]).split(b"\0")[0]
+            _raise(err[0], err[1], R.STRNAME, path, f": {dup.decode('latin-1')!r}")
+
+        # pass 3: load
+        ltab = np.full(1 << 21, -1, dtype=np.int32)
+        lkeys = np.zeros(1_000_000, dtype=np.int64)
+        lacc = np.zeros(1_000_000, dtype=np.uint8)
+        nlay = np.zeros(1, dtype=np.int64)
+        f_all, f_keys = _filter_tables(layers)
+        cell_poly_off = np.zeros(ns + 1, dtype=np.int64)
+        cell_ref_off = np.zeros(ns + 1, dtype=np.int64)
+        poly_vtx_off = np.empty(npoly + 1, dtype=np.int64)
+        vtx = np.empty((nvtx, 2), dtype=np.int32)
+        poly_layer = np.empty(npoly, dtype=np.int32)
+        poly_bbox = np.empty((npoly, 4), dtype=np.int32)
+        poly_kind = np.empty(npoly, dtype=np.uint8)
+        ref_cell = np.empty(nref, dtype=np.int32)
+        ref_mat = np.empty((nref, 6), dtype=np.float64)
+        ref_strans = np.empty((nref, 3), dtype=np.float64)
+        ref_cols = np.empty(nref, dtype=np.int32)
+        ref_rows = np.empty(nref, dtype=np.int32)
+        ref_colvec = np.empty((nref, 2), dtype=np.float64)
+        ref_rowvec = np.empty((nref, 2), dtype=np.float64)
+        ref_kind = np.empty(nref, dtype=np.uint8)
+        xs = np.empty(MAX_XY + 1, dtype=np.int64)
+        ys = np.empty(MAX_XY + 1, dtype=np.int64)
+        rx = np.empty(MAX_XY + 1, dtype=np.int64)
+        ry = np.empty(MAX_XY + 1, dtype=np.int64)
+        hull = np.empty((6 * (MAX_XY + 1) + 2 * SEMI_CIRCLE_POINTS + 8, 2), dtype=np.int64)
+        out = np.zeros(10, dtype=np.int64)
+        ta = time.perf_counter()
+        _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
+              ltab, lkeys, lacc, nlay, f_all, f_keys, layers is not None,
+              cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
+              ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
+              xs, ys, rx, ry, hull, out)
+        if out[3] == E_RETRY:
+            extra = nref
+            continue
+        if out[3]:
+            _raise(out[3], out[4], out[5], path)
+        break
+    t2 = time.perf_counter()
+    t_decode = t2 - ta
+    P, V = int(out[0]), int(out[1])
+    C = int(ncells[0])
+    if out[6]:
+        warnings.append(f"{int(out[6])} BOUNDARY elements with fewer than 3 points ignored")
+    if out[7]:
+        warnings.append(f"{int(out[7])} zero-width PATH elements produce no polygon")
+    if out[8]:
+        warnings.append("absolute magnification/angle flags in STRANS are ignored (as KLayout)")
+
+    # cells: names, undefined ones
+    name_off = np.zeros(C + 1, dtype=np.int64)
+    np.cumsum(name_len[:C], out=name_off[1:])
+    idx = (np.repeat(name_pos[:C] - name_off[:-1], name_len[:C]) +
+           np.arange(int(name_off[-1]), dtype=np.int64))
+    cell_name_data = np.ascontiguousarray(buf[idx]) if C else np.zeros(0, np.uint8)
+    cell_poly_off = np.concatenate([cell_poly_off, np.full(C - ns, P, dtype=np.int64)])
+    cell_ref_off = np.concatenate([cell_ref_off, np.full(C - ns, nref, dtype=np.int64)])
+    cell_defined = np.zeros(C, dtype=np.uint8)
+    cell_defined[:ns] = 1
+    cell_offset = np.full(C, -1, dtype=np.int64)
+    cell_offset[:ns] = s_bgn
+    names = [bytes(cell_name_data[name_off[i]:name_off[i + 1]]).decode("latin-1")
+             for i in range(C)]
+    undefined = names[ns:]
+    if undefined:
+        shown = ", ".join(undefined[:10]) + (" ..." if len(undefined) > 10 else "")
+        warnings.append(f"{len(undefined)} referenced cells are not defined and are kept empty: "
+                        f"{shown}")
+
+    # layers: sort the (layer, datatype) table, renumber polygons
+    L = int(nlay[0])
+    keys = lkeys[:L]
+    poly_layer = poly_layer[:P]
+    used = np.bincount(poly_layer, minlength=L)[:L] > 0
+    order = np.argsort(keys[used], kind="stable")
+    remap = np.full(L, -1, dtype=np.int32)
+    remap[np.flatnonzero(used)[order]] = np.arange(int(used.sum()), dtype=np.int32)
+    poly_layer = remap[poly_layer]
+    sk = keys[used][order]
+    layer_ld = np.stack([sk // 65536, sk % 65536], axis=1).astype(np.int32).reshape(-1, 2)
+
+    # bboxes
+    nr = nref
+    cell_bbox = np.empty((C, 4), dtype=np.int64)
+    cell_own_bbox = np.empty((C, 4), dtype=np.int64)
+    ref_bbox = np.empty((nr, 4), dtype=np.int64)
+    done = _bboxes(C, cell_poly_off, cell_ref_off, poly_bbox[:P], ref_cell, ref_mat, ref_cols,
+                   ref_rows, ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox,
+                   np.empty(nr, np.int64), np.empty(nr, np.int64), np.empty(C + 1, np.int64),
+                   np.empty(C, np.int64), np.empty(C, np.int64))
+    if done < C:
+        _raise_cycle(cell_ref_off, ref_cell, names, s_bgn, path)
+    referenced = np.zeros(C, dtype=bool)
+    referenced[ref_cell] = True
+    tops = np.flatnonzero(~referenced)
+    tops = np.array(sorted(tops.tolist(), key=lambda c: names[c]), dtype=np.int32)
+    t3 = time.perf_counter()
+
+    arrays = {
+        "cell_name_data": cell_name_data, "cell_name_off": name_off,
+        "cell_poly_off": cell_poly_off, "cell_ref_off": cell_ref_off,
+        "cell_bbox": cell_bbox, "cell_own_bbox": cell_own_bbox, "cell_defined": cell_defined,
+        "cell_offset": cell_offset, "top_cells": tops,
+        "poly_vtx_off": poly_vtx_off[:P + 1], "vtx": vtx[:V], "poly_layer": poly_layer,
+        "poly_bbox": poly_bbox[:P], "poly_kind": poly_kind[:P], "layer_ld": layer_ld,
+        "ref_cell": ref_cell, "ref_mat": ref_mat, "ref_strans": ref_strans,
+        "ref_cols": ref_cols, "ref_rows": ref_rows, "ref_colvec": ref_colvec,
+        "ref_rowvec": ref_rowvec, "ref_bbox": ref_bbox, "ref_kind": ref_kind,
+    }
+    counts = {k: int(stats[i]) for k, i in zip(COUNT_KEYS, (S_NBOUNDARY, S_NPATH, S_NBOX, S_NTEXT,
+                                                            S_NNODE, S_NSREF, S_NAREF))}
+    meta = {
+        "dbu_um": dbu_m * 1e6, "user_unit": user_unit, "dbu_m": dbu_m, "libname": libname,
+        "file_bytes": int(file_bytes), "stream_bytes": int(n), "records": int(stats[S_NREC]),
+        "counts": counts, "undefined_cells": undefined, "warnings": warnings,
+        "seconds": {"scan": t1 - t0, "load": t2 - t1, "hierarchy": t3 - t2,
+                    "decode": t_decode},
+    }
+    return arrays, meta
+
+
+def _raise_cycle(cell_ref_off, ref_cell, names, s_bgn, path):
+    """Find one cycle (iterative DFS) and name it."""
+    C = len(names)
+    color = np.zeros(C, dtype=np.int8)
+    for root in range(C):
+        if color[root]:
+            continue
+        stack = [(root, int(cell_ref_off[root]))]
+        color[root] = 1
+        while stack:
+            c, r = stack[-1]
+            if r >= cell_ref_off[c + 1]:
+                color[c] = 2
+                stack.pop()
+                continue
+            stack[-1] = (c, r + 1)
+            ch = int(ref_cell[r])
+            if color[ch] == 1:
+                chain = [names[x] for x, _ in stack]
+                chain = chain[chain.index(names[ch]):] + [names[ch]]
+                raise ClipmillError(MESSAGES[E_CYCLE] + ": " + " -> ".join(chain), file=path,
+                                    offset=int(s_bgn[ch]) if ch < len(s_bgn) else None,
+                                    record="SNAME")
+            if color[ch] == 0:
+                color[ch] = 1
+                stack.append((ch, int(cell_ref_off[ch])))
+    raise ClipmillError(MESSAGES[E_CYCLE], file=path)
