@@ -36,8 +36,9 @@ def default_layout() -> str:
 
 
 def tiles_for(lay, nx, ny, size):
+    from engine.cli import _main_cell
     from engine.windows import tile_region
-    c = lay.resolve_cell(None)
+    c = lay.resolve_cell(_main_cell(lay))
     bb = lay.db.cell_bbox[c] * lay.dbu_um
     cx, cy = (bb[0] + bb[2]) / 2, (bb[1] + bb[3]) / 2
     w, h = nx * size, ny * size
@@ -45,6 +46,7 @@ def tiles_for(lay, nx, ny, size):
 
 
 def one_run(lay, specs, pixel, workers, fmt, comp, out_dir):
+    from engine.cli import _main_cell
     from engine.api import run_windows
     from engine.formats import make_formatter
     formatter = None
@@ -57,6 +59,7 @@ def one_run(lay, specs, pixel, workers, fmt, comp, out_dir):
     busy = write = 0.0
     nbytes = fails = 0
     for r in run_windows(lay, specs, pixel_size=pixel, mode="binary", workers=workers,
+                         cell=_main_cell(lay),
                          formatter=formatter, images=False):
         busy += r.seconds
         if r.error:
@@ -69,12 +72,14 @@ def one_run(lay, specs, pixel, workers, fmt, comp, out_dir):
     return dict(wall=wall, busy=busy, write=write, bytes=nbytes, fails=fails)
 
 
-def cli_run(path, args, workers, fmt, comp, out_dir):
+def cli_run(path, args, workers, fmt, comp, out_dir, cell=None):
     cmd = [sys.executable, "-m", "engine.cli", "run", path, "--tiles", args.tiles,
            "--tile-region", args.region, "--pixel-size", str(args.pixel), "--workers",
            str(workers), "--format", fmt, "--out", out_dir, "--overwrite", "--quiet"]
     if comp:
         cmd += ["--compression", comp]
+    if cell:
+        cmd += ["--cell", cell]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -98,6 +103,8 @@ def main(argv=None) -> int:
     formats = [("tiff", None), ("tiff", "deflate"), ("tiff", "packbits"), ("png", None)]
     try:
         with open_layout(args.layout) as lay:
+            from engine.cli import _main_cell
+            cell = _main_cell(lay)
             specs = tiles_for(lay, nx, ny, args.size)
             s0, s1 = specs[0], specs[-1]
             args.region = f"{s0.x0},{s0.y0},{s1.x1},{s1.y1}"
@@ -120,7 +127,7 @@ def main(argv=None) -> int:
                     r = one_run(lay, specs, args.pixel, w, fmt, comp, out)
                     cli = ""
                     if not args.no_cli and comp in (None, "deflate"):
-                        wall, rc = cli_run(args.layout, args, w, fmt, comp, out + "cli")
+                        wall, rc = cli_run(args.layout, args, w, fmt, comp, out + "cli", cell)
                         cli = f"{wall:.2f}" + ("" if rc == 0 else f" rc={rc}")
                     name = fmt + (f"/{comp}" if comp else "")
                     share = r["write"] / r["busy"] if r["busy"] else 0.0
