@@ -9,8 +9,11 @@ database units, so tests compare clipmill's DBLoad arrays against it:
     klayers_geometry(kl)             # layers that carry polygons, boxes or paths somewhere
     kbbox_dbu(kl, top)               # [x0, y0, x1, y1] integer dbu of a cell (or union of tops)
     kareas2(kl)                      # {cell: {(layer, datatype): twice the area, exact int}}
-    kplacements(kl)                  # [(parent, child, (m00, m01, m10, m11, tx, ty), na, nb,
-                                     #   (ax, ay), (bx, by))]  (matrices in dbu)
+    kplacements(kl)                  # columns: parent, child, mag, angle, mirror, tx, ty, na,
+                                     #   nb, ax, ay, bx, by (dbu); kplacement_matrices(p) -> [n,6]
+
+Zero-width paths are left out of the geometry (they cover no area; the reader makes no polygon
+of them and warns).
 """
 from __future__ import annotations
 
@@ -18,8 +21,18 @@ import functools
 import os
 
 import klayout.db as kdb
+import numpy as np
 
 GEOM = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes | kdb.Shapes.SPaths
+
+
+def geom_shapes(shapes):
+    """Boundaries, boxes and paths of a Shapes container, leaving out zero-width paths (they
+    cover no area; clipmill's reader makes no polygon of them and says so in a warning)."""
+    for sh in shapes.each(GEOM):
+        if sh.is_path() and sh.path_width == 0:
+            continue
+        yield sh
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,7 +74,7 @@ def klayers_geometry(kl) -> list[tuple[int, int]]:
 
 
 def _has_geom(shapes) -> bool:
-    for _ in shapes.each(GEOM):
+    for _ in geom_shapes(shapes):
         return True
     return False
 
@@ -90,7 +103,7 @@ def kbboxes_geometry(kl) -> dict[str, list[int] | None]:
         c = kl.cell(ci)
         box = kdb.Box()
         for li in kl.layer_indexes():
-            for sh in c.shapes(li).each(GEOM):
+            for sh in geom_shapes(c.shapes(li)):
                 box += sh.bbox()
         for inst in c.each_inst():
             cb = boxes[inst.cell_index]
@@ -116,7 +129,11 @@ def kbbox_flat(kl, cell: str) -> list[int] | None:
     for li in kl.layer_indexes():
         it = c.begin_shapes_rec(li)
         it.shape_flags = GEOM
-        box += kdb.Region(it).bbox()
+        while not it.at_end():
+            sh = it.shape()
+            if not (sh.is_path() and sh.path_width == 0):
+                box += sh.polygon.transformed(it.trans()).bbox()
+            it.next()
     return None if box.empty() else [box.left, box.bottom, box.right, box.top]
 
 
@@ -140,7 +157,7 @@ def kareas2(kl) -> dict[str, dict[tuple[int, int], int]]:
         for li, ld in layers:
             tot = 0
             n = 0
-            for sh in c.shapes(li).each(GEOM):
+            for sh in geom_shapes(c.shapes(li)):
                 p = sh.polygon
                 if p is None:
                     continue
@@ -158,7 +175,7 @@ def kshape_counts(kl) -> dict[str, dict[tuple[int, int], int]]:
     for c in kl.each_cell():
         per = {}
         for li in kl.layer_indexes():
-            n = sum(1 for _ in c.shapes(li).each(GEOM))
+            n = sum(1 for _ in geom_shapes(c.shapes(li)))
             if n:
                 info = kl.get_info(li)
                 per[(info.layer, info.datatype)] = n
@@ -166,29 +183,54 @@ def kshape_counts(kl) -> dict[str, dict[tuple[int, int], int]]:
     return out
 
 
-def _mat(t) -> tuple[float, ...]:
-    """(m00, m01, m10, m11, tx, ty) of a KLayout complex transformation, read off by applying it
-    to the points (0, 0), (1, 0) and (0, 1)."""
-    d = kdb.DCplxTrans(t.mag, t.angle, t.is_mirror(), t.disp.x, t.disp.y)
-    o, ex, ey = d * kdb.DPoint(0, 0), d * kdb.DPoint(1, 0), d * kdb.DPoint(0, 1)
-    return (ex.x - o.x, ey.x - o.x, ex.y - o.y, ey.y - o.y, o.x, o.y)
-
-
-def kplacements(kl):
-    """Every SREF/AREF as KLayout sees it, in dbu: (parent, child, matrix, na, nb, a, b).
-
-    ``matrix`` maps child coordinates to the parent (m00, m01, m10, m11, tx, ty) for the first
-    copy; copy (i, j) adds i*a + j*b. SREF: na = nb = 1, a = b = (0, 0)."""
-    out = []
+def kplacements(kl) -> dict:
+    """Every SREF/AREF as KLayout sees it, as columns (numpy arrays; names as lists):
+    parent, child, mag, angle (degrees), mirror, tx, ty (dbu), na, nb, a, b (int [n,2] dbu).
+    Copy (i, j) of an array adds i*a + j*b; SREF: na = nb = 1, a = b = (0, 0)."""
+    cols = {k: [] for k in ("parent", "child", "mag", "angle", "mirror", "tx", "ty", "na", "nb",
+                            "ax", "ay", "bx", "by")}
+    names = {c.cell_index(): c.name for c in kl.each_cell()}
     for c in kl.each_cell():
+        pname = c.name
         for inst in c.each_inst():
             t = inst.cplx_trans
-            child = kl.cell(inst.cell_index).name
+            d = t.disp
+            cols["parent"].append(pname)
+            cols["child"].append(names[inst.cell_index])
+            cols["mag"].append(t.mag)
+            cols["angle"].append(t.angle)
+            cols["mirror"].append(t.is_mirror())
+            cols["tx"].append(d.x)
+            cols["ty"].append(d.y)
             if inst.is_regular_array():
-                na, nb = inst.na, inst.nb
-                a, b = (inst.a.x, inst.a.y), (inst.b.x, inst.b.y)
+                a, b = inst.a, inst.b
+                cols["na"].append(inst.na)
+                cols["nb"].append(inst.nb)
+                cols["ax"].append(a.x)
+                cols["ay"].append(a.y)
+                cols["bx"].append(b.x)
+                cols["by"].append(b.y)
             else:
-                na = nb = 1
-                a = b = (0, 0)
-            out.append((c.name, child, _mat(t), na, nb, a, b))
+                for k in ("na", "nb"):
+                    cols[k].append(1)
+                for k in ("ax", "ay", "bx", "by"):
+                    cols[k].append(0)
+    out = {k: (v if k in ("parent", "child") else np.asarray(v, dtype=np.float64))
+           for k, v in cols.items()}
     return out
+
+
+def kplacement_matrices(p: dict) -> np.ndarray:
+    """float64[n, 6] (m00, m01, m10, m11, tx, ty) from KLayout's decomposition: mirror about x
+    first, then rotate counter-clockwise by ``angle``, magnify, displace. Angles that are
+    multiples of 90 degrees get exact sines and cosines."""
+    ang = p["angle"]
+    rad = np.radians(ang)
+    c, s = np.cos(rad), np.sin(rad)
+    q = np.isclose(ang / 90.0, np.round(ang / 90.0), rtol=0, atol=1e-12)
+    k = np.mod(np.round(ang / 90.0).astype(np.int64), 4)
+    c = np.where(q, np.array([1.0, 0.0, -1.0, 0.0])[k], c)
+    s = np.where(q, np.array([0.0, 1.0, 0.0, -1.0])[k], s)
+    f = np.where(p["mirror"] > 0, -1.0, 1.0)
+    m = p["mag"]
+    return np.stack([m * c, -m * s * f, m * s, m * c * f, p["tx"], p["ty"]], axis=1)
