@@ -250,6 +250,10 @@ def format_info(path, info, per_layer=None, wall=None) -> str:
     loaded = [f"{k} {g(k)}" for k in ("polygons", "vertices", "placements") if g(k) is not None]
     if loaded:
         row("loaded", ", ".join(loaded))
+    ix = g("index")
+    if isinstance(ix, dict) and ix:
+        row("index", ", ".join(f"{k} {ix[k]}" for k in ("kind", "leaf_size") if k in ix)
+            + (f", {_mb(ix['bytes'])}" if "bytes" in ix else ""))
     secs = g("seconds") or {}
     if secs:
         row("seconds", ", ".join(f"{k} {v:.3f}" for k, v in secs.items()
@@ -498,6 +502,12 @@ def main(argv=None) -> int:
             raise
         print(f"clipmill: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # e.g. 'clipmill info x.gds --json | head': stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except KeyboardInterrupt:
         if debug:
             raise
