@@ -63,7 +63,17 @@ def from_klayout(ly: kdb.Layout):
     for c in cells:
         own = kdb.Box()
         for li in lis:
-            for sh in c.shapes(li).each(SHAPES):
+            lr = lrow[li]
+            shapes = c.shapes(li)
+            for b in (sh.box for sh in shapes.each(kdb.Shapes.SBoxes)):
+                x0, y0, x1, y1 = b.left, b.bottom, b.right, b.top
+                vtx.extend(((x0, y0), (x0, y1), (x1, y1), (x1, y0)))
+                vtx_off.append(len(vtx))
+                play.append(lr)
+                own += b
+                pbox.append([x0, y0, x1, y1])
+                pkind.append(KIND_BOX)
+            for sh in shapes.each(kdb.Shapes.SPolygons | kdb.Shapes.SPaths):
                 p = sh.polygon
                 if p.holes():
                     p = p.resolved_holes()
@@ -72,11 +82,11 @@ def from_klayout(ly: kdb.Layout):
                     continue
                 vtx.extend(pts)
                 vtx_off.append(len(vtx))
-                play.append(lrow[li])
+                play.append(lr)
                 b = p.bbox()
                 own += b
                 pbox.append(_box(b))
-                pkind.append(KIND_BOX if sh.is_box() else KIND_PATH if sh.is_path() else KIND_BOUNDARY)
+                pkind.append(KIND_PATH if sh.is_path() else KIND_BOUNDARY)
         cell_poly_off.append(len(play))
         own_bbox.append(_box(own))
         for inst in c.each_inst():
@@ -140,7 +150,9 @@ def kl_layout(ly: kdb.Layout, leaf_size: int = 16):
 
 
 def read(path: str) -> kdb.Layout:
+    """Read a layout with KLayout, texts off (so its bboxes cover polygons, boxes, paths)."""
     ly = kdb.Layout()
-    ly.read(str(path))
-    strip_texts(ly)
+    opt = kdb.LoadLayoutOptions()
+    opt.text_enabled = False
+    ly.read(str(path), opt)
     return ly

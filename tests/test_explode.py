@@ -1,0 +1,371 @@
+"""Explode vs KLayout: touching count and clipped area per layer, on real and synthetic layouts.
+
+Reference: KLayout's RecursiveShapeIterator in touching mode (``begin_shapes_rec_touching``) over
+the selected layers, ``max_depth`` for depth, the other cell for ``cell``; clipped area per shape
+as KLayout's ``Region(polygon) & box`` when the polygon is rectilinear and the transform keeps
+integer coordinates, else the
+float-transformed polygon clipped by gdstk (precision 1e-9 dbu) otherwise (KLayout's integer
+boolean snaps the cut points of slanted edges to the grid). Our side: ``Layout.explode``.
+Databases come from tests/kl_db.py (KLayout -> schema) for small files and from engine.reader
+(``open_layout``) for big ones; ``test_reader_and_kl_db_agree`` checks the two agree.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+
+import gdstk
+import klayout.db as kdb
+import numpy as np
+import pytest
+
+from conftest import gds_params
+from engine.errors import ClipmillError
+from engine.explode import explode_arrays, new_scratch
+from kl_db import SHAPES, kl_layout, read, strip_texts
+
+BIG = 2_000_000  # files above this many bytes are loaded with engine.reader when it exists
+REL = 1e-9
+
+
+# -- reference ---------------------------------------------------------------------------------
+
+def _clipped_area(poly, t, box) -> float:
+    """area(poly transformed by t & box) in dbu^2."""
+    bx0, by0, bx1, by1 = box
+    if bx0 == bx1 or by0 == by1:
+        return 0.0
+    if t.is_ortho() and t.mag == int(t.mag) and poly.is_rectilinear():
+        # exact in integers: KLayout's own boolean
+        p = poly.transformed(t)
+        b = p.bbox()
+        if b.left >= bx0 and b.right <= bx1 and b.bottom >= by0 and b.top <= by1:
+            return float(p.area())
+        return float((kdb.Region(p) & kdb.Region(kdb.Box(*box))).area())
+    # KLayout would snap cut points to the integer grid: clip in floats with gdstk instead
+    dp = kdb.DPolygon(poly).transformed(kdb.DCplxTrans(t))
+    b = dp.bbox()
+    if b.left >= bx0 and b.right <= bx1 and b.bottom >= by0 and b.top <= by1:
+        return float(dp.area())
+    pts = [(q.x, q.y) for q in dp.each_point_hull()]
+    res = gdstk.boolean(gdstk.Polygon(pts), gdstk.rectangle((bx0, by0), (bx1, by1)), "and",
+                        precision=1e-9)
+    return float(sum(abs(r.area()) for r in res))
+
+
+def kl_reference(ly, cell, box, layers=None, depth=None, area=True):
+    """{(layer, datatype): count}, {(layer, datatype): clipped area dbu^2} from KLayout."""
+    lis = [li for li in ly.layer_indexes()
+           if layers is None or (ly.get_info(li).layer, ly.get_info(li).datatype) in layers]
+    counts, areas = collections.Counter(), collections.defaultdict(float)
+    if not lis:
+        return counts, areas
+    it = kdb.RecursiveShapeIterator(ly, cell, lis, kdb.Box(*box), False)
+    it.shape_flags = SHAPES
+    if depth is not None:
+        it.max_depth = depth
+    while not it.at_end():
+        info = ly.get_info(it.layer())
+        key = (info.layer, info.datatype)
+        counts[key] += 1
+        if area:
+            areas[key] += _clipped_area(it.shape().polygon, it.trans(), box)
+        it.next()
+    return counts, areas
+
+
+def local_areas(P, origin) -> np.ndarray:
+    """Shoelace areas with coordinates taken relative to ``origin`` (no cancellation far from
+    the layout origin)."""
+    xy = P.xy - np.asarray(origin, dtype=np.float64)
+    out = np.empty(len(P))
+    for i in range(len(P)):
+        p = xy[P.offsets[i]:P.offsets[i + 1]]
+        out[i] = 0.5 * (np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1)))
+    return out
+
+
+def ours(L, box, dbu, *, cell=None, layers=None, depth=None, area=True):
+    w = tuple(v * dbu for v in box)
+    P = L.explode(w, cell=cell, layers=layers, depth=depth)
+    counts = collections.Counter(map(tuple, P.layer.tolist()))
+    areas = collections.defaultdict(float)
+    if area:
+        C = L.explode(w, cell=cell, layers=layers, depth=depth, clip=True)
+        assert len(C) <= len(P)
+        if len(C):
+            lo = np.array(w[:2]) - 1e-9
+            hi = np.array(w[2:]) + 1e-9
+            assert np.all(C.xy >= lo) and np.all(C.xy <= hi)
+        a = np.abs(local_areas(C, w[:2])) / (dbu * dbu)
+        for key, v in zip(map(tuple, C.layer.tolist()), a):
+            areas[key] += v
+    return counts, areas
+
+
+def compare(L, ly, cell_name, box, *, layers=None, depth=None, area=True, what=""):
+    kc = ly.cell(cell_name)
+    rc, ra = kl_reference(ly, kc, box, layers, depth, area)
+    oc, oa = ours(L, box, ly.dbu, cell=cell_name, layers=layers, depth=depth, area=area)
+    assert oc == rc, f"{what} window {box} cell {cell_name} depth {depth}: counts differ"
+    for key in set(ra) | set(oa):
+        r, o = ra.get(key, 0.0), oa.get(key, 0.0)
+        assert abs(r - o) <= REL * max(abs(r), 1.0), \
+            f"{what} window {box} layer {key}: area {o} != KLayout {r}"
+    return sum(rc.values())
+
+
+def windows(rng, bbox, n, sizes, anchors=()):
+    """n windows (dbu ints): random positions over the bbox (and a margin), sizes from ``sizes``
+    (0 = degenerate), a share centred on ``anchors`` (cell edges/corners), some far outside."""
+    x0, y0, x1, y1 = bbox
+    mx, my = max((x1 - x0) // 10, 10), max((y1 - y0) // 10, 10)
+    out = []
+    for k in range(n):
+        w, h = int(rng.choice(sizes)), int(rng.choice(sizes))
+        if anchors and k % 3 == 0:
+            ax, ay = anchors[int(rng.integers(len(anchors)))]
+            cx, cy = ax - w // 2, ay - h // 2
+        elif k % 17 == 5:
+            cx, cy = x1 + 2 * mx + int(rng.integers(0, 1000)), y0 - 3 * my
+        else:
+            cx = int(rng.integers(x0 - mx, x1 + mx))
+            cy = int(rng.integers(y0 - my, y1 + my))
+        out.append((cx, cy, cx + w, cy + h))
+    return out
+
+
+def anchors_of(ly, cell, limit=400):
+    """Corners of the placed bboxes of the cell's instances (windows straddling cell edges)."""
+    pts = []
+    for inst in cell.each_inst():
+        b = inst.bbox()
+        pts += [(b.left, b.bottom), (b.right, b.top), (b.left, b.top), (b.right, b.bottom)]
+        if len(pts) >= limit:
+            break
+    return pts
+
+
+# -- synthetic layouts built with KLayout --------------------------------------------------------
+
+def synthetic_layout() -> kdb.Layout:
+    """Three levels; every orientation, magnifications, non-90 angles, plain and skewed AREFs
+    (also rotated / magnified ones), boxes, polygons (incl. a 64-gon), paths on three layers."""
+    ly = kdb.Layout()
+    ly.dbu = 0.001
+    l1, l2, l3 = ly.layer(1, 0), ly.layer(2, 0), ly.layer(3, 5)
+    A, B, C, TOP = (ly.create_cell(n) for n in ("A", "B", "C", "TOP"))
+    A.shapes(l1).insert(kdb.Box(0, 0, 400, 200))
+    A.shapes(l2).insert(kdb.Polygon([kdb.Point(0, 0), kdb.Point(300, 50), kdb.Point(100, 350)]))
+    A.shapes(l1).insert(kdb.Polygon([kdb.Point(x, y) for x, y in
+                                     [(500, 0), (700, 0), (700, 300), (600, 300), (600, 100),
+                                      (500, 100)]]))
+    circ = [kdb.Point(int(900 + 150 * math.cos(2 * math.pi * k / 64)),
+                      int(150 + 150 * math.sin(2 * math.pi * k / 64))) for k in range(64)]
+    A.shapes(l3).insert(kdb.Polygon(circ))
+    B.shapes(l3).insert(kdb.Path([kdb.Point(0, 0), kdb.Point(800, 0), kdb.Point(800, 600)], 60))
+    B.shapes(l1).insert(kdb.Box(-100, -100, 50, 900))
+    B.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(1, False, 200, 300)))
+    B.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.0, 30, False, kdb.Vector(1000, 100))))
+    B.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(2, True, 0, 2000), kdb.Vector(0, 450),
+                               kdb.Vector(1200, 0), 3, 2))
+    C.shapes(l2).insert(kdb.Box(0, 0, 3000, 50))
+    for k in range(8):
+        C.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(k % 4, k >= 4, 3500 * k, 0)))
+    C.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.25, 135, True, kdb.Vector(0, -3000)),
+                               kdb.Vector(900, 200), kdb.Vector(-300, 800), 4, 3))
+    x = 0
+    for rot in range(4):
+        for m in (False, True):
+            TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(rot, m, x, 0)))
+            TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(rot, m, x, 3000)))
+            x += 2000
+    TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.ICplxTrans(2.0, 45, True, kdb.Vector(0, -4000))))
+    TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(0.5, 0, False, kdb.Vector(-3000, 0))))
+    TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(0, False, 0, 8000), kdb.Vector(900, 0),
+                                 kdb.Vector(0, 500), 5, 3))
+    TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(1, True, 6000, 8000),
+                                 kdb.Vector(1100, 300), kdb.Vector(-400, 1300), 4, 6))
+    TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.5, 17, False, kdb.Vector(-5000, 8000)),
+                                 kdb.Vector(1200, 100), kdb.Vector(300, 900), 3, 4))
+    TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.Trans(3, True, 20000, -9000)))
+    TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.ICplxTrans(0.75, 200, False, kdb.Vector(-20000, -15000))))
+    TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.Trans(0, False, 0, 20000), kdb.Vector(30000, 0),
+                                 kdb.Vector(5000, 9000), 2, 2))
+    TOP.shapes(l2).insert(kdb.Box(-6000, -6000, 20000, -5900))
+    strip_texts(ly)
+    return ly
+
+
+@pytest.fixture(scope="module")
+def synth():
+    ly = synthetic_layout()
+    with kl_layout(ly, leaf_size=4) as L:
+        yield ly, L
+
+
+def test_synthetic_random_windows(synth):
+    ly, L = synth
+    rng = np.random.default_rng(1)
+    top = ly.cell("TOP")
+    b = top.bbox()
+    ws = windows(rng, (b.left, b.bottom, b.right, b.top), 700,
+                 [0, 40, 300, 1000, 3000, 12000], anchors_of(ly, top))
+    total = sum(compare(L, ly, "TOP", w, what="synthetic") for w in ws)
+    assert total > 5000  # the windows do hit geometry
+
+
+def test_synthetic_depth_cell_layers(synth):
+    ly, L = synth
+    rng = np.random.default_rng(2)
+    for name in ("TOP", "C", "B", "A"):
+        b = ly.cell(name).bbox()
+        for w in windows(rng, (b.left, b.bottom, b.right, b.top), 40, [0, 500, 4000]):
+            for depth in (0, 1, 2):
+                compare(L, ly, name, w, depth=depth, what="depth")
+            compare(L, ly, name, w, layers=[(1, 0), (3, 5)], what="layers")
+    # depth 0 is the cell's own shapes only: exactly its polygons touching the window
+    P = L.explode((-100, -100, 100, 100), cell="TOP", depth=0)
+    assert len(P) == 1 and tuple(P.layer[0]) == (2, 0)
+
+
+def test_leaf_sizes_agree(synth):
+    """The index granularity changes nothing in the result."""
+    ly, L = synth
+    rng = np.random.default_rng(3)
+    b = ly.cell("TOP").bbox()
+    ws = windows(rng, (b.left, b.bottom, b.right, b.top), 60, [0, 700, 5000])
+    with kl_layout(ly, leaf_size=64) as L2:
+        for w in ws:
+            w_um = tuple(v * ly.dbu for v in w)
+            P1, P2 = L.explode(w_um), L2.explode(w_um)
+            k1 = sorted(zip(map(tuple, P1.layer.tolist()), np.round(np.abs(P1.areas()), 9)))
+            k2 = sorted(zip(map(tuple, P2.layer.tolist()), np.round(np.abs(P2.areas()), 9)))
+            assert k1 == k2
+
+
+def test_engine_synth_layout(tmp_path):
+    """A layout from engine.synth (if present) read by KLayout, converted by kl_db."""
+    synth_mod = pytest.importorskip("engine.synth")
+    path = tmp_path / "s.gds"
+    synth_mod.synthesize(path, die_um=20, density=150, seed=3, layers=4, levels=5)
+    ly = read(path)
+    rng = np.random.default_rng(4)
+    top = ly.top_cell()
+    b = top.bbox()
+    with kl_layout(ly) as L:
+        ws = windows(rng, (b.left, b.bottom, b.right, b.top), 200,
+                     [0, 100, 500, 2000], anchors_of(ly, top))
+        for w in ws:
+            compare(L, ly, top.name, w, what="engine.synth")
+
+
+# -- real layouts ---------------------------------------------------------------------------------
+
+def load_pair(entry):
+    """(KLayout layout, our Layout) for a shared file."""
+    ly = read(entry["path"])
+    if os.path.getsize(entry["path"]) > BIG:
+        try:
+            from engine.layout import open_layout
+            import engine.reader  # noqa: F401
+            return ly, open_layout(entry["path"])
+        except ImportError:
+            pass
+    return ly, kl_layout(ly)
+
+
+@pytest.mark.parametrize("entry", [p for p in gds_params(include_gz=False)])
+def test_real_layout_windows(entry):
+    ly, L = load_pair(entry)
+    with L:
+        big = os.path.getsize(entry["path"]) > BIG
+        rng = np.random.default_rng(abs(hash(entry["file"])) % 2**32)
+        for top in ly.top_cells()[:3]:
+            b = top.bbox()
+            if b.empty():
+                continue
+            um = int(round(1 / ly.dbu))
+            sizes = [0, um // 2, 2 * um, 10 * um] if big else [0, um // 4, um, 5 * um, 30 * um]
+            ws = windows(rng, (b.left, b.bottom, b.right, b.top), 40 if big else 50, sizes,
+                         anchors_of(ly, top))
+            for w in ws:
+                compare(L, ly, top.name, w, what=entry["file"])
+            # depth and a sub-cell
+            for w in ws[:6]:
+                compare(L, ly, top.name, w, depth=1, area=False, what=entry["file"])
+            child = next((i.cell for i in top.each_inst()), None)
+            if child is not None and not child.bbox().empty():
+                cb = child.bbox()
+                for w in windows(rng, (cb.left, cb.bottom, cb.right, cb.top), 6, sizes):
+                    compare(L, ly, child.name, w, area=False, what=entry["file"])
+
+
+def test_reader_and_kl_db_agree():
+    """engine.reader (open_layout) and the KLayout-based loader give the same explode."""
+    pytest.importorskip("engine.reader")
+    from conftest import shared_gds
+    from engine.layout import open_layout
+    picks = [e for e in shared_gds(include_gz=False)
+             if e["file"] in ("klayout/gds/arefs_skew.gds", "caravel/simple_por.gds",
+                              "siepic_ebeam_pdk/MiniChip_1mm.gds", "klayout/gds/t11.gds")]
+    if not picks:
+        pytest.skip("shared layouts not present")
+    rng = np.random.default_rng(5)
+    for e in picks:
+        ly = read(e["path"])
+        with kl_layout(ly) as A, open_layout(e["path"]) as B:
+            b = ly.top_cell().bbox()
+            for w in windows(rng, (b.left, b.bottom, b.right, b.top), 30, [0, 1000, 20000]):
+                w_um = tuple(v * ly.dbu for v in w)
+                P, Q = A.explode(w_um, clip=True), B.explode(w_um, clip=True)
+                assert len(P) == len(Q)
+                ka = sorted(zip(map(tuple, P.layer.tolist()), np.round(np.abs(P.areas()), 6)))
+                kb = sorted(zip(map(tuple, Q.layer.tolist()), np.round(np.abs(Q.areas()), 6)))
+                assert ka == kb
+
+
+# -- low-level entry, bad input -------------------------------------------------------------------
+
+def test_explode_arrays_matches_explode(synth):
+    ly, L = synth
+    s = new_scratch(L.db)
+    s.out_xy = np.empty((1, 2))  # force growth inside the kernel
+    s.out_off = np.empty(1, dtype=np.int64)
+    s.out_lay = np.empty(1, dtype=np.int32)
+    w = (-10.0, -10.0, 30.0, 30.0)
+    xy, off, lay = explode_arrays(L.db, L.window_dbu(w), L.resolve_cell(None),
+                                  L.layer_mask(None), -1, False, s)
+    P = L.explode(w)
+    assert np.allclose(xy * L.dbu_um, P.xy) and np.array_equal(off, P.offsets)
+    assert np.array_equal(L.db.layer_ld[lay], P.layer)
+    assert len(s.out_off) > 1  # grew
+
+
+@pytest.mark.parametrize("kwargs, window", [
+    ({}, (0, 0, float("nan"), 1)),
+    ({}, (5, 0, 1, 1)),
+    ({}, (0, 5, 1, 1)),
+    ({}, (0, 0, 1)),
+    ({"cell": "NOPE"}, (0, 0, 1, 1)),
+    ({"cell": 999}, (0, 0, 1, 1)),
+    ({"layers": [(77, 0)]}, (0, 0, 1, 1)),
+    ({"depth": -1}, (0, 0, 1, 1)),
+    ({"depth": 1.5}, (0, 0, 1, 1)),
+])
+def test_bad_input(synth, kwargs, window):
+    ly, L = synth
+    with pytest.raises(ClipmillError):
+        L.explode(window, **kwargs)
+
+
+def test_several_top_cells_need_a_cell():
+    ly = kdb.Layout()
+    l1 = ly.layer(1, 0)
+    for n in ("X", "Y"):
+        ly.create_cell(n).shapes(l1).insert(kdb.Box(0, 0, 10, 10))
+    with kl_layout(ly) as L:
+        with pytest.raises(ClipmillError, match="top cells"):
+            L.explode((0, 0, 1, 1))
+        assert len(L.explode((0, 0, 1, 1), cell="Y")) == 1
