@@ -37,8 +37,8 @@ def layout(bench_gds):
 @pytest.fixture(scope="session")
 def windows(layout):
     """32 random 10 x 10 um windows inside the top cell's bbox (seeded)."""
-    from engine.benchmark import pick_windows
-    return pick_windows(layout.info["bbox_um"], 32, WINDOW_UM, np.random.default_rng(7))
+    from engine.benchmark import bbox_um, pick_windows
+    return pick_windows(bbox_um(layout), 32, WINDOW_UM, np.random.default_rng(7))
 
 
 @pytest.fixture(scope="session")

@@ -84,12 +84,14 @@ def _plot_sizes(results, plt):
             ax.plot(*zip(*kx), mk, color="C3", ms=9 if held else 6, label="KLayout read" + lab)
     xs = [min(r["file_bytes"] for r in lays), max(r["file_bytes"] for r in lays)]
     grid = [xs[0] * (xs[1] / xs[0]) ** (i / 30) for i in range(31)]
+    from engine.model import nlogn
     for stage, color, key in (("scan", "C0", "file_bytes"), ("index", "C1", "db_bytes")):
         fit = _model_fit(results, stage)
         if fit:
             ratio = results["model"]["ratios"].get("db_ratio", 1.0) if key == "db_bytes" else 1.0
-            ax.plot([g / MB for g in grid], [_predict(fit, {key: g * ratio}) for g in grid], "-",
-                    color=color, alpha=0.5, label=f"model {stage}")
+            ax.plot([g / MB for g in grid],
+                    [_predict(fit, {key: g * ratio, "db_nlogn": nlogn(g * ratio)}) for g in grid],
+                    "-", color=color, alpha=0.5, label=f"model {stage}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("GDSII file size (MB)")
@@ -217,7 +219,9 @@ def markdown(results: dict) -> str:
          f"Synthetic layouts at {p['density']:g} polygons/um2 (generator: "
          f"{_generator(results)}); {p['window_um']:g} x {p['window_um']:g} um windows, pixel sizes "
          f"{', '.join(f'{x:g}' for x in p['pixel_um'])} um; each figure the best of "
-         f"{p['repeats']} runs. The largest layout is held out of the fit.", ""]
+         f"{p['repeats']} runs, in {_clock(results)}. The largest layout is held out of the fit.",
+         "", f"Load average at start: {_load(results.get('load_at_start'))} on {m['cpus']} CPUs.",
+         ""]
     L += _layout_table(results)
     L += _klayout_table(results)
     L += _model_section(results)
@@ -231,6 +235,18 @@ def markdown(results: dict) -> str:
         L += [f"- {e['error']}" for e in results["errors"]]
         L.append("")
     return "\n".join(L)
+
+
+def _clock(results):
+    if results.get("clock", "cpu") == "cpu":
+        return ("CPU seconds of the measuring process (every stage runs in it on one core; "
+                "time spent descheduled by other load does not count; wall seconds are in "
+                "results.json; end to end figures are wall time)")
+    return "wall seconds"
+
+
+def _load(x):
+    return "-" if not x else ", ".join(f"{v:.1f}" for v in x)
 
 
 def _generator(results):
@@ -336,6 +352,19 @@ def _e2e_section(results):
                  f"{r['windows_per_second']:.1f} | {_fmt_s(r['first_result_seconds'])} | "
                  f"{100 * r['coordinator_cpu_share']:.0f}% | {_fmt_b(r['coordinator_rss_peak'])} | "
                  f"{', '.join(_fmt_b(x) for x in wr) or '-'} |")
+    chk = results.get("e2e_check") or []
+    if chk:
+        L += ["", "Stage laws vs run_windows on the same windows (worker CPU per window measured "
+              "inside the workers; windows/s is wall time and carries the machine's other load):",
+              "", "| workers | worker CPU / window: predicted | measured | error | windows/s: "
+              "predicted (idle machine) | measured | load |", "|---|---|---|---|---|---|---|"]
+        for c in chk:
+            err = c.get("cpu_rel_error")
+            L.append(f"| {c['workers']} | {_fmt_s(c['predicted_worker_seconds_per_window'])} | "
+                     f"{_fmt_s(c['measured_worker_cpu_per_window'])} | "
+                     f"{'-' if err is None else f'{100 * err:+.0f}%'} | "
+                     f"{c['predicted_windows_per_second']:.1f} | "
+                     f"{c['measured_windows_per_second']:.1f} | {c.get('load_before') or 0:.1f} |")
     k = rows[0][0].get("klayout", {}).get("e2e")
     if k:
         L += ["", f"KLayout, one process, same windows: {k['windows_per_second']:.1f} windows/s "

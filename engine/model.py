@@ -7,7 +7,7 @@ alike, which is what an extrapolation to much larger inputs needs.
 
 Stages and their features (names of keys in the measurement rows):
   scan     seconds ~ 1, file_bytes                      (one pass over the file, one core)
-  index    seconds ~ 1, db_bytes                        (spatial index build)
+  index    seconds ~ 1, db_bytes, db_nlogn              (spatial index build: a sort)
   explode  seconds ~ 1, polygons [, depth]              (one window, flattened polygons out)
   raster   seconds ~ 1, pixels, edges                   (one window)
   write    seconds ~ 1, bytes                           (one image file)
@@ -28,7 +28,7 @@ GB = 1e9
 
 STAGE_FEATURES = {
     "scan": ["1", "file_bytes"],
-    "index": ["1", "db_bytes"],
+    "index": ["1", "db_bytes", "db_nlogn"],
     "explode": ["1", "polygons", "depth"],
     "raster": ["1", "pixels", "edges"],
     "write": ["1", "bytes"],
@@ -42,6 +42,11 @@ SEED_TARGETS = [
     dict(name="seed-500GB", file_bytes=500 * GB, density=2000.0, window_um=10.0, pixel_um=0.01,
          n_windows=100_000, cores=20, ram_bytes=192 * GB, disk_bw=2 * GB),
 ]
+
+
+def nlogn(x: float) -> float:
+    """x * log2(x / 1 MB), floored at 0: the n log n feature of sorts (x in bytes)."""
+    return float(x) * max(math.log2(max(float(x), 1.0) / 1e6), 0.0)
 
 
 def nnls(A: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
@@ -89,9 +94,10 @@ class StageFit:
                          for f, c in zip(self.features, self.coef)))
 
     def law(self) -> str:
-        unit = {"file_bytes": "GB", "db_bytes": "GB", "bytes": "MB", "pixels": "Mpx",
+        unit = {"file_bytes": "GB", "db_bytes": "GB", "db_nlogn": "GB log2(MB)", "bytes": "MB",
+                "pixels": "Mpx",
                 "edges": "M edges", "polygons": "k polygons", "depth": "level"}
-        scale = {"GB": 1e9, "MB": 1e6, "Mpx": 1e6, "M edges": 1e6, "k polygons": 1e3, "level": 1}
+        scale = {"GB": 1e9, "GB log2(MB)": 1e9, "MB": 1e6, "Mpx": 1e6, "M edges": 1e6, "k polygons": 1e3, "level": 1}
         parts = []
         for f, c in zip(self.features, self.coef):
             if f == "1":
@@ -239,7 +245,7 @@ class CostModel:
         scan_cpu = self.stage("scan", {"file_bytes": F}) / max(r.get("scan_workers", 1), 1)
         scan_io = F / bw
         scan = max(scan_cpu, scan_io)
-        index = self.stage("index", {"db_bytes": db_bytes})
+        index = self.stage("index", {"db_bytes": db_bytes, "db_nlogn": nlogn(db_bytes)})
         # per window (one worker)
         explode = self.stage("explode", {"polygons": polys, "depth": depth})
         raster = self.stage("raster", {"pixels": pixels, "edges": edges})
@@ -256,13 +262,16 @@ class CostModel:
         need = db_bytes + ix_bytes + workers * worker_rss + 4 * GB   # 4 GB for OS + coordinator
         fits_ram = need <= 0.9 * ram
         mapped_io_rate = math.inf
+        miss = 0.0
         if not fits_ram:
-            # mapped DBLoad: every window's data comes from disk at worst once per pass; bound the
-            # rate by reading the window's share of the database at disk bandwidth.
-            bytes_per_window = (db_bytes + ix_bytes) * (win * win) / max(target.get("die_um2", 0)
-                                                                           or 1.0, 1.0)
-            bytes_per_window = max(bytes_per_window, polys * r.get("db_bytes_per_polygon", 40.0))
-            mapped_io_rate = bw / bytes_per_window
+            # mapped DBLoad: the page cache holds what RAM leaves free; a window's polygons come
+            # from disk with the probability that their pages are not cached. Upper bound on the
+            # bytes a window touches: its flattened polygons at the database's bytes per polygon
+            # (hierarchy makes it less: shared cells are read once).
+            cache = max(0.9 * ram - workers * worker_rss - 4 * GB, 0.0)
+            miss = 1.0 - min(cache / (db_bytes + ix_bytes), 1.0)
+            bytes_per_window = polys * r.get("db_bytes_per_polygon", 40.0) * miss
+            mapped_io_rate = bw / bytes_per_window if bytes_per_window > 0 else math.inf
         rates = {"workers": worker_rate, "coordinator": coord_rate, "disk (mapped DB)": mapped_io_rate}
         limiter = min(rates, key=rates.get)
         wps = rates[limiter]
@@ -288,7 +297,7 @@ class CostModel:
             "time_to_first_window_seconds": first, "total_seconds": total,
             "one_time_seconds": one_time,
             "db_bytes": db_bytes, "index_bytes": ix_bytes, "ram_needed_bytes": need,
-            "fits_in_ram": fits_ram, "database": "in RAM (shared memory)" if fits_ram
+            "fits_in_ram": fits_ram, "page_miss_fraction": miss, "database": "in RAM (shared memory)" if fits_ram
             else "mapped from disk (on-disk DBLoad)",
             "assumptions": [
                 f"scan time = max(CPU law on {max(r.get('scan_workers', 1), 1)} core(s), file/disk "
@@ -297,10 +306,14 @@ class CostModel:
                 f"{r.get('index_ratio', 0.05):.3f} x file bytes (measured ratios)",
                 f"{polys:.0f} polygons per window (density x window area), "
                 f"{r.get('edges_per_polygon', 4.0):.2f} edges per polygon (measured)",
-                f"{workers} workers; Amdahl parallel fraction {p:.3f} measured at "
-                f"{r.get('workers_measured', [1])} workers",
+                f"{workers} workers (one core left to the coordinator); Amdahl parallel fraction "
+                f"{p:.3f} ({r.get('parallel_fraction_source', 'measured')}; run_windows "
+                f"measured at {r.get('workers_measured', [1])} workers)",
                 f"written bytes per pixel {r.get('write_bytes_per_pixel', 0.125):.3f} (measured)",
                 f"coordinator cost {coord * 1e6:.0f} us per window (measured, 1 worker)",
                 "per-window cost does not grow with file size (hierarchical index; measured flat)",
+                "database mapped from disk when database + index + workers' RSS + 4 GB exceed 90%"
+                " of RAM; then a window's flattened polygons x bytes/polygon x the uncached share "
+                "of the database is read at disk bandwidth (random-read worst case)",
             ],
         }
