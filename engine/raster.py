@@ -1,0 +1,1053 @@
+"""Rasterize flat polygons (engine.polygons.Polygons, um) into a window bitmap.
+
+``rasterize(polygons, window, pixel_size, mode="binary"|"gray", ...)`` -> uint8 (rows, cols).
+
+Pixel grid
+    Anchored at the window's top-left corner (x0, y1). Pixel (row, col) covers
+    x in [x0 + col*px, x0 + (col+1)*px], y in [y1 - (row+1)*py, y1 - row*py]; row 0 is the top.
+    cols = ceil((x1 - x0)/px - 1e-9), rows = ceil((y1 - y0)/py - 1e-9). When the window is not a
+    whole number of pixels the last column / row extends past x1 / below y0 and is rasterized in
+    full: geometry beyond the window edge but inside that last partial pixel counts.
+    ``flip_y`` gives bottom-up rows, ``flip_x`` right-to-left columns.
+
+Fill rule (KLayout's merge semantics, checked on bow-ties and doubly wound polygons)
+    Each polygon covers the points where ITS OWN winding number is non-zero; the picture is the
+    union of all polygons (overlaps never count twice, a negatively wound lobe of a bow-tie is
+    inside, a region wound twice is inside once).
+
+binary
+    1 exactly when the pixel centre is inside. A centre exactly on a boundary follows the
+    half-open rule of a rectangle [x0, x1) x [y0, y1): left and bottom edges are inside, right and
+    top edges outside (for slanted edges: a centre on an edge that has the interior to its right
+    (looking in +x) is inside, on one with the interior to its left outside). A centre within
+    1e-9 pixel of an edge counts as on it, so vertices and edges through pixel centres behave
+    exactly despite the float rounding of um values.
+
+gray
+    round(255 * covered fraction of the pixel), the covered area of the union computed
+    analytically (exact up to float rounding, any edge angle): pixels crossed by the edges of one
+    simple polygon use an exact signed-area accumulation; pixels crossed by the edges of several
+    polygons (or of a self-intersecting one) get an exact local sweep of the union inside the
+    pixel (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
+
+``invert`` swaps inside and outside (1 - b, 255 - g). ``packed=True`` (binary only) returns
+``np.packbits(image, axis=1)``. ``out`` receives the image (uint8, C-contiguous, right shape).
+``scratch`` is a ``Scratch()`` kept per worker: every buffer is grown once and reused, so a window
+allocates nothing but its output and the kernels allocate nothing per polygon.
+
+Polygons are never clipped beforehand: edges outside the window are simply ignored (edges left of
+the window still count for the winding of the pixels to their right).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.errors import ClipmillError
+from engine.jit import jit
+from engine.polygons import Polygons
+
+EPS = 1e-9             # a centre within EPS pixel of an edge is on it
+NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
+
+CLS_SKIP, CLS_SIMPLE, CLS_COMPLEX = 0, 1, 2
+
+
+class Scratch:
+    """Per-worker reusable buffers (grow-only)."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def get(self, name, n, dtype, zero=False):
+        n = max(int(n), 0)
+        dtype = np.dtype(dtype)
+        b = self._bufs.get(name)
+        if b is None or b.size < n or b.dtype != dtype:
+            grow = int(b.size * 1.25) if (b is not None and b.dtype == dtype) else 0
+            b = np.empty(max(n, grow, 1), dtype=dtype)
+            self._bufs[name] = b
+        v = b[:n]
+        if zero:
+            v.fill(0)
+        return v
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._bufs.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# small shared helpers (the SAME centre rule everywhere)
+
+@jit
+def _row_range(vmin, vmax, nrows):
+    """Rows r whose centre r+0.5 satisfies vmin < r+0.5 <= vmax (within EPS: a centre within EPS
+    of vmin / vmax counts as equal to it), clamped to [0, nrows)."""
+    a = min(max(vmin - 0.5 + EPS, -2.0), nrows + 2.0)
+    b = min(max(vmax - 0.5 + EPS, -2.0), nrows + 2.0)
+    r0 = int(math.floor(a)) + 1
+    r1 = int(math.floor(b))
+    if r0 < 0:
+        r0 = 0
+    if r1 > nrows - 1:
+        r1 = nrows - 1
+    return r0, r1
+
+
+@jit
+def _first_col(u0, v0, u1, v1, vc, ncols):
+    """First column whose centre is at or right of the edge at row-centre line vc (clamped to
+    [0, ncols]; ncols means none)."""
+    if u0 == u1:
+        uc = u0
+    else:
+        uc = u0 + (vc - v0) * (u1 - u0) / (v1 - v0)
+    uc = min(max(uc - 0.5 - EPS, -2.0), ncols + 2.0)
+    c = int(math.ceil(uc))
+    if c < 0:
+        c = 0
+    if c > ncols:
+        c = ncols
+    return c
+
+
+@jit
+def _transform(xy, x0, y1, px, py, uv):
+    """um -> pixel units (u right, v down from the top-left corner)."""
+    for i in range(xy.shape[0]):
+        uv[i, 0] = (xy[i, 0] - x0) / px
+        uv[i, 1] = (y1 - xy[i, 1]) / py
+
+
+@jit
+def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
+    """Closed segments ab and cd intersect or (nearly) touch: conservative."""
+    if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
+        return False
+    if max(ay, by) < min(cy, dy) or max(cy, dy) < min(ay, by):
+        return False
+    ex, ey = bx - ax, by - ay
+    fx, fy = dx - cx, dy - cy
+    le = abs(ex) + abs(ey)
+    lf = abs(fx) + abs(fy)
+    tol1 = 1e-9 * le * (lf + abs(cx - ax) + abs(cy - ay) + abs(dx - ax) + abs(dy - ay) + 1.0)
+    o1 = ex * (cy - ay) - ey * (cx - ax)
+    o2 = ex * (dy - ay) - ey * (dx - ax)
+    if (o1 > tol1 and o2 > tol1) or (o1 < -tol1 and o2 < -tol1):
+        return False
+    tol2 = 1e-9 * lf * (le + abs(ax - cx) + abs(ay - cy) + abs(bx - cx) + abs(by - cy) + 1.0)
+    o3 = fx * (ay - cy) - fy * (ax - cx)
+    o4 = fx * (by - cy) - fy * (bx - cx)
+    if (o3 > tol2 and o4 > tol2) or (o3 < -tol2 and o4 < -tol2):
+        return False
+    return True
+
+
+@jit
+def _is_simple(uv, s, n):
+    """True when polygon uv[s:s+n] certainly does not self-intersect or touch itself."""
+    # fast path: strictly convex with one turn (rectangles, triangles, ...)
+    sgn = 0
+    convex = True
+    for k in range(n):
+        a = s + (k - 1) % n
+        b = s + k
+        c = s + (k + 1) % n
+        cr = ((uv[b, 0] - uv[a, 0]) * (uv[c, 1] - uv[b, 1])
+              - (uv[b, 1] - uv[a, 1]) * (uv[c, 0] - uv[b, 0]))
+        if cr == 0.0:
+            convex = False
+            break
+        g = 1 if cr > 0 else -1
+        if sgn == 0:
+            sgn = g
+        elif g != sgn:
+            convex = False
+            break
+    if convex:
+        changes = 0
+        last = 0
+        first = 0
+        for k in range(n):
+            dy = uv[s + (k + 1) % n, 1] - uv[s + k, 1]
+            g = 1 if dy > 0 else (-1 if dy < 0 else 0)
+            if g == 0:
+                continue
+            if first == 0:
+                first = g
+            elif g != last:
+                changes += 1
+            last = g
+        if last != first:
+            changes += 1
+        return changes == 2
+    if n > NMAX_SIMPLE:
+        return False
+    for a in range(n):
+        a0 = s + a
+        a1 = s + (a + 1) % n
+        ax, ay, bx, by = uv[a0, 0], uv[a0, 1], uv[a1, 0], uv[a1, 1]
+        if ax == bx and ay == by:
+            return False
+        for b in range(a + 1, n):
+            b0 = s + b
+            b1 = s + (b + 1) % n
+            cx, cy, dx, dy = uv[b0, 0], uv[b0, 1], uv[b1, 0], uv[b1, 1]
+            if b == a + 1 or (a == 0 and b == n - 1):
+                # adjacent: must not fold back onto each other
+                ex, ey, fx, fy = bx - ax, by - ay, dx - cx, dy - cy
+                cr = ex * fy - ey * fx
+                if abs(cr) <= 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy)) and ex * fx + ey * fy < 0:
+                    return False
+                continue
+            if _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
+                return False
+    return True
+
+
+@jit
+def _is_rect(uv, s, n):
+    if n != 4:
+        return False
+    a, b, c, d = s, s + 1, s + 2, s + 3
+    if (uv[a, 0] == uv[b, 0] and uv[b, 1] == uv[c, 1] and uv[c, 0] == uv[d, 0]
+            and uv[d, 1] == uv[a, 1]) or (uv[a, 1] == uv[b, 1] and uv[b, 0] == uv[c, 0]
+                                          and uv[c, 1] == uv[d, 1] and uv[d, 0] == uv[a, 0]):
+        return uv[a, 0] != uv[c, 0] and uv[a, 1] != uv[c, 1]
+    return False
+
+
+@jit
+def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
+    """cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient: +-1 so that
+    simple polygons get winding +1 inside. rect: axis-parallel rectangle. bbox: umin, umax, vmin,
+    vmax. Returns the number of complex polygons."""
+    ncomplex = 0
+    for i in range(offsets.shape[0] - 1):
+        s, e = offsets[i], offsets[i + 1]
+        n = e - s
+        cls[i] = 0
+        orient[i] = 1
+        rect[i] = 0
+        if n < 3:
+            continue
+        if _is_rect(uv, s, n):
+            u0, u1 = min(uv[s, 0], uv[s + 2, 0]), max(uv[s, 0], uv[s + 2, 0])
+            v0, v1 = min(uv[s, 1], uv[s + 2, 1]), max(uv[s, 1], uv[s + 2, 1])
+            bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = u0, u1, v0, v1
+            if u0 >= ncols or u1 <= 0.0 or v1 <= 0.0 or v0 >= nrows:
+                continue
+            cls[i] = 1
+            rect[i] = 1
+            # orientation from the turn at vertex 1
+            cr = ((uv[s + 1, 0] - uv[s, 0]) * (uv[s + 2, 1] - uv[s + 1, 1])
+                  - (uv[s + 1, 1] - uv[s, 1]) * (uv[s + 2, 0] - uv[s + 1, 0]))
+            orient[i] = 1 if cr < 0 else -1
+            continue
+        umin = uv[s, 0]
+        umax = uv[s, 0]
+        vmin = uv[s, 1]
+        vmax = uv[s, 1]
+        area = 0.0
+        for k in range(s, e):
+            u, v = uv[k, 0], uv[k, 1]
+            umin = min(umin, u)
+            umax = max(umax, u)
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+            k2 = k + 1 if k + 1 < e else s
+            area += u * uv[k2, 1] - uv[k2, 0] * v
+        bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = umin, umax, vmin, vmax
+        if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
+            continue
+        orient[i] = 1 if area <= 0 else -1
+        if _is_simple(uv, s, n):
+            cls[i] = 1
+        else:
+            cls[i] = 2
+            ncomplex += 1
+    return ncomplex
+
+
+# ----------------------------------------------------------------------------------------------
+# binary: winding number at pixel centres through a 2-D difference buffer
+
+@jit
+def _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, r_off, c_off, nc):
+    """Add d at (row, first column right of the edge) for each row centre the edge covers, as a
+    column-difference (cancelled one row below). diff is flat (rows+1) x nc, indices shifted by
+    r_off / c_off (local buffers of complex polygons)."""
+    if v0 > v1:
+        u0, v0, u1, v1 = u1, v1, u0, v0
+    r0, r1 = _row_range(v0, v1, nrows)
+    if r0 > r1:
+        return
+    if u0 == u1:
+        c = _first_col(u0, v0, u1, v1, 0.0, ncols)
+        if c >= ncols:
+            return
+        c = max(c - c_off, 0)
+        if c >= nc:
+            return
+        diff[(r0 - r_off) * nc + c] += d
+        diff[(r1 + 1 - r_off) * nc + c] -= d
+        return
+    for r in range(r0, r1 + 1):
+        c = _first_col(u0, v0, u1, v1, r + 0.5, ncols)
+        if c >= ncols:
+            continue
+        c = max(c - c_off, 0)
+        if c >= nc:
+            continue
+        diff[(r - r_off) * nc + c] += d
+        diff[(r + 1 - r_off) * nc + c] -= d
+
+
+@jit
+def _winding_simple(uv, offsets, cls, orient, nrows, ncols, diff):
+    """Winding counts of the simple polygons at every pixel centre into diff (flat, zeroed,
+    (nrows+1) x ncols); returns after the prefix sums: diff[r*ncols+c] = count."""
+    for i in range(offsets.shape[0] - 1):
+        if cls[i] != 1:
+            continue
+        s, e = offsets[i], offsets[i + 1]
+        o = orient[i]
+        for k in range(s, e):
+            k2 = k + 1 if k + 1 < e else s
+            u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+            if v0 == v1:
+                continue
+            d = o if v1 > v0 else -o
+            _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, 0, 0, ncols)
+    _prefix(diff, nrows, ncols)
+
+
+@jit
+def _prefix(diff, nrows, ncols):
+    for r in range(1, nrows):
+        b = r * ncols
+        a = b - ncols
+        for c in range(ncols):
+            diff[b + c] += diff[a + c]
+    for r in range(nrows):
+        b = r * ncols
+        acc = 0
+        for c in range(ncols):
+            acc += diff[b + c]
+            diff[b + c] = acc
+
+
+@jit
+def _winding_complex(uv, offsets, cls, nrows, ncols, local, count, count2):
+    """For each complex polygon add its indicator (own winding != 0) at pixel centres to count
+    (and to count2, the complex-only count used by gray). local: flat scratch of
+    (nrows+1)*ncols int32."""
+    for i in range(offsets.shape[0] - 1):
+        if cls[i] != 2:
+            continue
+        s, e = offsets[i], offsets[i + 1]
+        umin = uv[s, 0]
+        umax = uv[s, 0]
+        vmin = uv[s, 1]
+        vmax = uv[s, 1]
+        for k in range(s, e):
+            umin = min(umin, uv[k, 0])
+            umax = max(umax, uv[k, 0])
+            vmin = min(vmin, uv[k, 1])
+            vmax = max(vmax, uv[k, 1])
+        r0, r1 = _row_range(vmin, vmax, nrows)
+        if r0 > r1:
+            continue
+        c0 = _first_col(umin, 0.0, umin, 1.0, 0.0, ncols)
+        c1 = min(_first_col(umax, 0.0, umax, 1.0, 0.0, ncols), ncols - 1)
+        if c0 > c1:
+            continue
+        nc = c1 - c0 + 1
+        nr = r1 - r0 + 1
+        for j in range((nr + 1) * nc):
+            local[j] = 0
+        for k in range(s, e):
+            k2 = k + 1 if k + 1 < e else s
+            u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+            if v0 == v1:
+                continue
+            d = 1 if v1 > v0 else -1
+            _edge_diff(u0, v0, u1, v1, d, nrows, ncols, local, r0, c0, nc)
+        for rr in range(nr):
+            b = rr * nc
+            if rr > 0:
+                for cc in range(nc):
+                    local[b + cc] += local[b - nc + cc]
+        for rr in range(nr):
+            b = rr * nc
+            acc = 0
+            g = (r0 + rr) * ncols + c0
+            for cc in range(nc):
+                acc += local[b + cc]
+                if acc != 0:
+                    count[g + cc] += 1
+                    count2[g + cc] += 1
+
+
+@jit
+def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
+    for r in range(nrows):
+        ro = nrows - 1 - r if flip_y else r
+        b = r * ncols
+        for c in range(ncols):
+            co = ncols - 1 - c if flip_x else c
+            v = 1 if count[b + c] != 0 else 0
+            out[ro, co] = 1 - v if invert else v
+
+
+# ----------------------------------------------------------------------------------------------
+# gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
+
+@jit
+def _visit(pix, mi, i, owner, stamp, pairs, npairs):
+    o = owner[pix]
+    if o == -1:
+        owner[pix] = mi
+    elif o != mi:
+        owner[pix] = -2
+    if stamp[pix] != i:
+        stamp[pix] = i
+        n = npairs[0]
+        if n < pairs.shape[0]:
+            pairs[n, 0] = pix
+            pairs[n, 1] = i
+        npairs[0] = n + 1
+
+
+@jit
+def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npairs):
+    """Accumulate the signed area right of every edge of simple polygons into acc (flat
+    nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
+    interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex),
+    recording each distinct (pixel, polygon) pair (npairs[0] may exceed the capacity: grow, redo)."""
+    W = ncols + 1
+    for i in range(offsets.shape[0] - 1):
+        ci = cls[i]
+        if ci == 0:
+            continue
+        s, e = offsets[i], offsets[i + 1]
+        o = orient[i]
+        doacc = ci == 1
+        mi = -3 if ci == 2 else i  # complex polygons end up "several" (-2)
+        for k in range(s, e):
+            k2 = k + 1 if k + 1 < e else s
+            u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+            if v0 == v1:
+                # horizontal: no area, but it crosses pixel interiors unless on a row line
+                if v0 <= 0.0 or v0 >= nrows:
+                    continue
+                r = int(math.floor(v0))
+                if r == v0:
+                    continue
+                lo, hi = min(u0, u1), max(u0, u1)
+                if hi <= 0.0 or lo >= ncols:
+                    continue
+                ca = max(int(math.floor(lo)), 0)
+                cb = min(int(math.ceil(hi)) - 1, ncols - 1)
+                for c in range(ca, cb + 1):
+                    _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                continue
+            d = o if v1 > v0 else -o
+            if v0 > v1:
+                u0, v0, u1, v1 = u1, v1, u0, v0
+            if v1 <= 0.0 or v0 >= nrows:
+                continue
+            if min(u0, u1) >= ncols:
+                continue
+            ra = max(int(math.floor(v0)), 0)
+            rb = min(int(math.ceil(v1)) - 1, nrows - 1)
+            slope = (u1 - u0) / (v1 - v0)
+            for r in range(ra, rb + 1):
+                va = max(v0, float(r))
+                vb = min(v1, float(r + 1))
+                h = vb - va
+                if h <= 0.0:
+                    continue
+                if u0 == u1:
+                    ua = u0
+                    ub = u0
+                else:
+                    ua = u0 + (va - v0) * slope if va != v0 else u0
+                    ub = u0 + (vb - v0) * slope if vb != v1 else u1
+                rowb = r * W
+                lo, hi = min(ua, ub), max(ua, ub)
+                if lo >= ncols:
+                    continue
+                if hi <= 0.0:
+                    if doacc:
+                        acc[rowb] += d * h
+                    continue
+                if ua == ub:
+                    c = int(math.floor(ua))
+                    if doacc:
+                        f = h * (c + 1 - ua)
+                        acc[rowb + c] += d * f
+                        acc[rowb + c + 1] += d * (h - f)
+                    if ua != c:
+                        _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                    continue
+                # slanted: walk from the low-u end to the high-u end
+                if ua <= ub:
+                    su, sv, eu, ev = ua, va, ub, vb
+                else:
+                    su, sv, eu, ev = ub, vb, ua, va
+                dvdu = (ev - sv) / (eu - su)
+                cu = su
+                cv = sv
+                if cu < 0.0:
+                    nv = sv + (0.0 - su) * dvdu
+                    if doacc:
+                        acc[rowb] += d * abs(nv - cv)
+                    cu = 0.0
+                    cv = nv
+                c = int(math.floor(cu))
+                while cu < eu and c < ncols:
+                    if c + 1 >= eu:
+                        nu = eu
+                        nv = ev
+                    else:
+                        nu = float(c + 1)
+                        nv = sv + (nu - su) * dvdu
+                    hs = abs(nv - cv)
+                    if doacc:
+                        f = hs * (c + 1 - 0.5 * (cu + nu))
+                        acc[rowb + c] += d * f
+                        acc[rowb + c + 1] += d * (hs - f)
+                    if hs > 0.0 or nu > cu:
+                        _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                    cu = nu
+                    cv = nv
+                    c += 1
+    return 0
+
+
+@jit
+def _flagged(owner, fidx, fpix):
+    n = 0
+    for j in range(owner.shape[0]):
+        if owner[j] == -3:
+            owner[j] = -2
+        if owner[j] == -2:
+            fidx[j] = n
+            fpix[n] = j
+            n += 1
+    return n
+
+
+@jit
+def _group(pairs, npairs, owner, fidx, nflag, foff, plist):
+    """foff / plist: the polygons crossing each flagged pixel (counting sort of the pairs)."""
+    for k in range(nflag + 1):
+        foff[k] = 0
+    for t in range(npairs):
+        pix = pairs[t, 0]
+        if owner[pix] == -2:
+            foff[fidx[pix] + 1] += 1
+    for k in range(nflag):
+        foff[k + 1] += foff[k]
+    kmax = 0
+    for k in range(nflag):
+        kmax = max(kmax, foff[k + 1] - foff[k])
+    for t in range(npairs):
+        pix = pairs[t, 0]
+        if owner[pix] == -2:
+            f = fidx[pix]
+            plist[foff[f]] = pairs[t, 1]
+            foff[f] += 1
+    for k in range(nflag, 0, -1):
+        foff[k] = foff[k - 1]
+    foff[0] = 0
+    return kmax
+
+
+@jit
+def _centre_winding(uv, s, e, r, c, ncols):
+    """Own winding of polygon uv[s:e] at the centre of pixel (r, c), same rule as the buffer."""
+    w = 0
+    vc = r + 0.5
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+        if v0 == v1:
+            continue
+        d = 1 if v1 > v0 else -1
+        if v0 > v1:
+            u0, v0, u1, v1 = u1, v1, u0, v0
+        # same arithmetic as _edge_diff: row range then first column
+        r0, r1 = _row_range(v0, v1, r + 1)
+        if r < r0 or r > r1:
+            continue
+        if u0 == u1:
+            cf = _first_col(u0, v0, u1, v1, 0.0, ncols)
+        else:
+            cf = _first_col(u0, v0, u1, v1, vc, ncols)
+        if c >= cf:
+            w += d
+    return w
+
+
+@jit
+def _rect_union_area(bx, k, xb, iv0, iv1):
+    """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
+    n = 0
+    for j in range(k):
+        xb[n] = bx[j, 0]
+        xb[n + 1] = bx[j, 1]
+        n += 2
+    xv = xb[:n]
+    xv.sort()
+    area = 0.0
+    for t in range(n - 1):
+        xa = xv[t]
+        xe = xv[t + 1]
+        if xe <= xa:
+            continue
+        xm = 0.5 * (xa + xe)
+        m = 0
+        for j in range(k):
+            if bx[j, 0] < xm < bx[j, 1]:
+                y0 = bx[j, 2]
+                y1 = bx[j, 3]
+                z = m
+                while z > 0 and iv0[z - 1] > y0:
+                    iv0[z] = iv0[z - 1]
+                    iv1[z] = iv1[z - 1]
+                    z -= 1
+                iv0[z] = y0
+                iv1[z] = y1
+                m += 1
+        length = 0.0
+        if m > 0:
+            ca = iv0[0]
+            cb = iv1[0]
+            for z in range(1, m):
+                if iv0[z] > cb:
+                    length += cb - ca
+                    ca = iv0[z]
+                    cb = iv1[z]
+                elif iv1[z] > cb:
+                    cb = iv1[z]
+            length += cb - ca
+        area += length * (xe - xa)
+    return area
+
+
+@jit
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, foff, plist, k_start, nflag,
+           cov, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
+    """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
+    because the polygons crossing the pixel are simple and their boxes do not overlap there).
+    Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
+    v-breaks) or nflag."""
+    P = pu0.shape[0]
+    V = vs.shape[0]
+    for k in range(k_start, nflag):
+        pix = fpix[k]
+        r = pix // ncols
+        c = pix - r * ncols
+        a, b = foff[k], foff[k + 1]
+        npoly = b - a
+        # quick paths: boxes clipped to the pixel
+        allrect = True
+        anycomplex = False
+        for jj in range(npoly):
+            i = plist[a + jj]
+            bx[jj, 0] = min(max(bbox[i, 0], c), c + 1.0)
+            bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
+            bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
+            bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
+            if rect[i] == 0:
+                allrect = False
+            if cls[i] == 2:
+                anycomplex = True
+        if not anycomplex:
+            overlap = False
+            for p in range(npoly):
+                for q in range(p + 1, npoly):
+                    if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
+                            and bx[q, 2] < bx[p, 3]):
+                        overlap = True
+                        break
+                if overlap:
+                    break
+            if not overlap:
+                cov[k] = -1.0
+                continue
+        # background: polygons whose boundary does not cross this pixel
+        inside_here = 0
+        for j in range(a, b):
+            i = plist[j]
+            if _centre_winding(uv, offsets[i], offsets[i + 1], r, c, ncols) != 0:
+                inside_here += 1
+        bg = count[pix] - inside_here
+        if bg > 0:
+            cov[k] = 1.0
+            continue
+        if allrect:
+            cov[k] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
+            continue
+        # pieces clipped to the pixel; parts left of it projected onto its left side
+        m = 0
+        fr = float(r)
+        fr1 = float(r + 1)
+        cl = float(c)
+        cr = float(c + 1)
+        overflow = False
+        for jj in range(npoly):
+            i = plist[a + jj]
+            s, e = offsets[i], offsets[i + 1]
+            for q in range(s, e):
+                q2 = q + 1 if q + 1 < e else s
+                u0, v0, u1, v1 = uv[q, 0], uv[q, 1], uv[q2, 0], uv[q2, 1]
+                if v0 == v1:
+                    continue
+                d = 1 if v1 > v0 else -1
+                if v0 > v1:
+                    u0, v0, u1, v1 = u1, v1, u0, v0
+                if v1 <= fr or v0 >= fr1 or min(u0, u1) >= cr:
+                    continue
+                va = max(v0, fr)
+                vb = min(v1, fr1)
+                if vb <= va:
+                    continue
+                slope = (u1 - u0) / (v1 - v0)
+                ua = u0 if (u0 == u1 or va == v0) else u0 + (va - v0) * slope
+                ub = u1 if (u0 == u1 or vb == v1) else u0 + (vb - v0) * slope
+                # break points where u crosses cl / cr
+                br0 = va
+                br3 = vb
+                br1 = vb
+                br2 = vb
+                if ua != ub:
+                    t1 = va + (cl - ua) * (vb - va) / (ub - ua)
+                    t2 = va + (cr - ua) * (vb - va) / (ub - ua)
+                    if t1 > t2:
+                        t1, t2 = t2, t1
+                    br1 = min(max(t1, va), vb)
+                    br2 = min(max(t2, va), vb)
+                for seg in range(3):
+                    p0 = br0 if seg == 0 else (br1 if seg == 1 else br2)
+                    p1 = br1 if seg == 0 else (br2 if seg == 1 else br3)
+                    if p1 <= p0:
+                        continue
+                    if ua == ub:
+                        um = ua
+                        ua_ = ua
+                        ub_ = ua
+                    else:
+                        um = ua + (0.5 * (p0 + p1) - va) * (ub - ua) / (vb - va)
+                        ua_ = ua + (p0 - va) * (ub - ua) / (vb - va)
+                        ub_ = ua + (p1 - va) * (ub - ua) / (vb - va)
+                    if um >= cr:
+                        continue
+                    if m >= P:
+                        overflow = True
+                        m += 1
+                        continue
+                    if um <= cl:
+                        ua_ = cl
+                        ub_ = cl
+                    else:
+                        ua_ = min(max(ua_, cl), cr)
+                        ub_ = min(max(ub_, cl), cr)
+                    pu0[m] = ua_
+                    pv0[m] = p0
+                    pu1[m] = ub_
+                    pv1[m] = p1
+                    pd[m] = d
+                    pj[m] = jj
+                    m += 1
+        if overflow:
+            need[0] = m
+            need[1] = 0
+            return k
+        # v break points: band, piece ends, crossings
+        nv = 0
+        nvneed = 2 + 2 * m
+        if nvneed > V:
+            need[0] = 0
+            need[1] = nvneed + m * (m - 1) // 2
+            return k
+        vs[nv] = fr
+        vs[nv + 1] = fr1
+        nv = 2
+        for p in range(m):
+            vs[nv] = pv0[p]
+            vs[nv + 1] = pv1[p]
+            nv += 2
+        for p in range(m):
+            dup = pu1[p] - pu0[p]
+            dvp = pv1[p] - pv0[p]
+            for q in range(p + 1, m):
+                lo = max(pv0[p], pv0[q])
+                hi = min(pv1[p], pv1[q])
+                if hi <= lo:
+                    continue
+                duq = pu1[q] - pu0[q]
+                dvq = pv1[q] - pv0[q]
+                sp = dup / dvp
+                sq = duq / dvq
+                if sp == sq:
+                    continue
+                # u_p(v) = u_q(v)
+                up_lo = pu0[p] + (lo - pv0[p]) * sp
+                uq_lo = pu0[q] + (lo - pv0[q]) * sq
+                vx = lo + (uq_lo - up_lo) / (sp - sq)
+                if lo < vx < hi:
+                    if nv >= V:
+                        need[0] = 0
+                        need[1] = 2 + 2 * m + m * (m - 1) // 2
+                        return k
+                    vs[nv] = vx
+                    nv += 1
+        vv = vs[:nv]
+        vv.sort()
+        area = 0.0
+        for t in range(nv - 1):
+            y0 = vv[t]
+            y1 = vv[t + 1]
+            hgt = y1 - y0
+            if hgt <= 0.0:
+                continue
+            ym = 0.5 * (y0 + y1)
+            na = 0
+            for p in range(m):
+                if pv0[p] < ym < pv1[p]:
+                    if pu0[p] == pu1[p]:
+                        x = pu0[p]
+                    else:
+                        x = pu0[p] + (ym - pv0[p]) * (pu1[p] - pu0[p]) / (pv1[p] - pv0[p])
+                    # insertion sort by x
+                    z = na
+                    while z > 0 and xs[z - 1] > x:
+                        xs[z] = xs[z - 1]
+                        xd[z] = xd[z - 1]
+                        xj[z] = xj[z - 1]
+                        z -= 1
+                    xs[z] = x
+                    xd[z] = pd[p]
+                    xj[z] = pj[p]
+                    na += 1
+            for jj in range(npoly):
+                wcur[jj] = 0
+            nz = 0
+            cur = cl
+            length = 0.0
+            for z in range(na):
+                x = xs[z]
+                if nz > 0:
+                    length += x - cur
+                cur = x
+                jj = xj[z]
+                before = wcur[jj]
+                wcur[jj] = before + xd[z]
+                if before == 0:
+                    nz += 1
+                elif wcur[jj] == 0:
+                    nz -= 1
+            if nz > 0:
+                length += cr - cur
+            area += length * hgt
+        cov[k] = min(max(area, 0.0), 1.0)
+    return nflag
+
+
+@jit
+def _finish_gray(count, count2, has_complex, acc, owner, fidx, cov, nrows, ncols, invert,
+                 flip_x, flip_y, out):
+    W = ncols + 1
+    for r in range(nrows):
+        ro = nrows - 1 - r if flip_y else r
+        b = r * ncols
+        s = 0.0
+        for c in range(ncols):
+            s += acc[r * W + c]
+            co = ncols - 1 - c if flip_x else c
+            o = owner[b + c]
+            if o == -1:
+                f = 1.0 if count[b + c] != 0 else 0.0
+            elif o == -2 and cov[fidx[b + c]] >= 0.0:
+                f = cov[fidx[b + c]]
+            elif has_complex and count2[b + c] != 0:
+                f = 1.0
+            else:
+                f = min(max(s, 0.0), 1.0)
+            if invert:
+                f = 1.0 - f
+            out[ro, co] = np.uint8(math.floor(255.0 * f + 0.5))
+
+
+# ----------------------------------------------------------------------------------------------
+# Python wrappers
+
+def _pixel_size(pixel_size):
+    if np.ndim(pixel_size) == 0:
+        px = py = pixel_size
+    else:
+        ps = list(np.asarray(pixel_size, dtype=np.float64).reshape(-1))
+        if len(ps) != 2:
+            raise ClipmillError(f"pixel_size {pixel_size!r} must be a number or (px, py)")
+        px, py = ps
+    try:
+        px, py = float(px), float(py)
+    except (TypeError, ValueError):
+        raise ClipmillError(f"pixel_size {pixel_size!r} is not a number") from None
+    if not (math.isfinite(px) and math.isfinite(py) and px > 0 and py > 0):
+        raise ClipmillError(f"pixel_size {pixel_size!r} must be positive and finite")
+    return px, py
+
+
+def _window(window):
+    try:
+        w = [float(v) for v in np.asarray(window, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise ClipmillError(f"window {window!r} is not four numbers (x0, y0, x1, y1)") from None
+    if len(w) != 4:
+        raise ClipmillError(f"window {window!r} must have four numbers (x0, y0, x1, y1)")
+    if not all(math.isfinite(v) for v in w):
+        raise ClipmillError(f"window {tuple(window)} has a non-finite coordinate")
+    if w[2] < w[0] or w[3] < w[1]:
+        raise ClipmillError(f"window {tuple(window)} has x1 < x0 or y1 < y0")
+    return w
+
+
+def image_shape(window, pixel_size) -> tuple[int, int]:
+    """(rows, cols) of the image of a window: ceil(size / pixel - 1e-9) each way."""
+    x0, y0, x1, y1 = _window(window)
+    px, py = _pixel_size(pixel_size)
+    cols = max(int(math.ceil((x1 - x0) / px - 1e-9)), 0)
+    rows = max(int(math.ceil((y1 - y0) / py - 1e-9)), 0)
+    return rows, cols
+
+
+def _check_polygons(polygons):
+    if not isinstance(polygons, Polygons):
+        raise ClipmillError(f"rasterize takes engine.polygons.Polygons, got {type(polygons).__name__}")
+    xy = np.ascontiguousarray(polygons.xy, dtype=np.float64).reshape(-1, 2)
+    off = np.ascontiguousarray(polygons.offsets, dtype=np.int64).reshape(-1)
+    if off.size == 0 or off[0] != 0 or off[-1] != xy.shape[0] or np.any(np.diff(off) < 0):
+        raise ClipmillError("Polygons.offsets must start at 0, be non-decreasing and end at len(xy)")
+    if xy.size and not np.isfinite(xy).all():
+        raise ClipmillError("Polygons.xy has a non-finite coordinate")
+    return xy, off
+
+
+def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip_x=False,
+              flip_y=False, out=None, packed=False, scratch=None) -> np.ndarray:
+    """Bitmap of ``polygons`` (um) in ``window`` (x0, y0, x1, y1 um); see the module doc."""
+    if mode not in ("binary", "gray"):
+        raise ClipmillError(f"mode must be 'binary' or 'gray', not {mode!r}")
+    if packed and mode != "binary":
+        raise ClipmillError("packed=True needs mode='binary'")
+    x0, y0, x1, y1 = _window(window)
+    px, py = _pixel_size(pixel_size)
+    rows, cols = image_shape(window, (px, py))
+    xy, off = _check_polygons(polygons)
+    sc = scratch if scratch is not None else Scratch()
+
+    img = out if (out is not None and not packed) else None
+    if img is not None:
+        if (not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.shape != (rows, cols)
+                or not img.flags.c_contiguous or not img.flags.writeable):
+            raise ClipmillError(f"out must be a writable C-contiguous uint8 array of shape "
+                                f"{(rows, cols)}")
+    else:
+        img = (sc.get("img", rows * cols, np.uint8).reshape(rows, cols) if packed
+               else np.empty((rows, cols), dtype=np.uint8))
+    if rows and cols:
+        _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, bool(invert), bool(flip_x),
+                     bool(flip_y), img, sc)
+    if not packed:
+        return img
+    nb = (cols + 7) // 8
+    if out is not None:
+        if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (rows, nb)
+                or not out.flags.c_contiguous):
+            raise ClipmillError(f"out must be a C-contiguous uint8 array of shape {(rows, nb)}")
+        out[...] = np.packbits(img, axis=1) if rows and cols else 0
+        return out
+    return np.packbits(img, axis=1) if cols else np.zeros((rows, 0), dtype=np.uint8)
+
+
+def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc):
+    npoly = off.shape[0] - 1
+    npx = rows * cols
+    uv = sc.get("uv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
+    _transform(xy, x0, y1, px, py, uv)
+    cls = sc.get("cls", npoly, np.int8)
+    orient = sc.get("orient", npoly, np.int8)
+    rect = sc.get("rect", npoly, np.int8)
+    bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
+    ncomplex = _classify(uv, off, rows, cols, cls, orient, rect, bbox)
+    count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
+    _winding_simple(uv, off, cls, orient, rows, cols, count)
+    count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
+    if ncomplex:
+        local = sc.get("local", (rows + 1) * cols, np.int32)
+        _winding_complex(uv, off, cls, rows, cols, local, count, count2)
+    if mode == "binary":
+        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
+        return
+    W = cols + 1
+    cap = max(4 * xy.shape[0], 1024)
+    while True:
+        acc = sc.get("acc", rows * W, np.float64, zero=True)
+        owner = sc.get("owner", npx, np.int32)
+        owner.fill(-1)
+        stamp = sc.get("stamp", npx, np.int32)
+        stamp.fill(-1)
+        pairs = sc.get("pairs", 2 * cap, np.int32).reshape(-1, 2)
+        npairs = sc.get("npairs", 1, np.int64, zero=True)
+        _walk(uv, off, cls, orient, rows, cols, acc, owner, stamp, pairs, npairs)
+        if npairs[0] <= cap:
+            break
+        cap = int(npairs[0]) + 1024
+    fidx = sc.get("fidx", npx, np.int32)
+    fpix = sc.get("fpix", npx, np.int32)
+    nflag = _flagged(owner, fidx, fpix)
+    cov = sc.get("cov", nflag, np.float64)
+    if nflag:
+        foff = sc.get("foff", nflag + 1, np.int64)
+        plist = sc.get("plist", int(npairs[0]), np.int32)
+        kmax = _group(pairs, int(npairs[0]), owner, fidx, nflag, foff, plist)
+        cap_p = 64
+        cap_v = 256
+        need = sc.get("need", 2, np.int64)
+        k = 0
+        while k < nflag:
+            pu0 = sc.get("pu0", cap_p, np.float64)
+            pv0 = sc.get("pv0", cap_p, np.float64)
+            pu1 = sc.get("pu1", cap_p, np.float64)
+            pv1 = sc.get("pv1", cap_p, np.float64)
+            pd = sc.get("pd", cap_p, np.int32)
+            pj = sc.get("pj", cap_p, np.int32)
+            xs = sc.get("xs", cap_p, np.float64)
+            xd = sc.get("xd", cap_p, np.int32)
+            xj = sc.get("xj", cap_p, np.int32)
+            vs = sc.get("vs", cap_v, np.float64)
+            wcur = sc.get("wcur", kmax, np.int64)
+            bx = sc.get("bx", 4 * kmax, np.float64).reshape(-1, 4)
+            xb = sc.get("xb", 2 * kmax, np.float64)
+            iv0 = sc.get("iv0", kmax, np.float64)
+            iv1 = sc.get("iv1", kmax, np.float64)
+            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, foff, plist, k, nflag,
+                       cov, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
+                       need)
+            if k < nflag:
+                cap_p = max(cap_p, int(need[0]) + 16, 2 * cap_p if need[0] else cap_p)
+                cap_v = max(cap_v, int(need[1]) + 16)
+    _finish_gray(count, count2, bool(ncomplex), acc, owner, fidx, cov, rows, cols, invert,
+                 flip_x, flip_y, img)
+
+
+def rasterize_layout(layout, window, pixel_size, *, cell=None, layers=None, depth=None, **kw):
+    """layout.explode(window, cell=, layers=, depth=) then rasterize(...)."""
+    polys = layout.explode(window, cell=cell, layers=layers, depth=depth)
+    return rasterize(polys, window, pixel_size, **kw)

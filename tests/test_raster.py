@@ -1,0 +1,391 @@
+"""engine.raster against independent references.
+
+* gray: KLayout's ``Region.merged().rasterize(...)`` (area of the merged region per pixel). KLayout
+  snaps the crossings its merge creates to the integer dbu grid, so for slanted geometry the
+  reference region is first moved to the window origin and magnified by ``MAG`` (exact for the
+  input vertices): the snapping error becomes negligible.
+* binary: KLayout's coverage on every empty / full pixel, and for partially covered pixels an exact
+  integer point-in-polygon reference written here (per-polygon non-zero winding, union; centres
+  on boundaries follow the rule of a half-open rectangle [x0, x1) x [y0, y1)).
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import klayout.db as kdb
+from engine.errors import ClipmillError
+from engine.polygons import Polygons
+from engine.raster import Scratch, image_shape, rasterize
+from tests.conftest import gds_params
+
+MAG = 4096
+DBU = 0.001
+
+
+# ---------------------------------------------------------------------------------------------
+# references
+
+def kl_coverage(polys, origin, pix, shape):
+    """KLayout: covered fraction of each pixel (row 0 = top) of the merged polygons.
+    polys: list of int (k,2) arrays in dbu; origin (x0, ytop) dbu; pix (px, py) dbu."""
+    rows, cols = shape
+    px, py = pix
+    x0, ytop = origin
+    ybot = ytop - rows * py
+    lim = 2 ** 30 // MAG
+    m = 2 * max(px, py)
+    clip = kdb.Region(kdb.Box(-m, -m, cols * px + m, rows * py + m))
+    reg = kdb.Region()
+    for p in polys:
+        q = np.asarray(p, dtype=np.int64) - np.array([x0, ybot])
+        if np.abs(q).max() > lim:
+            # far-reaching polygon: clip it alone first (the clip's own crossings lie outside
+            # the grid, so KLayout's snapping of them does not matter)
+            part = kdb.Region(kdb.SimplePolygon([kdb.Point(int(a), int(b)) for a, b in q], True))
+            pieces = [[(pt.x, pt.y) for pt in sp.each_point()]
+                      for sp in (part & clip).each() for sp in [sp.to_simple_polygon()]]
+        else:
+            pieces = [q.tolist()]
+        for piece in pieces:
+            reg.insert(kdb.SimplePolygon([kdb.Point(int(a) * MAG, int(b) * MAG)
+                                          for a, b in piece], True))
+    a = np.array(reg.merged().rasterize(kdb.Point(0, 0), kdb.Vector(px * MAG, py * MAG),
+                                        kdb.Vector(px * MAG, py * MAG), cols, rows),
+                 dtype=np.float64)
+    return a[::-1] / (px * py * MAG * MAG)
+
+
+def centre_inside(polys, origin, pix, rc):
+    """Exact: is the centre of each pixel (r, c) in rc inside the union (per-polygon non-zero)?"""
+    px, py = pix
+    x0, ytop = origin
+    rc = np.asarray(rc, dtype=np.int64).reshape(-1, 2)
+    xc = 2 * x0 + (2 * rc[:, 1] + 1) * px          # doubled coordinates: integers
+    yc = 2 * ytop - (2 * rc[:, 0] + 1) * py
+    inside = np.zeros(len(rc), dtype=bool)
+    for p in polys:
+        a = 2 * np.asarray(p, dtype=np.int64)
+        b = np.roll(a, -1, axis=0)
+        up = a[:, 1] < b[:, 1]
+        lo = np.where(up[:, None], a, b)
+        hi = np.where(up[:, None], b, a)
+        d = np.where(up, 1, -1)
+        keep = a[:, 1] != b[:, 1]
+        lo, hi, d = lo[keep], hi[keep], d[keep]
+        if not len(d):
+            continue
+        X0, Y0, X1, Y1 = (v[:, None] for v in (lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+        row_ok = (Y0 <= yc[None, :]) & (yc[None, :] < Y1)
+        left = (X0 - xc[None, :]) * (Y1 - Y0) + (yc[None, :] - Y0) * (X1 - X0) <= 0
+        w = (d[:, None] * (row_ok & left)).sum(axis=0)
+        inside |= w != 0
+    return inside
+
+
+def to_polygons(polys, dbu=DBU):
+    return Polygons.from_list([np.asarray(p, dtype=np.float64) * dbu for p in polys])
+
+
+def check(polys, origin, pix, shape, *, dbu=DBU, win_frac=(0.0, 0.0)):
+    """Rasterize ours (um) and compare with the references; returns (binary, gray)."""
+    rows, cols = shape
+    px, py = pix
+    x0, ytop = origin
+    # window: the grid, trimmed by a fraction of the last pixel (rounding must still give shape)
+    wx = (cols - win_frac[0]) * px
+    wy = (rows - win_frac[1]) * py
+    window = (x0 * dbu, (ytop - wy) * dbu, (x0 + wx) * dbu, ytop * dbu)
+    assert image_shape(window, (px * dbu, py * dbu)) == shape
+    P = to_polygons(polys, dbu)
+    g = rasterize(P, window, (px * dbu, py * dbu), mode="gray")
+    b = rasterize(P, window, (px * dbu, py * dbu), mode="binary")
+    assert g.shape == shape and b.shape == shape and g.dtype == np.uint8
+    cov = kl_coverage(polys, origin, pix, shape)
+    want = np.floor(255 * cov + 0.5)
+    bad = np.abs(g.astype(int) - want) > 1
+    assert not bad.any(), (f"gray differs from KLayout at {np.argwhere(bad)[:5].tolist()}: "
+                           f"ours {g[bad][:5]}, KLayout {want[bad][:5]}")
+    empty = cov <= 1e-12
+    full = cov >= 1 - 1e-12
+    assert not b[empty].any() and b[full].all()
+    part = np.argwhere(~empty & ~full)
+    if len(part):
+        ref = centre_inside(polys, origin, pix, part)
+        got = b[part[:, 0], part[:, 1]].astype(bool)
+        assert (got == ref).all(), f"centre rule differs at {part[got != ref][:5].tolist()}"
+    return b, g
+
+
+def box(x0, y0, x1, y1):
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-made cases (dbu = 1 nm, pixel 10 nm unless stated)
+
+HAND = {
+    "rect_on_pixel_edges": [box(10, 10, 50, 40)],
+    "rect_vertices_on_centres": [box(5, 5, 35, 25)],
+    "rect_cw": [box(5, 5, 35, 25)[::-1]],
+    "triangle": [[(0, 0), (80, 0), (0, 80)]],
+    "triangle_45_through_centres": [[(5, 5), (75, 5), (5, 75)]],
+    "arbitrary_angles": [[(3, 7), (77, 19), (61, 71), (13, 52)]],
+    "steep_and_flat": [[(1, 2), (79, 3), (78, 79)], [(40, 1), (41, 78), (39, 60)]],
+    "sliver_thin": [box(12, 0, 13, 80), [(0, 33), (80, 34), (80, 35), (0, 34)]],
+    "larger_than_window": [box(-1000, -1000, 1000, 1000)],
+    "larger_with_slant": [[(-5000, -3000), (7000, -2000), (300, 9000)]],
+    "touching": [box(0, 0, 40, 40), box(40, 0, 80, 40), box(0, 40, 40, 80)],
+    "overlapping": [box(3, 3, 47, 47), box(23, 23, 77, 77), box(13, 33, 63, 43)],
+    "overlapping_slanted": [[(0, 0), (70, 10), (30, 70)], [(10, 60), (75, 5), (60, 75)]],
+    "keyhole_hole": [[(0, 0), (80, 0), (80, 80), (0, 80), (0, 0), (25, 25), (25, 55), (55, 55),
+                      (55, 25), (25, 25)]],
+    "keyhole_slanted": [[(0, 0), (80, 0), (80, 80), (0, 80), (0, 0), (25, 25), (15, 55), (55, 65),
+                         (55, 25), (25, 25)]],
+    "bowtie": [[(0, 0), (80, 80), (80, 0), (0, 80)]],
+    "bowtie_neg_lobe_covered": [[(0, 0), (80, 80), (80, 0), (0, 80)], box(40, 0, 80, 80)],
+    "doubly_wound": [box(10, 10, 70, 70) * 2],
+    "wound_twice_inner": [[(0, 0), (80, 0), (80, 80), (0, 80), (0, 0), (20, 20), (60, 20),
+                           (60, 60), (20, 60), (20, 20)]],
+    "pentagram": [[(40, 0), (64, 78), (1, 29), (79, 29), (16, 78)]],
+    "degenerate": [[(0, 0), (50, 50), (20, 20)], [(5, 5), (5, 5), (5, 5)], [(1, 1), (70, 1)]],
+    "outside_left_and_right": [box(-300, 10, -100, 70), box(100, 10, 300, 70),
+                               [(-50, 0), (-10, 80), (-60, 80)]],
+    "many_overlaps_one_pixel": [box(11 + i, 12 + i, 18 + i, 17 + 2 * i) for i in range(6)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_hand_made(name):
+    check(HAND[name], (0, 80), (10, 10), (8, 8))
+
+
+@pytest.mark.parametrize("name", ["triangle", "overlapping_slanted", "keyhole_slanted",
+                                  "bowtie_neg_lobe_covered", "touching"])
+def test_hand_made_odd_grid(name):
+    # x and y pixel sizes differ, grid not aligned with the geometry, window not whole pixels
+    check(HAND[name], (-3, 83), (7, 11), (8, 12), win_frac=(0.4, 0.7))
+
+
+def test_centre_rule_exact():
+    # centres exactly on edges: left/bottom edges inside, right/top edges outside
+    b = rasterize(to_polygons([box(5, 5, 35, 25)]), (0, 0, 0.04, 0.04), 0.01)
+    want = np.zeros((4, 4), np.uint8)
+    want[2:4, 0:3] = 1          # centres x = 5, 15, 25 (35 excluded), y = 5, 15 (25 excluded)
+    assert (b == want).all()
+    # 45-degree hypotenuse through centres: the interior is left of it -> outside
+    t = rasterize(to_polygons([[(0, 0), (40, 0), (0, 40)]]), (0, 0, 0.04, 0.04), 0.01)
+    assert (t == np.array([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]])).all()
+    # the mirrored triangle: hypotenuse has the interior on its right -> inside
+    t = rasterize(to_polygons([[(40, 0), (40, 40), (0, 0)]]), (0, 0, 0.04, 0.04), 0.01)
+    assert (t == np.array([[0, 0, 0, 1], [0, 0, 1, 1], [0, 1, 1, 1], [1, 1, 1, 1]])).all()
+
+
+def test_fill_rule_matches_klayout_merge():
+    # KLayout's merge: per-polygon non-zero winding, union over polygons
+    bow = [(0, 0), (100, 100), (100, 0), (0, 100)]
+    reg = kdb.Region(kdb.SimplePolygon([kdb.Point(*p) for p in bow], True))
+    reg.insert(kdb.Box(50, 0, 100, 100))
+    assert reg.merged().area() == 7500         # the -1 lobe under the box: still one layer
+    twice = box(0, 0, 100, 100) * 2
+    assert kdb.Region(kdb.SimplePolygon([kdb.Point(*p) for p in twice], True)).merged().area() == 10000
+    P = to_polygons([bow, box(50, 0, 100, 100)])
+    g = rasterize(P, (0, 0, 0.1, 0.1), 0.001, mode="gray")
+    assert abs(g.astype(float).sum() / 255 - 7500) < 1
+    g = rasterize(to_polygons([twice]), (0, 0, 0.1, 0.1), 0.01, mode="gray")
+    assert (g == 255).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic random sets
+
+def random_polys(rng, n, span, kind):
+    out = []
+    for _ in range(n):
+        if kind == "rects" or (kind == "mixed" and rng.random() < 0.5):
+            x, y = rng.integers(-span // 4, span, 2)
+            w, h = rng.integers(1, span // 3, 2)
+            out.append(box(x, y, x + w, y + h))
+        elif kind == "manhattan":
+            x, y = rng.integers(0, span, 2)
+            a, b, c = rng.integers(1, span // 3, 3)
+            out.append([(x, y), (x + a, y), (x + a, y + b), (x + c, y + b), (x + c, y + 2 * b),
+                        (x, y + 2 * b)])
+        else:
+            k = int(rng.integers(3, 7))
+            cx, cy = rng.integers(0, span, 2)
+            out.append(np.stack([cx + rng.integers(-span // 4, span // 4, k),
+                                 cy + rng.integers(-span // 4, span // 4, k)], 1))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["rects", "manhattan", "mixed", "random"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_synthetic(kind, seed):
+    rng = np.random.default_rng(seed * 17 + len(kind))
+    px, py = int(rng.integers(3, 13)), int(rng.integers(3, 13))
+    rows, cols = int(rng.integers(10, 40)), int(rng.integers(10, 40))
+    polys = random_polys(rng, int(rng.integers(5, 60)), max(rows * py, cols * px), kind)
+    check(polys, (int(rng.integers(-20, 20)), rows * py), (px, py), (rows, cols),
+          win_frac=(float(rng.random()), float(rng.random())))
+
+
+def test_dense_overlaps():
+    rng = np.random.default_rng(7)
+    polys = random_polys(rng, 400, 200, "rects") + random_polys(rng, 60, 200, "random")
+    check(polys, (0, 160), (5, 5), (32, 40))
+
+
+# ---------------------------------------------------------------------------------------------
+# real layouts: KLayout gives the polygons of a window, both rasterize them
+
+def _window_polys(top, layers, grid):
+    polys = []
+    for li in layers:
+        for poly in kdb.Region(top.begin_shapes_rec_touching(li, grid)).each():
+            if poly.holes():
+                poly = poly.to_simple_polygon()
+                polys.append([(pt.x, pt.y) for pt in poly.each_point()])
+            else:
+                polys.append([(pt.x, pt.y) for pt in poly.each_point_hull()])
+    return polys
+
+
+def _real_windows(entry, rng, tries=6):
+    """Two windows: one layer, and three layers together (overlaps between layers); each the one
+    with most partially covered pixels among a few random windows centred on random shapes."""
+    ly = kdb.Layout()
+    ly.read(entry["path"])
+    top = ly.top_cells()[0]
+    layers = [li for li in ly.layer_indexes() if not top.bbox_per_layer(li).empty()]
+    found = []
+    for which in ("one", "three"):
+        best = None
+        for _ in range(tries):
+            if not layers:
+                break
+            li = layers[int(rng.integers(len(layers)))]
+            it = top.begin_shapes_rec(li)
+            k = int(rng.integers(0, 200))
+            centre = None
+            while not it.at_end() and k >= 0:
+                centre = it.shape().bbox().transformed(it.trans()).center()
+                it.next()
+                k -= 1
+            if centre is None:
+                continue
+            p = int(rng.choice([5, 10, 20, 50]))
+            pxy = (p, p) if rng.random() < 0.7 else (p, int(rng.choice([5, 10, 20])))
+            rows, cols = int(rng.integers(24, 56)), int(rng.integers(24, 56))
+            x0 = centre.x - cols * pxy[0] // 2 + int(rng.integers(-pxy[0], pxy[0] + 1))
+            y1 = centre.y + rows * pxy[1] // 2 + int(rng.integers(-pxy[1], pxy[1] + 1))
+            grid = kdb.Box(x0, y1 - rows * pxy[1], x0 + cols * pxy[0], y1)
+            sel = [li] if which == "one" else [
+                int(v) for v in rng.choice(layers, min(3, len(layers)), replace=False)]
+            polys = _window_polys(top, sel, grid)
+            if not polys:
+                continue
+            cov = kl_coverage(polys, (x0, y1), pxy, (rows, cols))
+            npart = int(((cov > 0) & (cov < 1)).sum())
+            if best is None or npart > best[0]:
+                best = (npart, (polys, (x0, y1), pxy, (rows, cols)))
+        if best is not None:
+            found.append(best[1])
+    return ly.dbu, found
+
+
+@pytest.mark.parametrize("entry", gds_params(include_gz=False))
+def test_real_layout_windows(entry):
+    rng = np.random.default_rng(zlib.crc32(entry["file"].encode()))
+    dbu, found = _real_windows(entry, rng)
+    if not found:
+        pytest.skip(f"no shapes found in random windows of {entry['file']}")
+    for polys, origin, pxy, shape in found:
+        check(polys, origin, pxy, shape, dbu=dbu, win_frac=(0.25, 0.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# options, buffers, errors
+
+def _sample():
+    return to_polygons(HAND["overlapping_slanted"] + [box(0, 0, 13, 80)])
+
+
+def test_flips_invert_packed_out_scratch():
+    P = _sample()
+    win = (0, 0, 0.08, 0.07)
+    for mode in ("binary", "gray"):
+        a = rasterize(P, win, 0.01, mode=mode)
+        assert a.shape == (7, 8)
+        assert (rasterize(P, win, 0.01, mode=mode, flip_x=True) == a[:, ::-1]).all()
+        assert (rasterize(P, win, 0.01, mode=mode, flip_y=True) == a[::-1]).all()
+        assert (rasterize(P, win, 0.01, mode=mode, flip_x=True, flip_y=True) == a[::-1, ::-1]).all()
+        full = 1 if mode == "binary" else 255
+        assert (rasterize(P, win, 0.01, mode=mode, invert=True) == full - a).all()
+        out = np.full((7, 8), 77, np.uint8)
+        sc = Scratch()
+        r = rasterize(P, win, 0.01, mode=mode, out=out, scratch=sc)
+        assert r is out and (out == a).all()
+        r2 = rasterize(P, win, 0.01, mode=mode, scratch=sc)  # reused scratch gives the same
+        assert (r2 == a).all()
+    b = rasterize(P, win, 0.01)
+    pk = rasterize(P, win, 0.01, packed=True)
+    assert (pk == np.packbits(b, axis=1)).all() and pk.shape == (7, 1)
+    pko = np.zeros((7, 1), np.uint8)
+    assert rasterize(P, win, 0.01, packed=True, out=pko) is pko and (pko == pk).all()
+
+
+def test_empty_and_degenerate_windows():
+    e = Polygons.empty()
+    assert (rasterize(e, (0, 0, 1, 1), 0.1) == 0).all()
+    assert (rasterize(e, (0, 0, 1, 1), 0.1, mode="gray", invert=True) == 255).all()
+    assert rasterize(_sample(), (0, 0, 0, 1), 0.1).shape == (10, 0)
+    assert rasterize(_sample(), (0, 0, 0.1, 0), 0.1, mode="gray").shape == (0, 1)
+
+
+def test_image_shape_rounding_and_partial_pixel():
+    assert image_shape((0, 0, 1.0, 0.5), 0.1) == (5, 10)
+    assert image_shape((0, 0, 1.01, 0.5), 0.1) == (5, 11)
+    assert image_shape((0, 0, 0.3, 0.3), (0.1, 0.07)) == (5, 3)
+    # geometry beyond the window but inside the last partial pixel counts
+    P = to_polygons([box(95, 0, 100, 100)])
+    b = rasterize(P, (0, 0, 0.091, 0.1), 0.01, mode="gray")
+    assert b.shape == (10, 10) and (b[:, 9] == 128).all() and (b[:, :9] == 0).all()
+
+
+def test_bad_arguments():
+    P = _sample()
+    for kw in ({"mode": "grey"}, {"mode": "gray", "packed": True}):
+        with pytest.raises(ClipmillError):
+            rasterize(P, (0, 0, 1, 1), 0.1, **kw)
+    for ps in (0, -1, float("nan"), (0.1, 0.2, 0.3), "x"):
+        with pytest.raises(ClipmillError):
+            rasterize(P, (0, 0, 1, 1), ps)
+    for w in ((0, 0, 1), (1, 0, 0, 1), (0, 0, float("inf"), 1)):
+        with pytest.raises(ClipmillError):
+            rasterize(P, w, 0.1)
+    with pytest.raises(ClipmillError):
+        rasterize(P, (0, 0, 1, 1), 0.1, out=np.zeros((3, 3), np.uint8))
+    with pytest.raises(ClipmillError):
+        rasterize("nope", (0, 0, 1, 1), 0.1)
+    with pytest.raises(ClipmillError):
+        rasterize(Polygons(np.zeros((3, 2)), np.array([0, 5]), np.zeros((1, 2), np.int32)),
+                  (0, 0, 1, 1), 0.1)
+
+
+@pytest.mark.parametrize("name", ["sky130_fd_sc_hd/sky130_fd_sc_hd__sdfbbp_1.gds",
+                                  "siepic_ebeam_pdk/EBeam_CD_500nm.gds"])
+def test_real_whole_cell_all_layers(shared_dir, name):
+    # every layer of a whole cell at once: many overlaps, slanted edges in the photonics file
+    ly = kdb.Layout()
+    ly.read(str(shared_dir / name))
+    top = ly.top_cells()[0]
+    bb = top.bbox()
+    p = 20
+    rows, cols = -(-bb.height() // p), -(-bb.width() // p)
+    grid = kdb.Box(bb.left, bb.top - rows * p, bb.left + cols * p, bb.top)
+    polys = _window_polys(top, list(ly.layer_indexes()), grid)
+    assert len(polys) > 100
+    check(polys, (bb.left, bb.top), (p, p), (rows, cols), dbu=ly.dbu)
