@@ -6,9 +6,10 @@ cell (own shapes: boundaries, boxes and paths as polygons; texts excluded) and e
 (SREF/AREF transform, lattice) against KLayout 0.30's reading of the same file.
 
 Layers: KLayout lists every layer that holds any shape, texts included (so does the manifest).
-clipmill stores no texts (they are counted, not geometry), so its layer table is the set of layers
-that carry geometry. The test asserts exactly that, and that the layers it leaves out are the ones
-on which KLayout holds only texts.
+clipmill stores no texts (they are counted, not geometry) and makes no polygon of a zero-width path
+(it covers nothing; the reader warns), so its layer table is the set of layers that carry geometry.
+The test asserts exactly that, and that every layer it leaves out holds, in KLayout, only texts or
+zero-width paths (drcSimpleTests_56, drcSimpleTests_au143d, deep_region_au42 have such layers).
 """
 from __future__ import annotations
 
@@ -134,7 +135,9 @@ def test_schema_and_cells(pair):
     tops = [ours.names[int(t)] for t in ours.arrays["top_cells"]]
     assert tops == sorted(tops) == kref.ktop_cells(kl)
     assert ours.info["cells"] == e["num_cells"] == len(kref.kcell_names(kl))
-    assert sorted(ours.info["top_cells"]) == kref.ktop_cells(kl) == sorted(e["top_cells"])
+    assert sorted(ours.info["top_cells"]) == kref.ktop_cells(kl)
+    listed = [t for t in e["top_cells"] if not t.startswith("...")]  # the manifest abbreviates
+    assert set(listed) <= set(ours.info["top_cells"])                # long lists "...(N total)"
 
 
 def test_undefined_cells(pair):
@@ -179,17 +182,13 @@ def test_layers(pair):
     assert sorted(set(ours.arrays["poly_layer"].tolist())) == list(range(len(geometry)))
     manifest = sorted(tuple(int(v) for v in s.split("/")) for s in e["layers"])
     assert manifest == kref.klayers_all(kl)
-    text_only = set(manifest) - set(geometry)
-    for ld in text_only:  # what we leave out is exactly KLayout's text-only layers
+    left_out = set(manifest) - set(geometry)
+    for ld in left_out:  # what we leave out: layers with only texts (or zero-width paths)
         li = kl.find_layer(*ld)
-        assert all(c.shapes(li).size() == sum(1 for _ in c.shapes(li).each(kdb_texts()))
-                   for c in kl.each_cell())
+        for c in kl.each_cell():
+            for sh in c.shapes(li).each():
+                assert sh.is_text() or (sh.is_path() and sh.path_width == 0), (ld, c.name, sh)
     assert [tuple(x) for x in ours.info["layers"]] == geometry
-
-
-def kdb_texts():
-    import klayout.db as kdb
-    return kdb.Shapes.STexts
 
 
 def test_bboxes(pair):
