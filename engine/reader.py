@@ -37,7 +37,7 @@ MAX_XY = 8191          # points in one XY record (65535-byte record)
 # error codes of the kernels
 (E_OK, E_TRUNC, E_SHORTLEN, E_ODDLEN, E_PASTEOF, E_UNKNOWN, E_NOHEADER, E_GRAMMAR, E_NOENDEL,
  E_NOENDSTR, E_NOENDLIB, E_XYODD, E_SHORTREC, E_NOSTRNAME, E_DUPNAME, E_EMPTYNAME, E_NOSNAME,
- E_XYCOUNT, E_COORD, E_NOXY, E_CYCLE, E_TWOXY, E_LAYERS, E_RETRY, E_NOSTRUCT) = range(25)
+ E_XYCOUNT, E_COORD, E_NOXY, E_CYCLE, E_TWOXY, E_LAYERS, E_RETRY, E_NOSTRUCT, E_BADREAL) = range(26)
 
 MESSAGES = {
     E_TRUNC: "file truncated inside a record header",
@@ -63,6 +63,7 @@ MESSAGES = {
     E_TWOXY: "more than one XY record in an element",
     E_LAYERS: "more than 1,000,000 distinct layer/datatype pairs",
     E_NOSTRUCT: "empty library: no structures",
+    E_BADREAL: "MAG or ANGLE is not a finite number (or MAG is beyond 1e9)",
 }
 
 # element kinds (scan state)
@@ -155,6 +156,8 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
             return _fail(stats, E_TRUNC, pos, -1)
         ln = _u16(buf, pos)
         rt = np.int64(buf[pos + 2])
+        if nrec == 0 and (rt != R.HEADER or ln < 6):
+            return _fail(stats, E_NOHEADER, pos, -1)
         if ln < 4:
             return _fail(stats, E_SHORTLEN, pos, rt)
         if ln & 1:
@@ -560,6 +563,11 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
                                     ys[j] = _i32(buf, xy + 8 * j + 4)
                                 k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx, ry,
                                               hull, 0)
+                                if iv + k > vtx.shape[0]:      # cannot happen: scan's bound
+                                    out[3] = E_GRAMMAR
+                                    out[4] = pos
+                                    out[5] = rt
+                                    return
                                 for j in range(k):
                                     x = hull[j, 0]
                                     y = hull[j, 1]
@@ -592,6 +600,11 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
                     c = _lookup(buf, sname, snamelen, table, name_pos, name_len, ncells, True)
                     if c == -2:
                         out[3] = E_RETRY
+                        return
+                    if not (np.isfinite(mag) and np.isfinite(angle) and abs(mag) < 1e9):
+                        out[3] = E_BADREAL
+                        out[4] = pos
+                        out[5] = rt
                         return
                     reflect = (strans & 0x8000) != 0
                     q = angle / 90.0
