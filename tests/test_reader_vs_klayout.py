@@ -14,6 +14,7 @@ zero-width paths (drcSimpleTests_56, drcSimpleTests_au143d, deep_region_au42 hav
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -136,6 +137,13 @@ def test_schema_and_cells(pair):
     assert tops == sorted(tops) == kref.ktop_cells(kl)
     assert ours.info["cells"] == e["num_cells"] == len(kref.kcell_names(kl))
     assert sorted(ours.info["top_cells"]) == kref.ktop_cells(kl)
+    a = ours.arrays
+    assert ours.info["file_bytes"] == os.path.getsize(e["path"])
+    assert ours.info["polygons"] == len(a["poly_vtx_off"]) - 1
+    assert ours.info["vertices"] == len(a["vtx"])
+    assert ours.info["placements"] == len(a["ref_cell"])
+    assert ours.info["db_bytes"] >= sum(v.nbytes for v in a.values())
+    assert isinstance(ours.info["seconds"], dict) and "index" in ours.info
     listed = [t for t in e["top_cells"] if not t.startswith("...")]  # the manifest abbreviates
     assert set(listed) <= set(ours.info["top_cells"])                # long lists "...(N total)"
 
