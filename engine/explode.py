@@ -20,9 +20,12 @@ top, local region int64[4]); each frame queries the cell's polygon R-tree and pl
 (``engine.index``) with its local region; AREFs are one tree item each and the kernel solves for
 the column/row range whose copies can touch (inverse of the lattice [colvec rowvec], bbox of the
 candidate translations, conservatively widened, then an exact test per copy). Output and stack
-buffers start in an ``ExplodeScratch`` and grow by doubling INSIDE the kernel, which returns the
-(possibly new) arrays; the wrapper keeps them in the scratch for the next call, so in steady state
-nothing is allocated. The kernel only reads the database (safe from forked workers sharing it).
+buffers live in an ``ExplodeScratch`` reused from call to call; the kernel allocates nothing and,
+when a buffer is too small, keeps counting and reports the size it needs; the wrapper grows the
+buffer (output: to the counted size + 25%, at least doubling; frame stack: doubling) and runs
+again, so in steady state there is one kernel call per window. Leaves of the R-trees are visited
+with ``engine.index.tree_next`` (no hit list). The kernel only reads the database (safe from
+forked workers sharing it).
 """
 from __future__ import annotations
 
@@ -30,33 +33,17 @@ import numpy as np
 
 from engine.database import KIND_AREF
 from engine.errors import ClipmillError
-from engine.index import MAX_LEVELS, query_tree
+from engine.index import MAX_LEVELS, tree_next, tree_start
 from engine.jit import jit
 from engine.polygons import Polygons
 
-OK, ERR_CYCLE = 0, 1
+OK, ERR_CYCLE, OUT_FULL, STACK_FULL = 0, 1, 2, 3
 
 
 @jit
 def _round(v):
     """KLayout's coord rounding: half away from zero."""
     return np.floor(v + 0.5) if v > 0 else np.ceil(v - 0.5)
-
-
-@jit
-def _grow2(a, need):
-    n = max(2 * a.shape[0], need)
-    b = np.empty((n, a.shape[1]), dtype=a.dtype)
-    b[:a.shape[0]] = a
-    return b
-
-
-@jit
-def _grow1(a, need):
-    n = max(2 * a.shape[0], need)
-    b = np.empty(n, dtype=a.dtype)
-    b[:a.shape[0]] = a
-    return b
 
 
 @jit
@@ -95,44 +82,39 @@ def _clip_axis(src, n, dst, axis, bound, keep_ge):
 
 
 @jit
-def _emit(p, vtx_off, vtx, T, clip, wx0, wy0, wx1, wy1, cbuf, out_xy, nv):
-    """Transform polygon p (and clip it); write it at out_xy[nv:]; return (out_xy, count)."""
+def _clip_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
+    """Transform polygon p and clip it to the window; result in cbuf[0, :m]. Returns m (0 when
+    nothing with a non-zero area is left)."""
     s = vtx_off[p]
     k = vtx_off[p + 1] - s
-    if not clip:
-        if nv + k > out_xy.shape[0]:
-            out_xy = _grow2(out_xy, nv + k)
-        for i in range(k):
-            x = float(vtx[s + i, 0])
-            y = float(vtx[s + i, 1])
-            out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
-            out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
-        return out_xy, k
     a = cbuf[0]
     b = cbuf[1]
+    inside = True
     for i in range(k):
         x = float(vtx[s + i, 0])
         y = float(vtx[s + i, 1])
-        a[i, 0] = T[0] * x + T[1] * y + T[4]
-        a[i, 1] = T[2] * x + T[3] * y + T[5]
-    m = _clip_axis(a, k, b, 0, wx0, True)
-    m = _clip_axis(b, m, a, 0, wx1, False)
-    m = _clip_axis(a, m, b, 1, wy0, True)
-    m = _clip_axis(b, m, a, 1, wy1, False)
+        u = T[0] * x + T[1] * y + T[4]
+        v = T[2] * x + T[3] * y + T[5]
+        a[i, 0] = u
+        a[i, 1] = v
+        if u < wx0 or u > wx1 or v < wy0 or v > wy1:
+            inside = False
+    if inside:  # nothing to cut
+        m = k
+    else:
+        m = _clip_axis(a, k, b, 0, wx0, True)
+        m = _clip_axis(b, m, a, 0, wx1, False)
+        m = _clip_axis(a, m, b, 1, wy0, True)
+        m = _clip_axis(b, m, a, 1, wy1, False)
     if m < 3:
-        return out_xy, 0
+        return 0
     area = 0.0
     for i in range(m):
         j = i + 1 if i + 1 < m else 0
         area += a[i, 0] * a[j, 1] - a[j, 0] * a[i, 1]
     if area == 0.0:
-        return out_xy, 0
-    if nv + m > out_xy.shape[0]:
-        out_xy = _grow2(out_xy, nv + m)
-    for i in range(m):
-        out_xy[nv + i, 0] = a[i, 0]
-        out_xy[nv + i, 1] = a[i, 1]
-    return out_xy, m
+        return 0
+    return m
 
 
 @jit
@@ -219,21 +201,26 @@ def _hi_index(v, n, eps):
 @jit
 def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                    cell_ref_off, cell_bbox, ref_cell, ref_mat, ref_cols, ref_rows, ref_colvec,
-                   ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox, F,
-                   top, win, layer_mask, max_depth, clip,
-                   out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R,
-                   hits, tstack, starts, cbuf):
+                   ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox,
+                   F, top, win, layer_mask, max_depth, clip,
+                   out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, tstack, starts, cbuf):
     """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
 
-    Returns (status, npoly, nvtx, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits);
-    polygon i of the result is out_xy[out_off[i]:out_off[i+1]] with layer row out_lay[i]."""
+    Returns (status, npoly, nvtx): polygon i is out_xy[out_off[i]:out_off[i+1]] with layer row
+    out_lay[i]. status OUT_FULL: the output buffers were too small; npoly/nvtx are then the sizes
+    needed (the traversal went on counting). STACK_FULL: the frame stack overflowed (double it).
+    Nothing is allocated; nothing but the output/scratch buffers is written."""
     ncells = len(cell_poly_off) - 1
     wx0 = win[0]
     wy0 = win[1]
     wx1 = win[2]
     wy1 = win[3]
+    cap_v = out_xy.shape[0]
+    cap_p = out_off.shape[0] - 1
+    cap_s = st_cell.shape[0]
     npoly = 0
     nv = 0
+    write = True
     out_off[0] = 0
     # top frame: the rounded window (as KLayout's DBox -> Box)
     r0 = _round(wx0)
@@ -242,8 +229,7 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
     r3 = _round(wy1)
     if (r0 > cell_bbox[top, 2] or r2 < cell_bbox[top, 0] or r1 > cell_bbox[top, 3]
             or r3 < cell_bbox[top, 1]):
-        return OK, 0, 0, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
-    sp = 0
+        return OK, 0, 0
     st_cell[0] = top
     st_depth[0] = 0
     st_T[0, 0] = 1.0
@@ -260,141 +246,178 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
     T = np.empty(6)
     M = np.empty(6)
     Mi = np.empty(6)
-    bb = np.empty(4)
-    eb = np.empty(4)
     Ml = np.empty(6)
+    bb = np.empty(4)
     while sp > 0:
         sp -= 1
         c = st_cell[sp]
         d = st_depth[sp]
         if d > ncells:
-            return ERR_CYCLE, npoly, nv, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
+            return ERR_CYCLE, npoly, nv
         for q in range(6):
             T[q] = st_T[sp, q]
         R0 = st_R[sp, 0]
         R1 = st_R[sp, 1]
         R2 = st_R[sp, 2]
         R3 = st_R[sp, 3]
-        # own polygons
+        # own polygons: leaves of the cell's R-tree touching the local region
         a = cell_poly_off[c]
-        hits, nh = query_tree(pnode_off[c], pnode_bbox, poly_bbox, a, cell_poly_off[c + 1] - a,
-                              F, R0, R1, R2, R3, hits, tstack, starts)
-        for h in range(nh):
-            p = hits[h]
-            if layer_mask[poly_layer[p]] == 0:
-                continue
-            out_xy, k = _emit(p, poly_vtx_off, vtx, T, clip, wx0, wy0, wx1, wy1, cbuf, out_xy, nv)
-            if k == 0:
-                continue
-            if npoly + 2 > out_off.shape[0]:
-                out_off = _grow1(out_off, npoly + 2)
-                out_lay = _grow1(out_lay, npoly + 2)
-            out_lay[npoly] = poly_layer[p]
-            nv += k
-            npoly += 1
-            out_off[npoly] = nv
+        n = cell_poly_off[c + 1] - a
+        tsp = tree_start(n, F, starts, tstack)
+        while tsp > 0:
+            k, tsp = tree_next(pnode_off[c], pnode_bbox, starts, F, R0, R1, R2, R3, tstack, tsp)
+            if k < 0:
+                break
+            for p in range(a + k * F, min(a + (k + 1) * F, a + n)):
+                if (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0 or poly_bbox[p, 1] > R3
+                        or poly_bbox[p, 3] < R1 or layer_mask[poly_layer[p]] == 0):
+                    continue
+                if clip:
+                    m = _clip_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    if m == 0:
+                        continue
+                    if write and (nv + m > cap_v or npoly + 1 > cap_p):
+                        write = False
+                    if write:
+                        for i in range(m):
+                            out_xy[nv + i, 0] = cbuf[0, i, 0]
+                            out_xy[nv + i, 1] = cbuf[0, i, 1]
+                else:
+                    s0 = poly_vtx_off[p]
+                    m = poly_vtx_off[p + 1] - s0
+                    if write and (nv + m > cap_v or npoly + 1 > cap_p):
+                        write = False
+                    if write:
+                        for i in range(m):
+                            x = float(vtx[s0 + i, 0])
+                            y = float(vtx[s0 + i, 1])
+                            out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
+                            out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
+                nv += m
+                if write:
+                    out_lay[npoly] = poly_layer[p]
+                    out_off[npoly + 1] = nv
+                npoly += 1
         if d >= max_depth:
             continue
-        # placements
+        # placements: leaves of the placement R-tree touching the local region
         a = cell_ref_off[c]
-        hits, nh = query_tree(rnode_off[c], rnode_bbox, ref_bbox, a, cell_ref_off[c + 1] - a,
-                              F, R0, R1, R2, R3, hits, tstack, starts)
-        for h in range(nh):
-            r = hits[h]
-            ch = ref_cell[r]
-            cx0 = float(cell_bbox[ch, 0])
-            cy0 = float(cell_bbox[ch, 1])
-            cx1 = float(cell_bbox[ch, 2])
-            cy1 = float(cell_bbox[ch, 3])
-            if cx0 > cx1 or cy0 > cy1:
-                continue
-            for q in range(6):
-                M[q] = ref_mat[r, q]
-            det = M[0] * M[3] - M[1] * M[2]
-            Mi[0] = M[3] / det
-            Mi[1] = -M[1] / det
-            Mi[2] = -M[2] / det
-            Mi[3] = M[0] / det
-            Mi[4] = 0.0
-            Mi[5] = 0.0
-            # KLayout's candidate copies: displacements t with (ob + t) touching R, where ob is
-            # the cell bbox under the linear part (rounded); copy (i, j) is a candidate when
-            # (i, j) lies in the lattice-coordinate bbox of that displacement box
-            # (dbArray.h regular_array::begin_touching, epsilon 1e-10; exact for SREFs).
-            Ml[0] = M[0]
-            Ml[1] = M[1]
-            Ml[2] = M[2]
-            Ml[3] = M[3]
-            Ml[4] = 0.0
-            Ml[5] = 0.0
-            _box_of(Ml, cx0, cy0, cx1, cy1, bb)
-            dx0 = R0 - (_round(bb[2]) + M[4])
-            dy0 = R1 - (_round(bb[3]) + M[5])
-            dx1 = R2 - (_round(bb[0]) + M[4])
-            dy1 = R3 - (_round(bb[1]) + M[5])
-            ax = ref_colvec[r, 0]
-            ay = ref_colvec[r, 1]
-            bx = ref_rowvec[r, 0]
-            by = ref_rowvec[r, 1]
-            if ref_kind[r] != KIND_AREF:
-                if dx0 > 0.0 or dx1 < 0.0 or dy0 > 0.0 or dy1 < 0.0:
+        n = cell_ref_off[c + 1] - a
+        tsp = tree_start(n, F, starts, tstack)
+        while tsp > 0:
+            k, tsp = tree_next(rnode_off[c], rnode_bbox, starts, F, R0, R1, R2, R3, tstack, tsp)
+            if k < 0:
+                break
+            for r in range(a + k * F, min(a + (k + 1) * F, a + n)):
+                if (ref_bbox[r, 0] > R2 or ref_bbox[r, 2] < R0 or ref_bbox[r, 1] > R3
+                        or ref_bbox[r, 3] < R1):
                     continue
-                i0, i1, j0, j1 = 0, 1, 0, 1
-            else:
-                i0, i1, j0, j1 = _lattice_range(ref_cols[r], ref_rows[r], ax, ay, bx, by,
-                                                dx0, dy0, dx1, dy1)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    ox = M[4] + i * ax + j * bx
-                    oy = M[5] + i * ay + j * by
-                    # local region in the child: inverse transform of R, rounded, & cell bbox
-                    Mi[4] = -(Mi[0] * ox + Mi[1] * oy)
-                    Mi[5] = -(Mi[2] * ox + Mi[3] * oy)
-                    _box_of(Mi, R0, R1, R2, R3, bb)
-                    n0 = max(_round(bb[0]), cx0)
-                    n1 = max(_round(bb[1]), cy0)
-                    n2 = min(_round(bb[2]), cx1)
-                    n3 = min(_round(bb[3]), cy1)
-                    if n0 > n2 or n1 > n3:
+                ch = ref_cell[r]
+                cx0 = float(cell_bbox[ch, 0])
+                cy0 = float(cell_bbox[ch, 1])
+                cx1 = float(cell_bbox[ch, 2])
+                cy1 = float(cell_bbox[ch, 3])
+                if cx0 > cx1 or cy0 > cy1:
+                    continue
+                for q in range(6):
+                    M[q] = ref_mat[r, q]
+                det = M[0] * M[3] - M[1] * M[2]
+                Mi[0] = M[3] / det
+                Mi[1] = -M[1] / det
+                Mi[2] = -M[2] / det
+                Mi[3] = M[0] / det
+                # KLayout's candidate copies: displacements t with (ob + t) touching R, ob the
+                # cell bbox under the linear part (rounded); copy (i, j) is a candidate when
+                # (i, j) lies in the lattice-coordinate bbox of that displacement box
+                # (dbArray.h regular_array::begin_touching; exact for SREFs).
+                Ml[0] = M[0]
+                Ml[1] = M[1]
+                Ml[2] = M[2]
+                Ml[3] = M[3]
+                Ml[4] = 0.0
+                Ml[5] = 0.0
+                _box_of(Ml, cx0, cy0, cx1, cy1, bb)
+                dx0 = R0 - (_round(bb[2]) + M[4])
+                dy0 = R1 - (_round(bb[3]) + M[5])
+                dx1 = R2 - (_round(bb[0]) + M[4])
+                dy1 = R3 - (_round(bb[1]) + M[5])
+                ax = ref_colvec[r, 0]
+                ay = ref_colvec[r, 1]
+                bx = ref_rowvec[r, 0]
+                by = ref_rowvec[r, 1]
+                if ref_kind[r] != KIND_AREF:
+                    if dx0 > 0.0 or dx1 < 0.0 or dy0 > 0.0 or dy1 < 0.0:
                         continue
-                    if sp >= st_cell.shape[0]:
-                        st_cell = _grow1(st_cell, sp + 1)
-                        st_depth = _grow1(st_depth, sp + 1)
-                        st_T = _grow2(st_T, sp + 1)
-                        st_R = _grow2(st_R, sp + 1)
-                    st_cell[sp] = ch
-                    st_depth[sp] = d + 1
-                    st_T[sp, 0] = T[0] * M[0] + T[1] * M[2]
-                    st_T[sp, 1] = T[0] * M[1] + T[1] * M[3]
-                    st_T[sp, 2] = T[2] * M[0] + T[3] * M[2]
-                    st_T[sp, 3] = T[2] * M[1] + T[3] * M[3]
-                    st_T[sp, 4] = T[0] * ox + T[1] * oy + T[4]
-                    st_T[sp, 5] = T[2] * ox + T[3] * oy + T[5]
-                    st_R[sp, 0] = n0
-                    st_R[sp, 1] = n1
-                    st_R[sp, 2] = n2
-                    st_R[sp, 3] = n3
-                    sp += 1
-    return OK, npoly, nv, out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, hits
+                    i0, i1, j0, j1 = 0, 1, 0, 1
+                else:
+                    i0, i1, j0, j1 = _lattice_range(ref_cols[r], ref_rows[r], ax, ay, bx, by,
+                                                    dx0, dy0, dx1, dy1)
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        ox = M[4] + i * ax + j * bx
+                        oy = M[5] + i * ay + j * by
+                        # local region in the child: inverse transform of R, rounded, & bbox
+                        Mi[4] = -(Mi[0] * ox + Mi[1] * oy)
+                        Mi[5] = -(Mi[2] * ox + Mi[3] * oy)
+                        _box_of(Mi, R0, R1, R2, R3, bb)
+                        n0 = max(_round(bb[0]), cx0)
+                        n1 = max(_round(bb[1]), cy0)
+                        n2 = min(_round(bb[2]), cx1)
+                        n3 = min(_round(bb[3]), cy1)
+                        if n0 > n2 or n1 > n3:
+                            continue
+                        if sp >= cap_s:
+                            return STACK_FULL, npoly, nv
+                        st_cell[sp] = ch
+                        st_depth[sp] = d + 1
+                        st_T[sp, 0] = T[0] * M[0] + T[1] * M[2]
+                        st_T[sp, 1] = T[0] * M[1] + T[1] * M[3]
+                        st_T[sp, 2] = T[2] * M[0] + T[3] * M[2]
+                        st_T[sp, 3] = T[2] * M[1] + T[3] * M[3]
+                        st_T[sp, 4] = T[0] * ox + T[1] * oy + T[4]
+                        st_T[sp, 5] = T[2] * ox + T[3] * oy + T[5]
+                        st_R[sp, 0] = n0
+                        st_R[sp, 1] = n1
+                        st_R[sp, 2] = n2
+                        st_R[sp, 3] = n3
+                        sp += 1
+    return (OK if write else OUT_FULL), npoly, nv
 
 
 class ExplodeScratch:
-    """Reusable buffers of one caller (one per thread/worker): output, frame stack, hit list and
-    the clipping buffer. They grow by doubling inside the kernel and are kept here."""
+    """Reusable buffers of one caller (one per thread or worker): output, frame stack, tree
+    traversal stack and the clipping buffer. The kernel never allocates: when the output or the
+    frame stack is too small it says so, ``explode_arrays`` grows the buffer here (to the size the
+    kernel counted, or doubling the stack) and runs again; steady state needs no retry."""
 
     def __init__(self, max_poly_vertices: int = 8, leaf_size: int = 16):
-        self.out_xy = np.empty((4096, 2))
-        self.out_off = np.empty(1024, dtype=np.int64)
-        self.out_lay = np.empty(1024, dtype=np.int32)
-        self.st_cell = np.empty(256, dtype=np.int32)
-        self.st_depth = np.empty(256, dtype=np.int64)
-        self.st_T = np.empty((256, 6))
-        self.st_R = np.empty((256, 4))
-        self.hits = np.empty(1024, dtype=np.int64)
+        self.out_xy = np.empty((1 << 14, 2))
+        self.out_off = np.empty(1 << 12, dtype=np.int64)
+        self.out_lay = np.empty(1 << 12, dtype=np.int32)
+        self.st_cell = np.empty(1024, dtype=np.int32)
+        self.st_depth = np.empty(1024, dtype=np.int64)
+        self.st_T = np.empty((1024, 6))
+        self.st_R = np.empty((1024, 4))
         self.tstack = np.empty(2 * MAX_LEVELS * leaf_size + 16, dtype=np.int64)
         self.starts = np.empty(MAX_LEVELS + 1, dtype=np.int64)
         # each Sutherland-Hodgman pass at most doubles the vertex count: 4 passes, 16x
         self.cbuf = np.empty((2, 16 * max_poly_vertices + 16, 2))
+        self.retries = 0
+
+    def grow_output(self, npoly: int, nvtx: int) -> None:
+        if nvtx > self.out_xy.shape[0]:
+            self.out_xy = np.empty((max(nvtx + nvtx // 4, 2 * self.out_xy.shape[0]), 2))
+        if npoly + 1 > self.out_off.shape[0] - 1:
+            n = max(npoly + npoly // 4 + 2, 2 * self.out_off.shape[0])
+            self.out_off = np.empty(n, dtype=np.int64)
+            self.out_lay = np.empty(n, dtype=np.int32)
+
+    def grow_stack(self) -> None:
+        n = 2 * self.st_cell.shape[0]
+        self.st_cell = np.empty(n, dtype=np.int32)
+        self.st_depth = np.empty(n, dtype=np.int64)
+        self.st_T = np.empty((n, 6))
+        self.st_R = np.empty((n, 4))
 
 
 def db_args(db) -> tuple:
@@ -438,11 +461,18 @@ def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool
         s.cbuf = np.empty((2, 16 * max_poly_vertices(db) + 16, 2))
     if s.tstack.shape[0] < 2 * MAX_LEVELS * args[-1] + 16:
         s.tstack = np.empty(2 * MAX_LEVELS * args[-1] + 16, dtype=np.int64)
-    status, npoly, nv, s.out_xy, s.out_off, s.out_lay, s.st_cell, s.st_depth, s.st_T, s.st_R, \
-        s.hits = explode_kernel(*args, int(cell), window_dbu, layer_mask,
-                                int(depth) if depth >= 0 else 1 << 40, bool(clip), s.out_xy,
-                                s.out_off, s.out_lay, s.st_cell, s.st_depth, s.st_T, s.st_R,
-                                s.hits, s.tstack, s.starts, s.cbuf)
+    d = int(depth) if depth >= 0 else 1 << 40
+    while True:
+        status, npoly, nv = explode_kernel(*args, int(cell), window_dbu, layer_mask, d, bool(clip),
+                                           s.out_xy, s.out_off, s.out_lay, s.st_cell, s.st_depth,
+                                           s.st_T, s.st_R, s.tstack, s.starts, s.cbuf)
+        if status == OUT_FULL:
+            s.grow_output(npoly, nv)
+        elif status == STACK_FULL:
+            s.grow_stack()
+        else:
+            break
+        s.retries += 1
     if status == ERR_CYCLE:
         raise ClipmillError("cell hierarchy is recursive (a cell places itself)")
     return s.out_xy[:nv], s.out_off[:npoly + 1], s.out_lay[:npoly]

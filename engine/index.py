@@ -241,50 +241,58 @@ def build_index(arrays: dict, meta: dict, leaf_size: int = 16) -> dict:
 # -- queries (also used by the exploder) -----------------------------------------------------
 
 @jit
-def query_tree(node_off, node_bbox, item_bbox, item0, n, F, qx0, qy0, qx1, qy1, hits, tstack,
-               starts):
-    """Rows (absolute) of items item0..item0+n whose bbox touches [qx0,qx1]x[qy0,qy1] (closed),
-    appended to ``hits`` (grown by doubling when full). Returns (hits, count).
-
-    node_off: first node of this cell's tree; tstack: int64 scratch of at least 2*MAX_LEVELS*F;
-    starts: int64 scratch of MAX_LEVELS+1."""
-    nh = 0
+def tree_start(n, F, starts, tstack):
+    """Begin a traversal of a tree over n items: fill ``starts`` (level offsets), push the root
+    on ``tstack`` (pairs level, node). Returns the stack depth (0 for an empty tree)."""
     if n <= 0:
-        return hits, nh
+        return 0
     L = tree_levels(n, F, starts)
-    sp = 0
-    # push root
     tstack[0] = L - 1
     tstack[1] = 0
-    sp = 1
-    while sp > 0:
-        sp -= 1
-        lev = tstack[2 * sp]
-        k = tstack[2 * sp + 1]
+    return 1
+
+
+@jit
+def tree_next(node_off, node_bbox, starts, F, qx0, qy0, qx1, qy1, tstack, tsp):
+    """Next leaf (index k within the cell's level 0) whose node bbox touches the closed box
+    [qx0,qx1]x[qy0,qy1], and the new stack depth; (-1, 0) when done. Leaf k holds items
+    k*F .. (k+1)*F of the cell. tstack: int64 scratch of 2*MAX_LEVELS*F."""
+    while tsp > 0:
+        tsp -= 1
+        lev = tstack[2 * tsp]
+        k = tstack[2 * tsp + 1]
         j = node_off + starts[lev] + k
         if (node_bbox[j, 0] > qx1 or node_bbox[j, 2] < qx0 or node_bbox[j, 1] > qy1
                 or node_bbox[j, 3] < qy0):
             continue
         if lev == 0:
-            lo = item0 + k * F
-            hi = min(item0 + (k + 1) * F, item0 + n)
-            for i in range(lo, hi):
-                if (item_bbox[i, 0] <= qx1 and item_bbox[i, 2] >= qx0 and item_bbox[i, 1] <= qy1
-                        and item_bbox[i, 3] >= qy0):
-                    if nh >= len(hits):
-                        bigger = np.empty(2 * len(hits) + 16, dtype=np.int64)
-                        bigger[:nh] = hits[:nh]
-                        hits = bigger
-                    hits[nh] = i
-                    nh += 1
-        else:
-            cnt = starts[lev] - starts[lev - 1]
-            hi = min((k + 1) * F, cnt)
-            for ch in range(hi - 1, k * F - 1, -1):
-                tstack[2 * sp] = lev - 1
-                tstack[2 * sp + 1] = ch
-                sp += 1
-    return hits, nh
+            return k, tsp
+        cnt = starts[lev] - starts[lev - 1]
+        hi = min((k + 1) * F, cnt)
+        for ch in range(hi - 1, k * F - 1, -1):
+            tstack[2 * tsp] = lev - 1
+            tstack[2 * tsp + 1] = ch
+            tsp += 1
+    return -1, 0
+
+
+@jit
+def query_tree(node_off, node_bbox, item_bbox, item0, n, F, qx0, qy0, qx1, qy1, hits, tstack,
+               starts):
+    """Rows (absolute) of items item0..item0+n whose bbox touches [qx0,qx1]x[qy0,qy1] (closed),
+    written to ``hits`` (at least n long). Returns the count."""
+    nh = 0
+    tsp = tree_start(n, F, starts, tstack)
+    while True:
+        k, tsp = tree_next(node_off, node_bbox, starts, F, qx0, qy0, qx1, qy1, tstack, tsp)
+        if k < 0:
+            break
+        for i in range(item0 + k * F, min(item0 + (k + 1) * F, item0 + n)):
+            if (item_bbox[i, 0] <= qx1 and item_bbox[i, 2] >= qx0 and item_bbox[i, 1] <= qy1
+                    and item_bbox[i, 3] >= qy0):
+                hits[nh] = i
+                nh += 1
+    return nh
 
 
 def query(arrays, cell: int, box, what: str = "poly") -> np.ndarray:
@@ -299,8 +307,8 @@ def query(arrays, cell: int, box, what: str = "poly") -> np.ndarray:
                                             arrays["ref_bbox"], arrays["cell_ref_off"])
     a, b = int(item_off[cell]), int(item_off[cell + 1])
     tstack = np.empty(2 * MAX_LEVELS * F + 16, dtype=np.int64)
-    hits, nh = query_tree(int(node_off[cell]), nodes, items, a, b - a, F,
-                          float(box[0]), float(box[1]), float(box[2]), float(box[3]),
-                          np.empty(64, dtype=np.int64), tstack,
-                          np.empty(MAX_LEVELS + 1, dtype=np.int64))
+    hits = np.empty(b - a, dtype=np.int64)
+    nh = query_tree(int(node_off[cell]), nodes, items, a, b - a, F,
+                    float(box[0]), float(box[1]), float(box[2]), float(box[3]),
+                    hits, tstack, np.empty(MAX_LEVELS + 1, dtype=np.int64))
     return np.sort(hits[:nh])

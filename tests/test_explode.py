@@ -331,7 +331,7 @@ def test_reader_and_kl_db_agree():
 def test_explode_arrays_matches_explode(synth):
     ly, L = synth
     s = new_scratch(L.db)
-    s.out_xy = np.empty((1, 2))  # force growth inside the kernel
+    s.out_xy = np.empty((1, 2))  # force the grow-and-retry path
     s.out_off = np.empty(1, dtype=np.int64)
     s.out_lay = np.empty(1, dtype=np.int32)
     w = (-10.0, -10.0, 30.0, 30.0)
@@ -340,7 +340,7 @@ def test_explode_arrays_matches_explode(synth):
     P = L.explode(w)
     assert np.allclose(xy * L.dbu_um, P.xy) and np.array_equal(off, P.offsets)
     assert np.array_equal(L.db.layer_ld[lay], P.layer)
-    assert len(s.out_off) > 1  # grew
+    assert len(s.out_off) > 1 and s.retries >= 1  # grew
 
 
 @pytest.mark.parametrize("kwargs, window", [
