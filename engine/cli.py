@@ -150,6 +150,8 @@ def add_run_arguments(sp, require_file=True):
     g = sp.add_argument_group("output")
     g.add_argument("--format", "-f", default="png", choices=FORMAT_CHOICES,
                    help="default %(default)s")
+    g.add_argument("--single-file", metavar="NAME.gds", help="gds: one file in DIR with a cell "
+                   "per window, instead of a file per window")
     g.add_argument("--compression", choices=("none", "packbits", "deflate"),
                    help="tiff: none, packbits or deflate; npz/polynpz: none or deflate")
     g.add_argument("--out", "-o", default="clips", metavar="DIR",
@@ -346,8 +348,15 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
         for k in ("pixel_size", "mode"):
             meta.pop(k)
     meta = {k: v for k, v in meta.items() if v is not None}
+    single = getattr(args, "single_file", None)
+    if single is not None:
+        if fmt != "gds":
+            raise _err("--single-file goes with --format gds")
+        if os.path.exists(os.path.join(out_dir, single)) and not overwrite:
+            raise _err(f"{os.path.join(out_dir, single)} exists (pass --overwrite to replace it)")
     formatter = make_formatter(fmt, out_dir, compression=compression, overwrite=overwrite,
-                               meta=meta, dbu_um=min(lay.dbu_um, 0.001) if polygons else 0.001)
+                               meta=meta, dbu_um=min(lay.dbu_um, 0.001) if polygons else 0.001,
+                               single=single)
     kw = dict(pixel_size=args.pixel_size, mode=args.mode, layers=args.layers, cell=args.cell,
               depth=args.depth, workers=args.workers, formatter=formatter, images=False)
     if polygons:  # workers explode instead of rasterizing; pixel_size is then unused
@@ -358,6 +367,7 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
     done = failed = nbytes = 0
     write_s = 0.0
     errors = []
+    parts = {}
     t0 = time.perf_counter()
     try:
         for r in run_windows(lay, specs, **kw):
@@ -368,10 +378,16 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
             else:
                 out = r.output or {}
                 nbytes += int(out.get("bytes") or 0)
+                if single is not None:
+                    parts[r.index] = out
                 write_s += float(out.get("write_seconds") or 0.0)
             bar.update(1, failed=int(r.error is not None))
     finally:
         bar.close()
+    if single is not None and parts:
+        from engine.formats import merge_gds_parts
+        _, nbytes = merge_gds_parts(formatter, [parts[i] for i in sorted(parts)],
+                                    overwrite=overwrite)
     wall = time.perf_counter() - t0
     return {"windows": len(specs), "done": done, "failed": failed, "seconds": wall,
             "windows_per_s": done / wall if wall > 0 else 0.0, "bytes": nbytes,

@@ -17,7 +17,9 @@ npz        ``image`` array + ``meta`` (JSON string)            inside; deflate u
 
 Binary images are written as 1 bit per pixel: a pixel is set where the image is non-zero. Polygon
 clips: ``gds`` (one GDSII file per window, one cell named after the window, boundaries per
-layer/datatype, database unit 1 nm unless ``dbu_um`` says otherwise, metadata in a sidecar) and
+layer/datatype, database unit 1 nm unless ``dbu_um`` says otherwise, metadata in a sidecar; or,
+with ``single="NAME.gds"``, one file with a cell per window: workers write each cell's records to
+a part file and ``merge_gds_parts`` joins them in window order) and
 ``polynpz`` (``xy`` um, ``offsets``, ``layer`` arrays of :class:`engine.polygons.Polygons` plus
 ``meta``). Whether polygons are clipped to the window is decided upstream (explode's ``clip``).
 
@@ -34,6 +36,7 @@ import json
 import math
 import os
 import re
+import shutil
 import struct
 import time
 
@@ -265,39 +268,87 @@ def _str(rtype, s) -> bytes:
 MAX_GDS_VERTICES = 8190  # XY record of 8191 points (closing point included) fits 65535 bytes
 
 
-def gds_bytes(cells, *, dbu_um=0.001, libname="CLIPMILL") -> bytes:
-    """GDSII stream of ``cells``: a list of (cell name, Polygons in um)."""
+def _date_rec(rtype) -> bytes:
     t = time.gmtime()
     date = struct.pack(">6h", t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
-    out = [_rec(0x00, 2, struct.pack(">h", 600)), _rec(0x01, 2, date * 2), _str(0x02, libname),
-           _rec(0x03, 5, _real8(dbu_um) + _real8(dbu_um * 1e-6))]
+    return _rec(rtype, 2, date * 2)
+
+
+def gds_header(*, dbu_um=0.001, libname="CLIPMILL") -> bytes:
+    """HEADER, BGNLIB, LIBNAME, UNITS (user unit = 1 um)."""
+    return b"".join([_rec(0x00, 2, struct.pack(">h", 600)), _date_rec(0x01), _str(0x02, libname),
+                     _rec(0x03, 5, _real8(dbu_um) + _real8(dbu_um * 1e-6))])
+
+
+GDS_TRAILER = struct.pack(">HBB", 4, 0x04, 0)  # ENDLIB
+
+
+def gds_cell_name(name) -> str:
+    return _SAFE.sub("_", str(name)) or "window"
+
+
+def gds_cell_bytes(name, polys, *, dbu_um=0.001) -> bytes:
+    """BGNSTR .. ENDSTR of one cell holding ``polys`` (Polygons in um) as BOUNDARY elements.
+
+    Vectorised: every element is built in one big-endian uint16 buffer (all GDSII fields are
+    2-byte aligned): BOUNDARY, LAYER, DATATYPE, XY (closed ring), ENDEL.
+    """
+    cname = gds_cell_name(name)
+    head = _date_rec(0x05) + _str(0x06, cname)
+    tail = struct.pack(">HBB", 4, 0x07, 0)
+    m = len(polys)
+    if m == 0:
+        return head + tail
+    offs = np.asarray(polys.offsets, dtype=np.int64)
+    nv = np.diff(offs)
+    keep = nv >= 3
+    big = nv > MAX_GDS_VERTICES
+    if big.any():
+        i = int(np.argmax(big))
+        raise ClipmillError(f"cell {cname}: polygon {i} has {int(nv[i])} vertices, more than a "
+                            f"GDSII BOUNDARY holds ({MAX_GDS_VERTICES})")
+    q = np.rint(np.asarray(polys.xy, dtype=np.float64) / dbu_um)
+    if q.size and np.abs(q).max() > 2**31 - 1:
+        raise ClipmillError(f"cell {cname}: coordinates overflow 32-bit database units")
+    q = q.astype(np.int32)
+    lay = np.asarray(polys.layer, dtype=np.int64)
+    idx = np.nonzero(keep)[0]
+    n = nv[idx]
+    # closed rings: each polygon's vertices then its first vertex again
+    ring_len = n + 1
+    ring_off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(ring_len, out=ring_off[1:])
+    src = np.arange(ring_off[-1], dtype=np.int64) - np.repeat(ring_off[:-1], ring_len)
+    src = np.where(src == np.repeat(n, ring_len), 0, src) + np.repeat(offs[idx], ring_len)
+    ring = q[src].astype(">i4").view(">u2").reshape(-1)          # 4 uint16 per point
+    el_len = 12 + 4 * ring_len                                     # uint16 words per element
+    el_off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(el_len, out=el_off[1:])
+    buf = np.zeros(el_off[-1], dtype=">u2")
+    e = el_off[:-1]
+    buf[e + 0], buf[e + 1] = 4, 0x0800                              # BOUNDARY
+    buf[e + 2], buf[e + 3], buf[e + 4] = 6, 0x0D02, lay[idx, 0] & 0xFFFF   # LAYER
+    buf[e + 5], buf[e + 6], buf[e + 7] = 6, 0x0E02, lay[idx, 1] & 0xFFFF   # DATATYPE
+    buf[e + 8], buf[e + 9] = 4 + 8 * ring_len, 0x1003               # XY
+    xy_pos = (np.arange(4 * ring_off[-1], dtype=np.int64)
+              - np.repeat(4 * ring_off[:-1], 4 * ring_len) + np.repeat(e + 10, 4 * ring_len))
+    buf[xy_pos] = ring
+    end = e + 10 + 4 * ring_len
+    buf[end], buf[end + 1] = 4, 0x1100                              # ENDEL
+    return head + buf.tobytes() + tail
+
+
+def gds_bytes(cells, *, dbu_um=0.001, libname="CLIPMILL") -> bytes:
+    """GDSII stream of ``cells``: a list of (cell name, Polygons in um)."""
+    out = [gds_header(dbu_um=dbu_um, libname=libname)]
     seen = set()
     for name, polys in cells:
-        cname = _SAFE.sub("_", str(name))[:32] or "window"
+        cname = gds_cell_name(name)
         if cname in seen:
             raise ClipmillError(f"two cells named {cname!r} in one GDSII file")
         seen.add(cname)
-        out += [_rec(0x05, 2, date * 2), _str(0x06, cname)]
-        if len(polys):
-            q = np.rint(np.asarray(polys.xy, dtype=np.float64) / dbu_um)
-            if q.size and np.abs(q).max() > 2**31 - 1:
-                raise ClipmillError(f"cell {cname}: coordinates overflow 32-bit database units")
-            q = q.astype(np.int32)
-            offs, lay = polys.offsets, np.asarray(polys.layer)
-            for i in range(len(polys)):
-                v = q[offs[i]:offs[i + 1]]
-                n = len(v)
-                if n < 3:
-                    continue
-                if n > MAX_GDS_VERTICES:
-                    raise ClipmillError(f"cell {cname}: polygon {i} has {n} vertices, more than "
-                                        f"a GDSII BOUNDARY holds ({MAX_GDS_VERTICES})")
-                xy = np.concatenate([v, v[:1]]).astype(">i4").tobytes()
-                out += [_rec(0x08, 0), _rec(0x0D, 2, struct.pack(">H", int(lay[i, 0]) & 0xFFFF)),
-                        _rec(0x0E, 2, struct.pack(">H", int(lay[i, 1]) & 0xFFFF)), _rec(0x10, 3, xy),
-                        _rec(0x11, 0)]
-        out.append(_rec(0x07, 0))
-    out.append(_rec(0x04, 0))
+        out.append(gds_cell_bytes(name, polys, dbu_um=dbu_um))
+    out.append(GDS_TRAILER)
     return b"".join(out)
 
 
@@ -337,7 +388,7 @@ class Formatter:
     """
 
     def __init__(self, fmt, out_dir, *, compression=None, overwrite=False, meta=None,
-                 dbu_um=0.001, mode=None):
+                 dbu_um=0.001, mode=None, single=None):
         fmt = str(fmt).lower()
         fmt = {"tif": "tiff", "gdsii": "gds"}.get(fmt, fmt)
         if fmt not in FORMATS:
@@ -349,6 +400,13 @@ class Formatter:
         self.meta = dict(meta or {})
         self.dbu_um = float(dbu_um)
         self.mode = mode
+        self.single = single  # gds: name of the one merged file (workers write cell parts)
+        if single is not None and fmt != "gds":
+            raise ClipmillError("a single output file with a cell per window is for format gds")
+
+    @property
+    def parts_dir(self) -> str:
+        return os.path.join(self.out_dir, PARTS_DIR)
 
     def path_for(self, spec) -> str:
         return os.path.join(self.out_dir, safe_name(spec.name) + EXTENSIONS[self.fmt])
@@ -364,6 +422,13 @@ class Formatter:
             meta = metadata(spec, info, self.meta)
             meta["polygons"] = len(polys)
             meta["format"] = self.fmt
+            if self.fmt == "gds" and self.single is not None:
+                path = os.path.join(self.parts_dir, safe_name(spec.name) + ".gdscell")
+                data = gds_cell_bytes(spec.name, polys, dbu_um=self.dbu_um)
+                with _open(path, True) as f:
+                    f.write(data)
+                return {"path": path, "bytes": 0, "part_bytes": len(data), "meta": meta,
+                        "write_seconds": time.perf_counter() - t0}
             if self.fmt == "gds":
                 meta["dbu_um"] = self.dbu_um
                 n = write_gds(path, [(spec.name, polys)], dbu_um=self.dbu_um, meta=meta,
@@ -395,11 +460,45 @@ class ExplodeCompute:
         return polys, len(polys)
 
 
+PARTS_DIR = ".clipmill-parts"
+
+
+def merge_gds_parts(formatter, outputs, *, overwrite=False) -> tuple[str, int]:
+    """Join the cell parts written by a ``single=`` gds formatter (``outputs``: the formatter
+    dicts in window order) into ``out_dir/single``; the parts are removed. Returns (path, bytes).
+    The sidecar lists every window's metadata."""
+    path = os.path.join(formatter.out_dir, formatter.single)
+    names = {}
+    with _open(path, overwrite) as f:
+        f.write(gds_header(dbu_um=formatter.dbu_um))
+        for out in outputs:
+            cname = gds_cell_name(out["meta"].get("window", ""))
+            if cname in names:
+                raise ClipmillError(f"two windows give the cell name {cname!r}", file=path)
+            names[cname] = out["meta"]
+            with open(out["path"], "rb") as part:
+                shutil.copyfileobj(part, f)
+        f.write(GDS_TRAILER)
+    for out in outputs:
+        try:
+            os.remove(out["path"])
+        except OSError:
+            pass
+    try:
+        os.rmdir(formatter.parts_dir)
+    except OSError:
+        pass
+    total = os.path.getsize(path)
+    total += _write_sidecar(path, {"clipmill": _version(), "format": "gds", "dbu_um":
+                                   formatter.dbu_um, "cells": names}, overwrite)
+    return path, total
+
+
 def make_formatter(fmt, out_dir, *, compression=None, overwrite=False, meta=None, **kw):
     """A formatter writing ``fmt`` files into ``out_dir`` (created if missing)."""
     f = Formatter(fmt, out_dir, compression=compression, overwrite=overwrite, meta=meta, **kw)
     try:
-        os.makedirs(f.out_dir, exist_ok=True)
+        os.makedirs(f.parts_dir if f.single is not None else f.out_dir, exist_ok=True)
     except OSError as e:
         raise ClipmillError(f"cannot create output folder: {e.strerror}", file=f.out_dir) from None
     return f

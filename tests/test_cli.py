@@ -166,7 +166,7 @@ def test_run_png_and_tiff_equal_in_memory_raster(tmp_path):
 
 
 @need_real
-def test_run_gds_clips_match_in_memory_explode(tmp_path):
+def test_run_gds_clips_match_in_memory_explode(tmp_path, capsys):
     import klayout.db as kdb
     from engine import open_layout
     wl = tmp_path / "w.txt"
@@ -174,22 +174,31 @@ def test_run_gds_clips_match_in_memory_explode(tmp_path):
     rc, so, se = clipmill("run", REAL, "--windows", wl, "--format", "gds", "--workers", "2",
                           "--out", tmp_path / "g")
     assert rc == 0, se
+    # one file with a cell per window (in-process run, no workers)
+    rc, so, se = in_process(capsys, "run", REAL, "--windows", wl, "--format", "gds",
+                            "--single-file", "all.gds", "--workers", "0", "--out", tmp_path / "s")
+    assert rc == 0, se
+    assert sorted(os.listdir(tmp_path / "s")) == ["all.gds", "all.gds.json"]
     with open_layout(REAL) as lay:
         for name, win in (("left", (10, 5.5, 14, 8.5)), ("right", (27.5, 17.5, 32.5, 22.5))):
             polys = lay.explode(win, clip=True)
             want = {}
             for a, (l, d) in zip(np.abs(polys.areas()), polys.layer):
                 want[(int(l), int(d))] = want.get((int(l), int(d)), 0.0) + a
-            ly = kdb.Layout()
-            ly.read(str(tmp_path / "g" / f"{name}.gds"))
-            got = {}
-            for li in ly.layer_indexes():
-                i = ly.get_info(li)
-                got[(i.layer, i.datatype)] = sum(s.polygon.area() for s in
-                                                 ly.top_cell().shapes(li).each()) * ly.dbu ** 2
-            assert set(got) == set(want) and len(want) > 0
-            for k in want:
-                assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-9)
+            for path, cell in ((tmp_path / "g" / f"{name}.gds", None),
+                               (tmp_path / "s" / "all.gds", name)):
+                ly = kdb.Layout()
+                ly.read(str(path))
+                c = ly.cell(cell) if cell else ly.top_cell()
+                got = {}
+                for li in ly.layer_indexes():
+                    i = ly.get_info(li)
+                    a = sum(s.polygon.area() for s in c.shapes(li).each()) * ly.dbu ** 2
+                    if a:
+                        got[(i.layer, i.datatype)] = a
+                assert set(got) == set(want) and len(want) > 0
+                for k in want:
+                    assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-9)
 
 
 def test_demo_writes_pngs(tmp_path):

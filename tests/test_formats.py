@@ -236,3 +236,24 @@ def test_polynpz_round_trip(tmp_path):
         assert np.array_equal(z["layer"], polys.layer)
     back, meta = read_polynpz(out["path"])
     assert meta["window_um"] == [1.25, -2.0, 2.91, -0.78] and meta["polygons"] == 2
+
+
+def test_gds_single_file_from_worker_parts(tmp_path):
+    import klayout.db as kdb
+    from engine.formats import merge_gds_parts
+    a = Polygons.from_list([[(0, 0), (2, 0), (2, 1)]], [(3, 0)])
+    b = Polygons.from_list([[(5, 5), (6, 5), (6, 7), (5, 7)], [(0, 0), (1, 0)]], [(4, 1), (4, 1)])
+    f = make_formatter("gds", tmp_path, single="all.gds")
+    outs = [f(a, WindowSpec("w a", 0, 0, 2, 1), {}), f(b, WindowSpec("wb", 5, 5, 6, 7), {})]
+    path, nbytes = merge_gds_parts(f, outs)
+    assert sorted(os.listdir(tmp_path)) == ["all.gds", "all.gds.json"]  # parts removed
+    assert nbytes == os.path.getsize(path) + os.path.getsize(path + ".json")
+    ly = kdb.Layout()
+    ly.read(path)
+    assert sorted(c.name for c in ly.each_cell()) == ["w_a", "wb"]
+    li = ly.layer(4, 1)
+    shapes = list(ly.cell("wb").shapes(li).each())
+    assert len(shapes) == 1 and shapes[0].polygon.area() == 2_000_000  # degenerate one dropped
+    assert json.load(open(path + ".json"))["cells"]["w_a"]["window_um"] == [0, 0, 2, 1]
+    with pytest.raises(ClipmillError, match="output exists"):
+        merge_gds_parts(f, outs)
