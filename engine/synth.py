@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import struct
 import time
 
@@ -75,6 +76,7 @@ LEAVES = [("SC_INV_X1", 3), ("SC_BUF_X1", 4), ("SC_NAND2_X1", 4), ("SC_NOR2_X1",
           ("SC_FILL1", 1)]
 LEAF_P = np.array([0.16, 0.14, 0.16, 0.12, 0.1, 0.08, 0.14, 0.05, 0.05])
 LEAF_H = 10
+MIN_TILE = 64  # smallest tile side in pitches (room for a column of every leaf type)
 FILL1 = len(LEAVES) - 1
 
 
@@ -469,7 +471,7 @@ def region_shapes(out, st, rng, layers, x0, y0, W, H, p, per_layer_dbu2, feats, 
 
 class _Writer:
     def __init__(self, f):
-        self.f, self.n = f, 0
+        self.f, self.n, self.cells = f, 0, 0
 
     def put(self, b):
         if isinstance(b, np.ndarray):
@@ -485,6 +487,7 @@ class _Writer:
         for b in blocks:
             self.put(b)
         self.put(rec(ENDSTR))
+        self.cells += 1
 
 
 # ---------------------------------------------------------------- plan
@@ -546,7 +549,7 @@ def _plan(die_w_um, die_h_um, density, dbu_um, layers, levels, mix, tile_pitches
     ny = max(2, math.ceil((core_h - c) / (tmax + c)))
     px, py = (core_w - c) // nx, (core_h - c) // ny
     T = (min(px, py) - c) // p * p
-    if T < 4 * LEAF_H * p:
+    if T < MIN_TILE * p:
         raise ClipmillError(f"die {die_w_um} x {die_h_um} um is too small for density {density}/um2 "
                             f"(feature pitch {p * dbu_um:.4g} um): make it larger or denser")
     ntiles = nx * ny
@@ -589,48 +592,57 @@ def _predict(pl):
 
 
 def _leaf_cells(w, pl, feats, seed):
-    """Standard cells, bit cell, strap cell, via cells. Returns {name: (width, height)}."""
+    """Standard cells (when a logic or memory tile uses them), bit cell and strap cell (when
+    there is a memory tile), via cells (levels 5, when used). Returns {name: (width, height)}."""
     p, d, levels = pl["p"], pl["d"], pl["levels"]
     leaf = pl["leaf"]
-    st = w.st
-    sizes = {}
-    via_cells = {}
-    if levels >= 5:
-        for lay, kind in leaf:
-            if kind == "via":
-                name = f"VIA{lay}"
-                v = max(1, p // 2)
-                lo = -(v // 2)
-                w.cell(name, [rect_block(np.array([lo]), np.array([lo]), np.array([lo + v]),
-                                         np.array([lo + v]), lay, 0)])
-                st.c["boundary"] += 1
-                via_cells[lay] = name
+    types = pl["types"]
+    want_sc = bool((types == 1).any() or (types == 2).any())
+    want = {nm: want_sc for nm, _ in LEAVES}
+    want["BITCELL"] = bool((types == 2).any())
+    want["STRAP"] = want["BITCELL"] and "aref" in feats
+    via_cells = {lay: f"VIA{lay}" for lay, kind in leaf if kind == "via"} if levels >= 5 else {}
     lbl = next((lay for lay, k in leaf if k != "via"), leaf[0][0])
     defs = [(nm, ws * p, LEAF_H * p) for nm, ws in LEAVES]
     defs += [("BITCELL", 4 * p, 6 * p), ("STRAP", 4 * p, 3 * p)]
+    sizes, bodies, used_vias = {}, [], set()
     for i, (name, cw, ch) in enumerate(defs):
+        sizes[name] = (cw, ch)
+        if not want[name]:
+            continue
         rng = np.random.default_rng([seed, 2, i])
         out = []
-        held = region_shapes(out, st, rng, leaf, 0, 0, cw, ch, p, d, feats, variety=True,
+        held = region_shapes(out, w.st, rng, leaf, 0, 0, cw, ch, p, d, feats, variety=True,
                              hold_vias=2 if via_cells else 0)
         if held is not None and held[0] in via_cells:
             lay, xs, ys, _ = held
             out.append(sref_block(via_cells[lay], xs, ys, np.zeros(len(xs), int)))
-            st.c["sref"] += len(xs)
+            w.st.c["sref"] += len(xs)
+            used_vias.add(lay)
         if "text" in feats and name.startswith("SC_"):
             for j, pin in enumerate(("A", "Y")[: 1 + (cw > 2 * p)]):
                 out.append(text_rec(lbl, (j + 0.5) * cw / 2, ch / 2, pin))
-                st.c["text"] += 1
+                w.st.c["text"] += 1
+        bodies.append((name, out))
+    for lay in sorted(used_vias):
+        v = max(1, p // 2)
+        lo = -(v // 2)
+        w.cell(via_cells[lay], [rect_block(np.array([lo]), np.array([lo]), np.array([lo + v]),
+                                           np.array([lo + v]), lay, 0)])
+        w.st.c["boundary"] += 1
+    for name, out in bodies:
         w.cell(name, out)
-        sizes[name] = (cw, ch)
     return sizes
 
 
-def _fill_row(rng, width_sites, widths):
-    """Leaf types and x positions (sites) filling a row of width_sites exactly."""
+def _fill_row(rng, width_sites, widths, force_all=False):
+    """Leaf types and x positions (sites) filling a row of width_sites exactly (``force_all``:
+    starts with every leaf type once, so that no leaf cell is left unplaced)."""
     mean = float((LEAF_P * widths).sum())
     n = int(width_sites / mean * 1.3) + 8
     t = rng.choice(len(widths), n, p=LEAF_P)
+    if force_all:
+        t = np.concatenate((rng.permutation(len(widths)), t))
     x = np.concatenate(([0], np.cumsum(widths[t])))
     k = int(np.searchsorted(x, width_sites, side="right")) - 1  # cells fully inside
     t, x = t[:k], x[:k]
@@ -662,7 +674,7 @@ def _columns(rng, x0, y0, width, height, p, sizes):
     ncol = width // (LEAF_H * p)
     T, X, Y, O = [], [], [], []
     for j in range(ncol):
-        t, ys = _fill_row(rng, height // p, widths)
+        t, ys = _fill_row(rng, height // p, widths, force_all=j == 0)
         T.append(t)
         Y.append(ys * p + y0)
         X.append(np.full(len(t), x0 + j * LEAF_H * p))
@@ -678,7 +690,7 @@ def _rows_pool(w, pl, sizes, seed):
     wr = int(0.82 * T) // p
     widths = np.array([ws for _, ws in LEAVES])
     names = []
-    for v in range(8):
+    for v in range(min(8, pl["T"] // (LEAF_H * p))):
         rng = np.random.default_rng([seed, 4, v])
         t, x = _fill_row(rng, wr, widths)
         o = rng.choice([0, 2, 4, 6], len(t), p=[0.4, 0.1, 0.1, 0.4])
@@ -700,7 +712,7 @@ def _logic_tile(w, pl, name, sizes, rows, seed, idx, feats):
     hl = LEAF_H * p
     nrows = T // hl
     if rows:
-        v = rng.integers(0, len(rows), nrows)
+        v = rng.permutation(np.arange(nrows) % len(rows))
         o = rng.choice([0, 4, 2, 6], nrows, p=[0.45, 0.45, 0.05, 0.05])
         ys = np.arange(nrows) * hl
         for k, rn in enumerate(rows):
@@ -867,14 +879,14 @@ def _top(w, pl, tiles, misc, seed, feats):
         st.c["sref"] += len(px_)
     # corners: magnified and non-90 placements
     h = R // 2
-    if "mag" in feats:
-        out.append(ref_rec("LOGO", h, h, mag=2.0))
-        out.append(ref_rec("LOGO", W - h, h, mag=0.5, angle=90.0))
-        st.c["sref"] += 2
-    if "angle" in feats:
-        out.append(ref_rec("TESTKEY", h, H - h, angle=30.0))
-        out.append(ref_rec("TESTKEY", W - h, H - h, reflect=True, mag=1.5, angle=45.0))
-        st.c["sref"] += 2
+    mag = "mag" in feats
+    ang = "angle" in feats
+    out.append(ref_rec("LOGO", h, h, mag=2.0 if mag else None))
+    out.append(ref_rec("LOGO", W - h, h, mag=0.5 if mag else None, angle=90.0))
+    out.append(ref_rec("TESTKEY", h, H - h, angle=30.0 if ang else None))
+    out.append(ref_rec("TESTKEY", W - h, H - h, reflect=True, mag=1.5 if mag else None,
+                       angle=45.0 if ang else 90.0))
+    st.c["sref"] += 4
     # channels: fill cells, routing paths, crossing vias, power ring
     cyc = R + np.arange(ny + 1) * py  # horizontal channel bottoms
     cxc = R + np.arange(nx + 1) * px
@@ -954,7 +966,7 @@ def parse_size(s) -> int:
 def _die_for_size(size_bytes, density, dbu_um, layers, levels, mix, tile_pitches, seed):
     lo, hi = 1.0, 2 ** 31 * dbu_um * 0.999
     p_um = math.sqrt(PITCH_K / density)
-    lo = max(lo, 2 * (4 * LEAF_H * p_um + 12 * p_um) * 1.3)
+    lo = max(lo, 2 * (MIN_TILE * p_um + 12 * p_um) * 1.3)
     for _ in range(60):
         mid = math.sqrt(lo * hi)
         try:
@@ -989,6 +1001,11 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
     else:
         dw, dh = _parse_die(200.0 if die_um is None else die_um)
     pl = _plan(dw, dh, density, dbu_um, layers, levels, mix, tile_pitches, seed)
+    need = _predict(pl)
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
+    if need > 0.95 * free:
+        raise ClipmillError(f"the layout would take about {need / 1e9:.1f} GB and only "
+                            f"{free / 1e9:.1f} GB are free", file=str(path))
     st = _Stats()
     tmp = str(path) + ".part"
     try:
@@ -998,14 +1015,11 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
             w.put(rec_i16(HEADER, 600) + rec_i16(BGNLIB, *DATE, *DATE) + rec_str(LIBNAME, "CLIPMILL")
                   + rec_r8(UNITS, dbu_um, dbu_um * 1e-6))
             sizes = _leaf_cells(w, pl, feats, seed)
-            cells = len(sizes) + sum(1 for lay, k in pl["leaf"] if k == "via" and pl["levels"] >= 5)
-            rows = _rows_pool(w, pl, sizes, seed) if pl["levels"] >= 4 else []
-            cells += len(rows)
+            logic = (pl["types"] == 1).any()
+            rows = _rows_pool(w, pl, sizes, seed) if pl["levels"] >= 4 and logic else []
             misc = _misc_cells(w, pl, feats)
-            cells += 4
             if (pl["types"] == 2).any():
                 _mem(w, pl, sizes, seed, feats)
-                cells += 1
             tiles = []
             for idx, kind in enumerate(pl["types"]):
                 if kind == 0:
@@ -1017,9 +1031,8 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
                 else:
                     name = "MEM"
                 tiles.append(name)
-                cells += kind != 2
             _top(w, pl, tiles, misc, seed, feats)
-            cells += 1
+            cells = w.cells
             w.put(rec(ENDLIB))
             nbytes = w.n
         os.replace(tmp, path)
@@ -1030,12 +1043,13 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
     secs = time.perf_counter() - t0
     dbu = dbu_um
     R, c, px, py, T = pl["R"], pl["c"], pl["px"], pl["py"], pl["T"]
-    dense = []
+    blocks = []
     for idx, kind in enumerate(pl["types"]):
-        if kind == 0:
-            i, j = divmod(idx, pl["ny"])
-            x0, y0 = R + c + i * px, R + c + j * py
-            dense.append([x0 * dbu, y0 * dbu, (x0 + T) * dbu, (y0 + T) * dbu])
+        i, j = divmod(idx, pl["ny"])
+        x0, y0 = R + c + i * px, R + c + j * py
+        blocks.append([("dense", "logic", "mem")[kind], x0 * dbu, y0 * dbu, (x0 + T) * dbu,
+                       (y0 + T) * dbu])
+    dense = [b[1:] for b in blocks if b[0] == "dense"]
     counts = {k: int(v) for k, v in st.c.items()}
     return dict(path=str(path), bytes=nbytes, seconds=secs, mb_per_s=nbytes / 1e6 / max(secs, 1e-9),
                 cells=int(cells), top_cell="TOP", levels=pl["levels"], dbu_um=dbu_um,
@@ -1045,7 +1059,18 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
                                             mem=int((pl["types"] == 2).sum())),
                 counts=counts, polygons=counts["boundary"] + counts["path"] + counts["box"],
                 kinds={k: int(v) for k, v in st.kinds.items()}, layers=[[lay, 0] for lay in range(1, layers + 1)],
-                dense_blocks_um=dense, seed=seed, size_target=size_bytes)
+                dense_blocks_um=dense, blocks_um=blocks, seed=seed, size_target=size_bytes)
+
+
+# ---------------------------------------------------------------- bundled demo
+
+DEMO_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo.gds")
+DEMO = dict(die_um=200.0, density=6.0, mix=(0.15, 0.25, 0.6), tile_pitches=160, seed=0)
+
+
+def make_demo(path=DEMO_PATH) -> dict:
+    """(Re)make the bundled default layout engine/data/demo.gds (byte-identical every time)."""
+    return synthesize(path, **DEMO)
 
 
 # ---------------------------------------------------------------- CLI
@@ -1063,6 +1088,10 @@ def add_arguments(parser):
     parser.add_argument("--dbu-um", type=float, default=0.001, help="database unit in um (0.001)")
     parser.add_argument("--mix", default="0.4,0.4,0.2",
                         help="dense,logic,memory tile proportions (default 0.4,0.4,0.2)")
+    parser.add_argument("--tile-pitches", type=int, default=512,
+                        help="largest tile side in feature pitches (default 512)")
+    parser.add_argument("--demo", action="store_true",
+                        help="write the bundled demo layout's parameters (ignores the knobs)")
     parser.add_argument("--features", help=f"comma list, subset of {','.join(FEATURES)}")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -1073,9 +1102,13 @@ def run(args) -> int:
     if len(mix) != 3:
         raise ClipmillError("--mix needs three numbers: dense,logic,memory")
     feats = None if not args.features else [s.strip() for s in args.features.split(",") if s.strip()]
-    s = synthesize(args.out, die_um=args.die_um, density=args.density, seed=args.seed,
-                   layers=args.layers, levels=args.levels, size_bytes=args.size,
-                   dbu_um=args.dbu_um, mix=mix, features=feats)
+    if args.demo:
+        s = make_demo(args.out)
+    else:
+        s = synthesize(args.out, die_um=args.die_um, density=args.density, seed=args.seed,
+                       layers=args.layers, levels=args.levels, size_bytes=args.size,
+                       dbu_um=args.dbu_um, mix=mix, tile_pitches=args.tile_pitches,
+                       features=feats)
     if args.json:
         print(json.dumps(s, indent=1))
     else:
