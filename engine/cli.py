@@ -370,18 +370,19 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
     parts = {}
     t0 = time.perf_counter()
     try:
-        for r in run_windows(lay, specs, **kw):
-            done += 1
-            if r.error is not None:
-                failed += 1
-                errors.append((r.name, str(r.error)))
-            else:
-                out = r.output or {}
-                nbytes += int(out.get("bytes") or 0)
-                if single is not None:
-                    parts[r.index] = out
-                write_s += float(out.get("write_seconds") or 0.0)
-            bar.update(1, failed=int(r.error is not None))
+        with run_windows(lay, specs, **kw) as run:  # closed (workers stopped) on any exit
+            for r in run:
+                done += 1
+                if r.error is not None:
+                    failed += 1
+                    errors.append((r.name, str(r.error)))
+                else:
+                    out = r.output or {}
+                    nbytes += int(out.get("bytes") or 0)
+                    if single is not None:
+                        parts[r.index] = out
+                    write_s += float(out.get("write_seconds") or 0.0)
+                bar.update(1, failed=int(r.error is not None))
     finally:
         bar.close()
     if single is not None and parts:

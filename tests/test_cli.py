@@ -47,6 +47,8 @@ def test_help_and_usage():
         assert cmd in out
     rc, out, err = clipmill("run", "--help")
     assert rc == 0 and "--tile-size" in out and "name,x0,y0,x1,y1" in out
+    rc, out, err = clipmill("synth", "--help")  # delegated to engine.synth.add_arguments
+    assert rc == 0 and "clipmill synth" in out
     rc, out, err = clipmill("run")  # no FILE
     assert rc == 2 and "usage:" in err
     rc, out, err = clipmill("run", "x.gds", "--format", "jpeg")
@@ -220,3 +222,21 @@ def test_demo_writes_pngs(tmp_path):
     rc, so, se = clipmill("demo", "--out", tmp_path / "demo", "--tiles", "3x2", "--workers",
                           "1", "--quiet")
     assert rc == 0, se
+
+
+def test_progress_bar_draws_rate_eta_and_erases():
+    import io
+    from engine.progress import Progress, fmt_seconds
+    buf = io.StringIO()
+    with Progress(4, enabled=True, stream=buf, interval=0.0) as bar:
+        bar.update()
+        bar.update(failed=1)
+        text = bar.line()
+    assert "2/4" in text and "50%" in text and "windows/s" in text and "1 failed" in text
+    assert "ETA" in text and "\r[" in buf.getvalue()
+    assert buf.getvalue().endswith("\r")  # erased on close
+    quiet = io.StringIO()
+    with Progress(3, enabled=False, stream=quiet) as bar:
+        bar.update(3)
+    assert quiet.getvalue() == ""
+    assert fmt_seconds(3725) == "1:02:05" and fmt_seconds(65) == "01:05"
