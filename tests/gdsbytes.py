@@ -283,3 +283,20 @@ def simple_library(extra_top=None) -> GDS:
     g.endstr()
     g.endlib()
     return g
+
+
+def census(data: bytes) -> dict[str, int]:
+    """Raw record census of a GDSII stream {record name: count}, up to ENDLIB (independent of the
+    reader under test; for reference figures of synthetic files)."""
+    out: dict[str, int] = {}
+    o = 0
+    while o + 4 <= len(data):
+        n, rt = struct.unpack_from(">HB", data, o)
+        if n < 4:
+            raise ValueError(f"bad record length {n} at {o}")
+        name = NAMES.get(rt, f"0x{rt:02X}")
+        out[name] = out.get(name, 0) + 1
+        o += n
+        if name == "ENDLIB":
+            break
+    return out

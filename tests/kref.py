@@ -123,15 +123,19 @@ def kbboxes_geometry(kl) -> dict[str, list[int] | None]:
 
 
 def kbbox_flat(kl, cell: str) -> list[int] | None:
-    """Exact bbox of the flattened geometry (texts excluded) of one cell. Flattens: small files."""
+    """Exact bbox of the flattened geometry (texts and zero-width paths excluded) of one cell:
+    boundaries and boxes flattened by KLayout (Region), paths one by one as polygons."""
     box = kdb.Box()
     c = kl.cell(cell)
     for li in kl.layer_indexes():
         it = c.begin_shapes_rec(li)
-        it.shape_flags = GEOM
+        it.shape_flags = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes
+        box += kdb.Region(it).bbox()
+        it = c.begin_shapes_rec(li)
+        it.shape_flags = kdb.Shapes.SPaths
         while not it.at_end():
             sh = it.shape()
-            if not (sh.is_path() and sh.path_width == 0):
+            if sh.path_width != 0:
                 box += sh.polygon.transformed(it.trans()).bbox()
             it.next()
     return None if box.empty() else [box.left, box.bottom, box.right, box.top]

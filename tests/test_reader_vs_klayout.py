@@ -117,12 +117,34 @@ def _params():
     for e in entries:  # gzip copies are read as the file beside them
         if e.get("gz_copy"):
             out.append(pytest.param(dict(e, path=str(SHARED / e["gz_copy"])), id=e["gz_copy"]))
-    return out
+    return out + [pytest.param({"synth": kw}, id=f"synth-{i}") for i, kw in enumerate(SYNTH)]
+
+
+# synthetic layouts (engine.synth): every path type incl. round ends, AREFs (one skewed), 8
+# orientations, MAG 0.5/1.5/2, 30- and 45-degree placements; reference figures from KLayout and an
+# independent record census (tests/gdsbytes.census)
+SYNTH = [dict(die_um=40, density=50, seed=1),
+         dict(die_um=30, density=200, seed=2, levels=3, dbu_um=0.0005, layers=6)]
+
+
+def _synth_entry(kw, tmpdir):
+    from engine.synth import synthesize
+    from gdsbytes import census
+    path = str(tmpdir / f"synth_{kw['seed']}.gds")
+    synthesize(path, **kw)
+    kl = kref.kload(path)
+    with open(path, "rb") as f:
+        records = census(f.read())
+    return {"file": f"synth_{kw['seed']}.gds", "path": path, "records": records,
+            "num_cells": len(kref.kcell_names(kl)), "top_cells": kref.ktop_cells(kl),
+            "dbu_um": kl.dbu, "layers": [f"{l}/{d}" for l, d in kref.klayers_all(kl)]}
 
 
 @pytest.fixture(scope="module", params=_params())
-def pair(request):
+def pair(request, tmp_path_factory):
     e = request.param
+    if "synth" in e:
+        e = _synth_entry(e["synth"], tmp_path_factory.mktemp("synth"))
     ours = Ours(e["path"])
     kl = kref.kload(e["path"])
     return e, ours, kl
