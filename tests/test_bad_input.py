@@ -154,6 +154,19 @@ def case_xy_not_int32_multiple():
     return g.bytes(), o, "XY"
 
 
+def case_path_outline_beyond_int32():
+    """A square-ended path whose outline leaves the int32 coordinate range."""
+    g = GDS()
+    g.begin()
+    g.bgnstr("A")
+    g.boundary(1, 0, [(0, 0), (10, 0), (10, 10)])
+    p = g.path(1, 0, [(0, 0), (2**31 - 20, 0)], 200, pathtype=2)
+    g.endstr()
+    g.endlib()
+    xy = [o for o in g.offsets("XY") if o > p][0]
+    return g.bytes(), {p: "PATH", xy: "XY", g.offsets("WIDTH")[0]: "WIDTH"}, None
+
+
 def _cycle(self_ref=False):
     g = GDS()
     g.begin()
@@ -383,6 +396,29 @@ def test_undefined_reference_is_a_warning(tmp_path):
     kl = kref.kload(path)
     assert kref.kundefined_cells(kl) == ["NOWHERE"]
     assert sorted(names) == kref.kcell_names(kl)
+
+
+def test_huge_aref_is_one_placement(tmp_path):
+    """32767 x 32767 copies stay one placement; the bbox covers the whole lattice (as KLayout's)."""
+    g = GDS()
+    g.begin()
+    g.bgnstr("BIT")
+    g.boundary(1, 0, [(0, 0), (80, 0), (80, 60), (0, 60)])
+    g.endstr()
+    g.bgnstr("TOP")
+    n = 32767
+    g.aref("BIT", n, n, (-5, 7), (-5 + n * 100, 7), (-5, 7 + n * 90))
+    g.endstr()
+    g.endlib()
+    path = tmp_path / "huge.gds"
+    path.write_bytes(g.bytes())
+    arrays, meta = load(path)
+    assert len(arrays["ref_cell"]) == 1 and arrays["ref_cols"][0] == n and arrays["ref_rows"][0] == n
+    kb = kref.kbboxes_geometry(kref.kload(path))
+    off = arrays["cell_name_off"]
+    names = [bytes(arrays["cell_name_data"][off[i]:off[i + 1]]).decode() for i in range(len(off) - 1)]
+    assert [int(v) for v in arrays["cell_bbox"][names.index("TOP")]] == kb["TOP"]
+    assert [int(v) for v in arrays["ref_bbox"][0]] == kb["TOP"]
 
 
 def every_record_library() -> GDS:
