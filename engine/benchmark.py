@@ -277,7 +277,7 @@ def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir) -> list:
     rows = []
     for nw in workers_list:
         fmt, fmt_name = _formatter(os.path.join(out_dir, f"e2e_w{nw}"))
-        rss_peak, child_peak, errors, n = me.memory_info().rss, {}, 0, 0
+        rss_peak, child_peak, child_uss, errors, n = me.memory_info().rss, {}, {}, 0, 0
         inside, wcpu, per_window = {}, {}, []
         cpu0 = time.process_time()
         t0 = time.perf_counter()
@@ -306,9 +306,11 @@ def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir) -> list:
                 rss_peak = max(rss_peak, me.memory_info().rss)
                 for ch in me.children(recursive=True):
                     try:
-                        child_peak[ch.pid] = max(child_peak.get(ch.pid, 0), ch.memory_info().rss)
+                        mi = ch.memory_full_info()      # rss, and uss: pages only it holds
                     except psutil.Error:
-                        pass
+                        continue
+                    child_peak[ch.pid] = max(child_peak.get(ch.pid, 0), mi.rss)
+                    child_uss[ch.pid] = max(child_uss.get(ch.pid, 0), mi.uss)
                 sample_cpu += time.process_time() - c0   # all after the first result
         wall = time.perf_counter() - t0
         cpu1 = time.process_time()
@@ -322,6 +324,7 @@ def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir) -> list:
                      "coordinator_cpu_per_window_steady": steady,
                      "coordinator_rss_peak": int(rss_peak),
                      "worker_rss_peak_sampled": [int(v) for v in child_peak.values()],
+                     "worker_uss_peak_sampled": [int(v) for v in child_uss.values()],
                      "worker_maxrss_inside": [int(v) for v in inside.values()],
                      "load_before": load0, "format": fmt_name,
                      "worker_cpu_per_window": _worker_cpu(wcpu), "per_window": per_window})
@@ -667,10 +670,13 @@ def ratios_from(layouts) -> dict:
                   if r.get("coordinator_cpu_per_window_steady") is not None]
         out["coordinator_s_per_window"] = (min(steady) if steady else
                                            one["coordinator_cpu_seconds"] / one["windows"])
+        # private memory per worker (USS): the database pages are shared, not per worker
+        uss = [v for row in e2e for v in row.get("worker_uss_peak_sampled", [])]
         rss = [v for row in e2e for v in (row["worker_maxrss_inside"] or
                                           row["worker_rss_peak_sampled"])]
-        if rss:
-            out["worker_rss_bytes"] = max(rss)
+        if uss or rss:
+            out["worker_rss_bytes"] = max(uss or rss)
+            out["worker_memory_measure"] = "USS (private)" if uss else "RSS"
         out["fork_seconds"] = max(0.0, one["first_result_seconds"] - _per_window_mean(layouts))
     return out
 

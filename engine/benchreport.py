@@ -345,13 +345,15 @@ def _e2e_section(results):
         return []
     L = ["## End to end: run_windows", "",
          "| workers | windows | windows/s | first result | coordinator CPU share | "
-         "coordinator peak RSS | worker peak RSS |", "|---|---|---|---|---|---|---|"]
+         "coordinator peak RSS | worker peak RSS | worker peak USS (private) |",
+         "|---|---|---|---|---|---|---|---|"]
     for rec, r in rows:
         wr = r["worker_maxrss_inside"] or r["worker_rss_peak_sampled"]
         L.append(f"| {r['workers']} | {r['windows']} ({r['errors']} failed) | "
                  f"{r['windows_per_second']:.1f} | {_fmt_s(r['first_result_seconds'])} | "
                  f"{100 * r['coordinator_cpu_share']:.0f}% | {_fmt_b(r['coordinator_rss_peak'])} | "
-                 f"{', '.join(_fmt_b(x) for x in wr) or '-'} |")
+                 f"{', '.join(_fmt_b(x) for x in wr) or '-'} | "
+                 f"{', '.join(_fmt_b(x) for x in r.get('worker_uss_peak_sampled', [])) or '-'} |")
     chk = results.get("e2e_check") or []
     if chk:
         L += ["", "Stage laws vs run_windows on the same windows (worker CPU per window measured "
@@ -369,7 +371,10 @@ def _e2e_section(results):
     if k:
         L += ["", f"KLayout, one process, same windows: {k['windows_per_second']:.1f} windows/s "
               f"(explode measured, raster estimated from its measured seconds per pixel)."]
-    L += ["", "Worker RSS counts the shared-memory pages of the database a worker touched.", ""]
+    L += ["", "Worker RSS counts the shared-memory pages of the database a worker touched; USS "
+          "(sampled every 50 ms from the coordinator) is what the worker alone holds, the figure "
+          "the RAM verdict uses per worker. The sampled lists may include the pool's helper "
+          "processes.", ""]
     return L
 
 

@@ -310,7 +310,10 @@ class CostModel:
                 f"{p:.3f} ({r.get('parallel_fraction_source', 'measured')}; run_windows "
                 f"measured at {r.get('workers_measured', [1])} workers)",
                 f"written bytes per pixel {r.get('write_bytes_per_pixel', 0.125):.3f} (measured)",
-                f"coordinator cost {coord * 1e6:.0f} us per window (measured, 1 worker)",
+                f"coordinator cost {coord * 1e6:.0f} us CPU per window (measured after the "
+                f"first result, caps the rate at {coord_rate:.0f} windows/s)",
+                f"worker private memory {worker_rss / 1e6:.0f} MB each "
+                f"({r.get('worker_memory_measure', 'measured')})",
                 "per-window cost does not grow with file size (hierarchical index; measured flat)",
                 "database mapped from disk when database + index + workers' RSS + 4 GB exceed 90%"
                 " of RAM; then a window's flattened polygons x bytes/polygon x the uncached share "
