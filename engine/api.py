@@ -298,6 +298,9 @@ def run_windows(layout, windows, *, pixel_size, mode="binary", layers=None, cell
     on_result: called with each Result instead of iterating; returns a summary dict.
     ring_slots: image slots in the shared ring (memory bound; default 2 * workers + 2).
     pin: pin worker w to the w-th usable core.
+    _compute: replaces the per-window stage, ``_compute(layout, window, options) -> (image,
+        polygon count)`` (the CLI's polygon formats pass engine.formats.ExplodeCompute); what it
+        returns as image goes to the formatter and, unless a uint8 array fits the ring, is pickled.
 
     Returns an iterator (WindowRun) of Results with name, index, window, image, polygons,
     seconds, error (None when the window succeeded) and output. Closing or dropping it stops

@@ -239,10 +239,12 @@ def _worker_main(w, conn, others, queues, ring, task_factory, cpu, parent):
                     raise SystemExit(0)
             slot = grants.pop(0)
             shape = dtype = overflow = None
-            if image is not None:
+            if isinstance(image, np.ndarray):
                 shape, dtype = image.shape, image.dtype.str
                 if ring is None or not ring.write(slot, image):
                     overflow = image
+            elif image is not None:   # not an array (a custom compute's Polygons): pickled
+                overflow = image
             conn.send(("r", w, i, slot, shape, dtype, payload, overflow))
             queues.claimed[w] = -1
     except SystemExit:

@@ -203,3 +203,21 @@ def test_split_work_covers_every_window_once():
         shares = api.split_work(specs, 3, ordered)
         assert sorted(np.concatenate(shares).tolist()) == list(range(101))
         assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_queues_own_then_orphans_then_steal_from_busiest():
+    """Claim order of shm.pool.Queues: own head, orphan queue, then the tail of the busiest."""
+    from shm.pool import Queues
+    q = Queues([np.arange(0, 2), np.arange(2, 5), np.arange(5, 12)])
+    try:
+        assert [q.claim(0), q.claim(0)] == [0, 1]
+        assert q.claimed[0] == 1
+        q.requeue([3])                                   # e.g. redone after a worker died
+        assert q.claim(0) == 3                           # orphans before stealing
+        assert q.claim(0) == 11                          # then the busiest queue's tail
+        assert q.claimed[0] == 11 and q.pending() == 3 + 6
+        got = [q.claim(1) for _ in range(9)] + [q.claim(2)]
+        assert sorted(got[:-1]) == [2, 3, 4, 5, 6, 7, 8, 9, 10] and got[-1] == -1
+        assert q.claim(0) == -1 and q.pending() == 0
+    finally:
+        q.close()
