@@ -369,3 +369,61 @@ def test_several_top_cells_need_a_cell():
         with pytest.raises(ClipmillError, match="top cells"):
             L.explode((0, 0, 1, 1))
         assert len(L.explode((0, 0, 1, 1), cell="Y")) == 1
+
+
+# -- sharing, robustness --------------------------------------------------------------------------
+
+def _worker_explode(handle, wins, q):
+    from engine.layout import Layout
+    with Layout.attach(handle) as L:
+        q.put([(L.explode(w).xy.tolist(), L.explode(w).layer.tolist()) for w in wins])
+
+
+def test_forked_workers_share_the_arena(synth):
+    """Two forked processes attached to the same arena explode concurrently; results equal the
+    parent's and the arena's bytes are unchanged (the query writes nothing)."""
+    import hashlib
+    import multiprocessing as mp
+    ly, L = synth
+    digest = lambda: hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes()  # noqa: E731
+                                           for a in L.arena.arrays.values())).hexdigest()
+    before = digest()
+    rng = np.random.default_rng(9)
+    b = ly.cell("TOP").bbox()
+    wins = [tuple(v * ly.dbu for v in w)
+            for w in windows(rng, (b.left, b.bottom, b.right, b.top), 20, [500, 5000])]
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker_explode, args=(L.handle, wins, q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    mine = [(L.explode(w).xy.tolist(), L.explode(w).layer.tolist()) for w in wins]
+    assert results[0] == mine and results[1] == mine
+    assert digest() == before
+
+
+def test_recursive_hierarchy_is_an_error():
+    """A database whose cell places itself (a broken file) gives ClipmillError, not a hang."""
+    from engine.index import build_index
+    from engine.layout import Layout
+    from kl_db import from_klayout
+    from shm.arena import Arena
+    ly = kdb.Layout()
+    l1 = ly.layer(1, 0)
+    top, sub = ly.create_cell("TOP"), ly.create_cell("SUB")
+    sub.shapes(l1).insert(kdb.Box(0, 0, 100, 100))
+    top.insert(kdb.CellInstArray(sub.cell_index(), kdb.Trans(0, False, 0, 0)))
+    sub_row = [c.name for c in ly.each_cell()].index("SUB")
+    arrays, meta = from_klayout(ly)
+    # make SUB place itself: move TOP's placement row under SUB (offsets edited accordingly)
+    arrays["ref_cell"][:] = sub_row
+    off = np.zeros_like(arrays["cell_ref_off"])
+    off[sub_row + 1:] = 1
+    arrays["cell_ref_off"] = off
+    with Layout(Arena.from_arrays(build_index(arrays, meta), meta)) as L:
+        with pytest.raises(ClipmillError, match="recursive"):
+            L.explode((0, 0, 0.05, 0.05), cell="SUB")
