@@ -121,6 +121,16 @@ def test_index_then_info_on_dbload(tmp_path, capsys):
     assert sorted(a["top_cells"]) == ktop_cells(kl)
     assert a["bbox_um"] == pytest.approx([v * kl.dbu for v in kbbox_dbu(kl)], abs=1e-9)
     assert a["dbu_um"] == pytest.approx(kl.dbu, rel=1e-12)
+    # run on the saved DBLoad (no rescan) gives the same picture as the GDSII file
+    rc, so, se = in_process(capsys, "run", db, "--tile-region", "20,20,23,22", "--tiles", "1x1",
+                            "--pixel-size", "0.05", "--format", "npy", "--workers", "0",
+                            "--quiet", "--out", tmp_path / "npy")
+    assert rc == 0, se
+    from engine import open_layout
+    with open_layout(REAL) as lay:
+        img = lay.rasterize((20, 20, 23, 22), 0.05, mode="binary")
+    got = np.load(tmp_path / "npy" / "tile_r0_c0.npy")
+    assert np.array_equal(got != 0, img != 0) and got.shape == img.shape
 
 
 WINDOW = (10.0, 5.0, 16.0, 9.0)
