@@ -81,7 +81,7 @@ def gen(tmp_path_factory):
 
 @pytest.mark.parametrize("levels", [3, 4, 5])
 def test_reads_and_hierarchy_depth(gen, levels):
-    path, s = gen(f"lv{levels}", die_um=60, density=100, levels=levels, seed=levels)
+    path, s = gen(f"lv{levels}", die_um=45, density=100, levels=levels, seed=levels)
     ly = _read(path)
     assert [c.name for c in ly.top_cells()] == ["TOP"]
     assert ly.top_cell().hierarchy_levels() == levels - 1  # levels below TOP
@@ -92,15 +92,14 @@ def test_reads_and_hierarchy_depth(gen, levels):
     assert abs(lib.precision - 1e-9) < 1e-21
     # flat shapes per cell: KLayout vs the record walker (BOUNDARY + PATH + BOX records)
     counts, _ = _walk(path)
-    nk = sum(sum(1 for _ in c.shapes(li).each(SHAPES))
-             for c in ly.each_cell() for li in ly.layer_indexes())
-    assert nk == counts.get(0x08, 0) + counts.get(0x09, 0) + counts.get(0x2D, 0)
+    nk = sum(c.shapes(li).size() for c in ly.each_cell() for li in ly.layer_indexes())
+    assert nk == sum(counts.get(r, 0) for r in (0x08, 0x09, 0x2D, 0x0C))  # + TEXT
     assert counts.get(0x08, 0) == s["counts"]["boundary"]
     assert counts.get(0x0A, 0) == s["counts"]["sref"] and counts.get(0x0B, 0) == s["counts"]["aref"]
 
 
 def test_placements_orientations_arrays_mag_angles(gen):
-    path, _ = gen("lv5", die_um=60, density=100, levels=5, seed=5)
+    path, _ = gen("lv5", die_um=45, density=100, levels=5, seed=5)
     ly = _read(path)
     orients, mags, angles, arrays = set(), set(), set(), []
     for c in ly.each_cell():
@@ -128,7 +127,7 @@ def test_placements_orientations_arrays_mag_angles(gen):
 
 
 def test_paths_shapes_records(gen):
-    path, s = gen("lv5", die_um=60, density=100, levels=5, seed=5)
+    path, s = gen("lv5", die_um=45, density=100, levels=5, seed=5)
     counts, pathtypes = _walk(path)
     assert pathtypes == {0, 1, 2, 4}
     for rt in (0x2D, 0x0C, 0x15, 0x0B):  # BOX, TEXT, NODE, AREF
@@ -266,3 +265,17 @@ def test_bundled_demo(tmp_path):
     again = tmp_path / "demo.gds"
     synth.make_demo(again)
     assert again.read_bytes() == open(demo, "rb").read()
+
+
+@pytest.mark.parametrize("features", [[], ["path", "aref"], ["mag", "angle", "nonrect"]])
+def test_feature_subsets(tmp_path, features):
+    p = tmp_path / "f.gds"
+    s = synth.synthesize(p, die_um=40, density=100, features=features, mix=(1, 1, 1), seed=9)
+    ly = _read(p)
+    assert [c.name for c in ly.top_cells()] == ["TOP"]  # no cell left unplaced
+    counts, pathtypes = _walk(p)
+    assert (counts.get(0x0B, 0) > 0) == ("aref" in features)
+    assert (pathtypes >= {1, 2, 4}) == ("path" in features)
+    mags = {round(i.cplx_trans.mag, 3) for c in ly.each_cell() for i in c.each_inst()}
+    assert (2.0 in mags) == ("mag" in features)
+    assert s["counts"]["node"] == 0 and counts.get(0x15, 0) == 0
