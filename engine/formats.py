@@ -79,8 +79,8 @@ def metadata(spec, info=None, meta=None, image=None) -> dict:
     for src in (meta, info):
         if src:
             for k, v in dict(src).items():
-                if k in ("polygons", "image"):
-                    continue
+                if k == "image" or (k == "polygons" and not isinstance(v, (int, np.integer))):
+                    continue  # (a polygon count from the worker is kept)
                 out[k] = _plain(v)
     if spec is not None:
         out["window"] = spec.name
