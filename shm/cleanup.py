@@ -58,8 +58,12 @@ def unlink_all() -> None:
     for _, shm in items:
         try:
             shm.close()
-        except BufferError:
-            pass
+        except BufferError:       # views still alive: let the mapping die with them, close the fd
+            shm._mmap = None
+            try:
+                shm.close()
+            except BufferError:
+                pass
         unlink(shm)
 
 
