@@ -18,6 +18,7 @@ import gzip
 import math
 import os
 import time
+import zlib
 
 import numpy as np
 
@@ -157,7 +158,7 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
         ln = _u16(buf, pos)
         rt = np.int64(buf[pos + 2])
         if nrec == 0 and (rt != R.HEADER or ln < 6):
-            return _fail(stats, E_NOHEADER, pos, -1)
+            return _fail(stats, E_NOHEADER, pos, rt)
         if ln < 4:
             return _fail(stats, E_SHORTLEN, pos, rt)
         if ln & 1:
@@ -811,7 +812,7 @@ def _open_bytes(path: str):
         try:
             with gzip.open(path, "rb") as f:
                 data = f.read()
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise ClipmillError(f"bad gzip stream: {e}", file=path) from None
         return np.frombuffer(data, dtype=np.uint8)
     if os.path.getsize(path) == 0:
@@ -1056,7 +1057,7 @@ def _raise_cycle(cell_ref_off, ref_cell, names, s_bgn, path):
                 chain = chain[chain.index(names[ch]):] + [names[ch]]
                 raise ClipmillError(MESSAGES[E_CYCLE] + ": " + " -> ".join(chain), file=path,
                                     offset=int(s_bgn[ch]) if ch < len(s_bgn) else None,
-                                    record="SNAME")
+                                    record="BGNSTR")
             if color[ch] == 0:
                 color[ch] = 1
                 stack.append((ch, int(cell_ref_off[ch])))
