@@ -406,23 +406,45 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @jit
-def _visit(pix, mi, i, owner, stamp, pairs, npairs):
+def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
+    """Mark pixel pix as crossed by polygon i. owner: -1 none, i, -2 several (or a complex
+    polygon). "Several" pixels are listed in fpix and keep the linked list of their polygons:
+    head[pix] -> pairs[t] = (polygon, next). Polygons are walked one after the other, so the
+    list head tells whether i is recorded already."""
     o = owner[pix]
-    if o == -1:
-        owner[pix] = mi
-    elif o != mi:
+    if o == i:
+        return
+    if o == -1 and simple:
+        owner[pix] = i
+        return
+    n = npairs[0]
+    cap = pairs.shape[0]
+    if o != -2:
         owner[pix] = -2
-    if stamp[pix] != i:
-        stamp[pix] = i
-        n = npairs[0]
-        if n < pairs.shape[0]:
-            pairs[n, 0] = pix
-            pairs[n, 1] = i
-        npairs[0] = n + 1
+        f = nflag[0]
+        fpix[f] = pix
+        nflag[0] = f + 1
+        prev = -1
+        if o >= 0:
+            if n < cap:
+                pairs[n, 0] = o
+                pairs[n, 1] = -1
+            prev = n
+            n += 1
+    else:
+        t = head[pix]
+        if t < cap and pairs[t, 0] == i:
+            return
+        prev = t
+    if n < cap:
+        pairs[n, 0] = i
+        pairs[n, 1] = prev
+    head[pix] = n
+    npairs[0] = n + 1
 
 
 @jit
-def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npairs):
+def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npairs, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex),
@@ -435,7 +457,6 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npai
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
         doacc = ci == 1
-        mi = -3 if ci == 2 else i  # complex polygons end up "several" (-2)
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
@@ -452,7 +473,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npai
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                    _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -491,7 +512,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npai
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -521,50 +542,11 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, stamp, pairs, npai
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _visit(r * ncols + c, mi, i, owner, stamp, pairs, npairs)
+                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
                     cu = nu
                     cv = nv
                     c += 1
     return 0
-
-
-@jit
-def _flagged(owner, fidx, fpix):
-    n = 0
-    for j in range(owner.shape[0]):
-        if owner[j] == -3:
-            owner[j] = -2
-        if owner[j] == -2:
-            fidx[j] = n
-            fpix[n] = j
-            n += 1
-    return n
-
-
-@jit
-def _group(pairs, npairs, owner, fidx, nflag, foff, plist):
-    """foff / plist: the polygons crossing each flagged pixel (counting sort of the pairs)."""
-    for k in range(nflag + 1):
-        foff[k] = 0
-    for t in range(npairs):
-        pix = pairs[t, 0]
-        if owner[pix] == -2:
-            foff[fidx[pix] + 1] += 1
-    for k in range(nflag):
-        foff[k + 1] += foff[k]
-    kmax = 0
-    for k in range(nflag):
-        kmax = max(kmax, foff[k + 1] - foff[k])
-    for t in range(npairs):
-        pix = pairs[t, 0]
-        if owner[pix] == -2:
-            f = fidx[pix]
-            plist[foff[f]] = pairs[t, 1]
-            foff[f] += 1
-    for k in range(nflag, 0, -1):
-        foff[k] = foff[k - 1]
-    foff[0] = 0
-    return kmax
 
 
 @jit
@@ -640,25 +622,37 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, foff, plist, k_start, nflag,
-           cov, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head, k_start, nflag,
+           cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
     because the polygons crossing the pixel are simple and their boxes do not overlap there).
+    cov is per pixel; the polygons of pixel pix are the linked list head[pix] -> pairs[.., 1].
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
-    v-breaks) or nflag."""
+    v-breaks, need[2] polygons) or nflag."""
+    K = plocal.shape[0]
     P = pu0.shape[0]
     V = vs.shape[0]
     for k in range(k_start, nflag):
         pix = fpix[k]
         r = pix // ncols
         c = pix - r * ncols
-        a, b = foff[k], foff[k + 1]
-        npoly = b - a
+        npoly = 0
+        t = head[pix]
+        while t >= 0:
+            if npoly < K:
+                plocal[npoly] = pairs[t, 0]
+            npoly += 1
+            t = pairs[t, 1]
+        if npoly > K:
+            need[0] = 0
+            need[1] = 0
+            need[2] = npoly
+            return k
         # quick paths: boxes clipped to the pixel
         allrect = True
         anycomplex = False
         for jj in range(npoly):
-            i = plist[a + jj]
+            i = plocal[jj]
             bx[jj, 0] = min(max(bbox[i, 0], c), c + 1.0)
             bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
             bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
@@ -678,20 +672,20 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, foff, plist,
                 if overlap:
                     break
             if not overlap:
-                cov[k] = -1.0
+                cov[pix] = -1.0
                 continue
         # background: polygons whose boundary does not cross this pixel
         inside_here = 0
-        for j in range(a, b):
-            i = plist[j]
+        for j in range(npoly):
+            i = plocal[j]
             if _centre_winding(uv, offsets[i], offsets[i + 1], r, c, ncols) != 0:
                 inside_here += 1
         bg = count[pix] - inside_here
         if bg > 0:
-            cov[k] = 1.0
+            cov[pix] = 1.0
             continue
         if allrect:
-            cov[k] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
+            cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
             continue
         # pieces clipped to the pixel; parts left of it projected onto its left side
         m = 0
@@ -701,7 +695,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, foff, plist,
         cr = float(c + 1)
         overflow = False
         for jj in range(npoly):
-            i = plist[a + jj]
+            i = plocal[jj]
             s, e = offsets[i], offsets[i + 1]
             for q in range(s, e):
                 q2 = q + 1 if q + 1 < e else s
@@ -855,12 +849,12 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, foff, plist,
             if nz > 0:
                 length += cr - cur
             area += length * hgt
-        cov[k] = min(max(area, 0.0), 1.0)
+        cov[pix] = min(max(area, 0.0), 1.0)
     return nflag
 
 
 @jit
-def _finish_gray(count, count2, has_complex, acc, owner, fidx, cov, nrows, ncols, invert,
+def _finish_gray(count, count2, has_complex, acc, owner, cov, nrows, ncols, invert,
                  flip_x, flip_y, out):
     W = ncols + 1
     for r in range(nrows):
@@ -873,8 +867,8 @@ def _finish_gray(count, count2, has_complex, acc, owner, fidx, cov, nrows, ncols
             o = owner[b + c]
             if o == -1:
                 f = 1.0 if count[b + c] != 0 else 0.0
-            elif o == -2 and cov[fidx[b + c]] >= 0.0:
-                f = cov[fidx[b + c]]
+            elif o == -2 and cov[b + c] >= 0.0:
+                f = cov[b + c]
             elif has_complex and count2[b + c] != 0:
                 f = 1.0
             else:
@@ -996,54 +990,48 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
         return
     W = cols + 1
-    cap = max(4 * xy.shape[0], 1024)
+    cap = max(getattr(sc, "pairs_hint", 0), xy.shape[0], 1024)
     while True:
-        acc = sc.get("acc", rows * W, np.float64, zero=True)
+        acc = sc.get("acc", rows * W, np.float32, zero=True)
         owner = sc.get("owner", npx, np.int32)
         owner.fill(-1)
-        stamp = sc.get("stamp", npx, np.int32)
-        stamp.fill(-1)
+        head = sc.get("head", npx, np.int32)  # only read where written
+        fpix = sc.get("fpix", npx, np.int32)
         pairs = sc.get("pairs", 2 * cap, np.int32).reshape(-1, 2)
         npairs = sc.get("npairs", 1, np.int64, zero=True)
-        _walk(uv, off, cls, orient, rows, cols, acc, owner, stamp, pairs, npairs)
+        nfl = sc.get("nflag", 1, np.int64, zero=True)
+        _walk(uv, off, cls, orient, rows, cols, acc, owner, head, pairs, npairs, fpix, nfl)
+        sc.pairs_hint = int(npairs[0])
         if npairs[0] <= cap:
             break
         cap = int(npairs[0]) + 1024
-    fidx = sc.get("fidx", npx, np.int32)
-    fpix = sc.get("fpix", npx, np.int32)
-    nflag = _flagged(owner, fidx, fpix)
-    cov = sc.get("cov", nflag, np.float64)
+    nflag = int(nfl[0])
+    cov = sc.get("cov", npx, np.float32)  # only read where written
     if nflag:
-        foff = sc.get("foff", nflag + 1, np.int64)
-        plist = sc.get("plist", int(npairs[0]), np.int32)
-        kmax = _group(pairs, int(npairs[0]), owner, fidx, nflag, foff, plist)
-        cap_p = 64
-        cap_v = 256
-        need = sc.get("need", 2, np.int64)
+        caps = [64, 256, 16]
+        need = sc.get("need", 3, np.int64)
         k = 0
         while k < nflag:
-            pu0 = sc.get("pu0", cap_p, np.float64)
-            pv0 = sc.get("pv0", cap_p, np.float64)
-            pu1 = sc.get("pu1", cap_p, np.float64)
-            pv1 = sc.get("pv1", cap_p, np.float64)
-            pd = sc.get("pd", cap_p, np.int32)
-            pj = sc.get("pj", cap_p, np.int32)
+            cap_p, cap_v, cap_k = caps
+            bufs = [sc.get(nm, cap_p, dt) for nm, dt in (
+                ("pu0", np.float64), ("pv0", np.float64), ("pu1", np.float64),
+                ("pv1", np.float64), ("pd", np.int32), ("pj", np.int32))]
             xs = sc.get("xs", cap_p, np.float64)
             xd = sc.get("xd", cap_p, np.int32)
             xj = sc.get("xj", cap_p, np.int32)
             vs = sc.get("vs", cap_v, np.float64)
-            wcur = sc.get("wcur", kmax, np.int64)
-            bx = sc.get("bx", 4 * kmax, np.float64).reshape(-1, 4)
-            xb = sc.get("xb", 2 * kmax, np.float64)
-            iv0 = sc.get("iv0", kmax, np.float64)
-            iv1 = sc.get("iv1", kmax, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, foff, plist, k, nflag,
-                       cov, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
-                       need)
+            plocal = sc.get("plocal", cap_k, np.int32)
+            wcur = sc.get("wcur", cap_k, np.int64)
+            bx = sc.get("bx", 4 * cap_k, np.float64).reshape(-1, 4)
+            xb = sc.get("xb", 2 * cap_k, np.float64)
+            iv0 = sc.get("iv0", cap_k, np.float64)
+            iv1 = sc.get("iv1", cap_k, np.float64)
+            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, pairs, head, k, nflag,
+                       cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
             if k < nflag:
-                cap_p = max(cap_p, int(need[0]) + 16, 2 * cap_p if need[0] else cap_p)
-                cap_v = max(cap_v, int(need[1]) + 16)
-    _finish_gray(count, count2, bool(ncomplex), acc, owner, fidx, cov, rows, cols, invert,
+                caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
+                        max(cap_k, int(need[2]) + 4)]
+    _finish_gray(count, count2, bool(ncomplex), acc, owner, cov, rows, cols, invert,
                  flip_x, flip_y, img)
 
 

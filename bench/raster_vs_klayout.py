@@ -1,0 +1,166 @@
+"""Rasterize throughput, clipmill vs KLayout in the same run: 10 x 10 um windows at 10 nm
+(1000 x 1000 pixels), one core.
+
+Windows (all in um on a 1 nm grid):
+* ``layout``: n polygons laid out like a layout (one rectangle per grid site, random size and
+  offset so that neighbours touch or overlap a little, 10% 45-degree/slanted quads, spatially
+  ordered as an explode returns them);
+* ``random``: n rectangles 10-60 nm (10% slanted quads) at uniform random places in random order:
+  heavy overlap, every pixel crossed by several polygons (the worst case for exact gray);
+* ``real``: the flattened polygons (every layer) of a 10 x 10 um window at the centre of a real
+  file from ../shared/data, taken with KLayout's ``begin_shapes_rec_touching``.
+
+For each: clipmill ``rasterize`` binary and gray (one Scratch reused, as workers do; best of
+``--repeats``; wall and CPU seconds) and KLayout ``Region.merged().rasterize(...)`` (per-pixel
+covered area; KLayout has no centre-sampled binary raster, so both modes are compared with it).
+Printed: ms per window, Mpixels/s, polygon edges/s and the speed-up; the max gray difference to
+KLayout (KLayout snaps crossings of its merge to the 1 nm grid, so slanted overlaps may differ by
+a few levels there; tests/test_raster.py checks exactness with magnified references).
+
+    python bench/raster_vs_klayout.py [--counts 2000,20000,200000] [--repeats 5] [--gds FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+WINDOW = (0.0, 0.0, 10.0, 10.0)
+PIXEL = 0.01
+
+
+def _quads_to_polygons(quads):
+    from engine.polygons import Polygons
+    n = len(quads)
+    xy = np.round(np.asarray(quads, dtype=np.float64).reshape(-1, 2) * 1000) / 1000
+    return Polygons(xy, np.arange(n + 1, dtype=np.int64) * 4, np.zeros((n, 2), np.int32))
+
+
+def synth_window(n, kind, seed=0, size=10.0):
+    """n four-vertex polygons (um) in a size x size window; see the module doc."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        x = rng.uniform(-0.05, size, n)
+        y = rng.uniform(-0.05, size, n)
+        w = rng.uniform(0.01, 0.06, n)
+        h = rng.uniform(0.01, 0.06, n)
+    else:
+        side = int(np.ceil(np.sqrt(n)))
+        pitch = size / side
+        k = np.arange(n)
+        gy, gx = divmod(k, side)
+        w = pitch * rng.uniform(0.4, 1.05, n)
+        h = pitch * rng.uniform(0.4, 1.05, n)
+        x = gx * pitch + rng.uniform(-0.05, 0.1, n) * pitch
+        y = size - (gy + 1) * pitch + rng.uniform(-0.05, 0.1, n) * pitch
+    q = np.stack([x, y, x + w, y, x + w, y + h, x, y + h], 1).reshape(n, 4, 2)
+    slant = rng.random(n) < 0.1
+    q[slant, 2, 0] -= 0.5 * w[slant]          # top edge shifted: slanted right side
+    q[slant, 3, 0] += 0.3 * w[slant] * rng.uniform(-1, 1, slant.sum())
+    return _quads_to_polygons(q)
+
+
+def real_window(path, size=10.0):
+    """Polygons (um) of every layer in a size x size window at the centre of a real file."""
+    import klayout.db as kdb
+    from engine.polygons import Polygons
+    ly = kdb.Layout()
+    ly.read(path)
+    top = ly.top_cells()[0]
+    c = top.dbbox().center()
+    win = (c.x - size / 2, c.y - size / 2, c.x + size / 2, c.y + size / 2)
+    box = kdb.DBox(*win)
+    polys = []
+    for li in ly.layer_indexes():
+        for p in kdb.Region(top.begin_shapes_rec_touching(li, box)).each():
+            sp = p.to_simple_polygon() if p.holes() else p
+            pts = sp.each_point() if p.holes() else sp.each_point_hull()
+            polys.append(np.array([(q.x, q.y) for q in pts], dtype=np.float64) * ly.dbu)
+    return Polygons.from_list(polys), win
+
+
+def kl_region(polys):
+    import klayout.db as kdb
+    reg = kdb.Region()
+    for i in range(len(polys)):
+        p = np.round(polys[i] * 1000).astype(np.int64)
+        reg.insert(kdb.SimplePolygon([kdb.Point(int(a), int(b)) for a, b in p], True))
+    return reg
+
+
+def kl_rasterize(reg, window, pixel):
+    import klayout.db as kdb
+    x0, y0, x1, y1 = (int(round(v * 1000)) for v in window)
+    p = int(round(pixel * 1000))
+    nx, ny = (x1 - x0 + p - 1) // p, (y1 - y0 + p - 1) // p
+    return reg.merged().rasterize(kdb.Point(x0, y1 - ny * p), kdb.Vector(p, p), kdb.Vector(p, p),
+                                  nx, ny)
+
+
+def best(fn, repeats):
+    walls, cpus = [], []
+    out = None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus), out
+
+
+def run_case(name, polys, window, repeats, kl_repeats):
+    from engine.raster import Scratch, rasterize
+    sc = Scratch()
+    edges = int(polys.offsets[-1])
+    res = {}
+    for mode in ("binary", "gray"):
+        rasterize(polys, window, PIXEL, mode=mode, scratch=sc)  # compile + grow scratch
+        res[mode] = best(lambda: rasterize(polys, window, PIXEL, mode=mode, scratch=sc), repeats)
+    reg = kl_region(polys)
+    kl = best(lambda: kl_rasterize(reg, window, PIXEL), kl_repeats)
+    img = res["gray"][2]
+    ref = np.floor(255 * np.array(kl[2])[::-1] / (1000 * PIXEL) ** 2 + 0.5)
+    diff = np.abs(img.astype(int) - ref)
+    npx = img.size
+    for mode in ("binary", "gray"):
+        wall, cpu, _ = res[mode]
+        print(f"{name:<16} {len(polys):>7} {mode:<6} {wall * 1e3:>9.1f} {cpu * 1e3:>9.1f} "
+              f"{npx / wall / 1e6:>8.1f} {edges / wall / 1e6:>9.2f} {kl[0] * 1e3:>9.1f} "
+              f"{kl[0] / wall:>8.1f}x")
+    print(f"{'':<16} gray vs KLayout: max |diff| {int(diff.max())} levels, "
+          f"{(diff > 1).mean() * 100:.3f}% of pixels > 1")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--counts", default="2000,20000,200000")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--kl-repeats", type=int, default=2)
+    ap.add_argument("--kinds", default="layout,random")
+    ap.add_argument("--gds", default=None, help="real file for the 'real' window (default: "
+                    "chameleon SRAM from ../shared/data when present)")
+    a = ap.parse_args(argv)
+    print(f"{'window':<16} {'polys':>7} {'mode':<6} {'ours ms':>9} {'cpu ms':>9} {'Mpx/s':>8} "
+          f"{'Medges/s':>9} {'KLay ms':>9} {'speedup':>9}")
+    for kind in a.kinds.split(","):
+        for n in (int(v) for v in a.counts.split(",")):
+            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, a.kl_repeats)
+    gds = a.gds
+    if gds is None:
+        from tests.conftest import SHARED
+        cand = SHARED / "chameleon" / "sram_1rw1r_32_256_8_sky130.gds"
+        gds = str(cand) if cand.exists() else None
+    if gds:
+        polys, win = real_window(gds)
+        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats, a.kl_repeats)
+    print("ours ms = best wall time of one rasterize (cpu ms: its CPU time; the machine may be "
+          "shared); KLay ms = Region.merged().rasterize on the same polygons; speedup = KLay/ours")
+
+
+if __name__ == "__main__":
+    main()
