@@ -779,8 +779,9 @@ def _mem(w, pl, sizes, seed, feats):
         y0 = int(0.83 * T)
         nr = max(1, int(0.14 * T) // sh)
         sc = max(1, (int(0.8 * T) - nr * (sw // 2)) // sw)
-        out.append(ref_rec("STRAP", 0, y0, colrow=(sc, nr),
-                           lattice=((sc * sw, y0), (nr * (sw // 2), y0 + nr * sh))))
+        # skewed lattice, cells placed MX180 (reflect + 180 degrees): footprint [-sw, 0] x [0, sh]
+        out.append(ref_rec("STRAP", sw, y0, reflect=True, angle=180.0, colrow=(sc, nr),
+                           lattice=((sw + sc * sw, y0), (sw + nr * (sw // 2), y0 + nr * sh))))
         st.c["aref"] += 1
     else:
         xs, ys = np.meshgrid(np.arange(cols) * bw, np.arange(2 * pairs) * bh)

@@ -115,6 +115,9 @@ def test_placements_orientations_arrays_mag_angles(gen):
     assert {0.5, 1.5, 2.0} <= mags
     assert (False, 30.0) in orients and (True, 45.0) in orients
     assert len(arrays) >= 3
+    arr_orients = {(i.cplx_trans.is_mirror(), round(i.cplx_trans.angle)) for c in ly.each_cell()
+                   for i in c.each_inst() if i.is_regular_array()}
+    assert {(False, 0), (True, 0), (True, 180)} <= arr_orients
     skewed = [a for a in arrays if a[0].x * a[1].x + a[0].y * a[1].y != 0]
     assert skewed, "expected an AREF with a non-orthogonal lattice"
     # the same arrays seen by gdstk
