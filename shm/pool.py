@@ -299,8 +299,12 @@ class Pool:
         self.deaths: list[tuple[int, int, int | None]] = []   # (worker, pid, exitcode)
         self.closed = False
         self._fatal = None
-        for w in range(self.nworkers):
-            self.workers.append(self._spawn(w))
+        try:
+            for w in range(self.nworkers):
+                self.workers.append(self._spawn(w))
+        except BaseException:        # a failed fork (or a signal meanwhile): stop those started
+            self.close()
+            raise
 
     # -- processes ------------------------------------------------------------------------------
     def _spawn(self, w) -> _Worker:
