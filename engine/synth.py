@@ -39,6 +39,19 @@ Knobs (arguments of :func:`synthesize`, same names on the CLI):
 ``tile_pitches`` largest tile side in feature pitches (default 512; bounds memory per cell)
 ``features``    subset of FEATURES to include (default all)
 ``seed``        everything is a function of the seed: same seed, same bytes
+``workers``     threads building tile cells (default: cores, at most 8); does not change the bytes
+
+Sizes: the die holds at least 2 x 2 tiles of at least 64 pitches, so the smallest file at a given
+density is about 1.5 MB (the default mix); ``size_bytes`` lands within a few percent above that.
+File bytes are about 66 B x polygons of the unique cells (dense tiles, logic tiles' routing).
+Coordinates are int32 database units: the die must stay under 2**31 dbu (2 m at 1 nm), and a
+layout whose predicted size exceeds the free disk space is refused (ClipmillError).
+
+Summary (returned dict): path, bytes, seconds, mb_per_s, cpu_seconds, mb_per_cpu_s, cells,
+top_cell, levels, dbu_um, die_um [W, H], density, pitch_um, tile_um, tiles {dense, logic, mem},
+counts {boundary, path, box, text, node, sref, aref} (records written), polygons, kinds (rect,
+lshape, chamfer, path0/1/2/4, box, via), layers, dense_blocks_um [[x0, y0, x1, y1]] and blocks_um
+[[kind, x0, y0, x1, y1]] (tile boxes in TOP, um), seed, size_target.
 
 Records are built as numpy structured arrays (one block of thousands of fixed-size records at a
 time) and written straight to the file, so large files are written at hundreds of MB/s.
@@ -318,6 +331,31 @@ class _Stats:
         self.c = dict(boundary=0, path=0, box=0, text=0, node=0, sref=0, aref=0)
         self.kinds = dict(rect=0, lshape=0, chamfer=0, path0=0, path1=0, path2=0, path4=0,
                           box=0, via=0, other=0)
+
+    def add(self, o):
+        for k, v in o.c.items():
+            self.c[k] += v
+        for k, v in o.kinds.items():
+            self.kinds[k] += v
+
+
+def _in_order(fn, items, workers):
+    """fn over items in threads (numpy releases the GIL), results in order, at most
+    workers + 1 in flight (bounded memory)."""
+    if workers <= 1 or len(items) <= 1:
+        for it in items:
+            yield fn(it)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers) as ex:
+        q = deque()
+        for it in items:
+            q.append(ex.submit(fn, it))
+            if len(q) > workers:
+                yield q.popleft().result()
+        while q:
+            yield q.popleft().result()
 
 
 def _count(n_float, rng):
@@ -703,10 +741,10 @@ def _rows_pool(w, pl, sizes, seed):
     return names
 
 
-def _logic_tile(w, pl, name, sizes, rows, seed, idx, feats):
+def _logic_tile(st, pl, name, sizes, rows, seed, idx, feats):
+    """Returns the cell's record blocks (counts go to ``st``)."""
     p, T = pl["p"], pl["T"]
     rng = np.random.default_rng([seed, 5, idx])
-    st = w.st
     out = []
     wr = int(0.82 * T) // p
     hl = LEAF_H * p
@@ -739,13 +777,13 @@ def _logic_tile(w, pl, name, sizes, rows, seed, idx, feats):
     if "text" in feats:
         out.append(text_rec(pl["route"][0][0], T // 2, T // 2, name))
         st.c["text"] += 1
-    w.cell(name, out)
+    return out
 
 
-def _dense_tile(w, pl, name, seed, idx, feats):
+def _dense_tile(st, pl, name, seed, idx, feats):
+    """Returns the cell's record blocks (counts go to ``st``)."""
     p, T = pl["p"], pl["T"]
     rng = np.random.default_rng([seed, 6, idx])
-    st = w.st
     out = []
     region_shapes(out, st, rng, pl["leaf"] + pl["route"], 0, 0, T, T, p, pl["d"], feats)
     if "text" in feats:
@@ -758,7 +796,7 @@ def _dense_tile(w, pl, name, seed, idx, feats):
     if "node" in feats:
         out.append(node_rec(pl["leaf"][0][0], [(0, 0), (T // 3, T // 5), (T // 2, 0)]))
         st.c["node"] += 1
-    w.cell(name, out)
+    return out
 
 
 def _mem(w, pl, sizes, seed, feats):
@@ -984,11 +1022,13 @@ def _die_for_size(size_bytes, density, dbu_um, layers, levels, mix, tile_pitches
 
 
 def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5, size_bytes=None,
-               dbu_um=0.001, mix=(0.4, 0.4, 0.2), tile_pitches=512, features=None) -> dict:
+               dbu_um=0.001, mix=(0.4, 0.4, 0.2), tile_pitches=512, features=None,
+               workers=None) -> dict:
     """Write a synthetic layout to ``path`` (see the module docstring for the knobs) and return
     a summary dict: bytes, seconds, mb_per_s, cells, counts (records by kind), kinds (polygons by
     shape), die_um, pitch_um, tiles, dense_blocks_um (bboxes of the dense tiles in TOP)."""
     t0, c0 = time.perf_counter(), time.process_time()
+    workers = min(8, os.cpu_count() or 1) if workers is None else max(1, int(workers))
     feats = set(FEATURES if features is None else features)
     bad = feats - set(FEATURES)
     if bad:
@@ -1021,17 +1061,17 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
             misc = _misc_cells(w, pl, feats)
             if (pl["types"] == 2).any():
                 _mem(w, pl, sizes, seed, feats)
-            tiles = []
-            for idx, kind in enumerate(pl["types"]):
-                if kind == 0:
-                    name = f"TD{idx:05d}"
-                    _dense_tile(w, pl, name, seed, idx, feats)
-                elif kind == 1:
-                    name = f"TL{idx:05d}"
-                    _logic_tile(w, pl, name, sizes, rows, seed, idx, feats)
-                else:
-                    name = "MEM"
-                tiles.append(name)
+            tiles = ["MEM" if k == 2 else f"T{'DL'[k]}{i:05d}" for i, k in enumerate(pl["types"])]
+
+            def build(idx):
+                tst = _Stats()
+                if pl["types"][idx] == 0:
+                    return _dense_tile(tst, pl, tiles[idx], seed, idx, feats), tst
+                return _logic_tile(tst, pl, tiles[idx], sizes, rows, seed, idx, feats), tst
+            todo = [i for i, k in enumerate(pl["types"]) if k != 2]
+            for idx, (blocks, tst) in zip(todo, _in_order(build, todo, workers)):
+                w.cell(tiles[idx], blocks)
+                st.add(tst)
             _top(w, pl, tiles, misc, seed, feats)
             cells = w.cells
             w.put(rec(ENDLIB))
@@ -1095,6 +1135,8 @@ def add_arguments(parser):
     parser.add_argument("--demo", action="store_true",
                         help="write the bundled demo layout's parameters (ignores the knobs)")
     parser.add_argument("--features", help=f"comma list, subset of {','.join(FEATURES)}")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads building tiles (default: cores, at most 8); same bytes")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -1110,7 +1152,7 @@ def run(args) -> int:
         s = synthesize(args.out, die_um=args.die_um, density=args.density, seed=args.seed,
                        layers=args.layers, levels=args.levels, size_bytes=args.size,
                        dbu_um=args.dbu_um, mix=mix, tile_pitches=args.tile_pitches,
-                       features=feats)
+                       features=feats, workers=args.workers)
     if args.json:
         print(json.dumps(s, indent=1))
     else:
