@@ -73,17 +73,15 @@ def _part1by1(v):
 
 
 @jit
-def _morton_perm(item_off, bbox):
-    """Permutation (new row -> old row) sorting each cell's items by the Morton key of their
-    bbox centre, in 16+16 bits over the cell's own extent."""
+def _morton_keys(item_off, bbox):
+    """Sort key of every item: cell row in the high 32 bits, the Morton code of its bbox centre
+    (16+16 bits over the cell's extent of centres) in the low 32 bits. Cells with a single item
+    keep key cell << 32."""
     N = bbox.shape[0]
-    perm = np.arange(N).astype(np.int64)
+    keys = np.empty(N, dtype=np.int64)
     C = len(item_off) - 1
     for c in range(C):
         a, b = item_off[c], item_off[c + 1]
-        n = b - a
-        if n <= 1:
-            continue
         x0 = np.inf
         y0 = np.inf
         x1 = -np.inf
@@ -97,17 +95,22 @@ def _morton_perm(item_off, bbox):
             y1 = max(y1, cy)
         sx = 65535.0 / (x1 - x0) if x1 > x0 else 0.0
         sy = 65535.0 / (y1 - y0) if y1 > y0 else 0.0
-        keys = np.empty(n, dtype=np.int64)
+        hi = np.int64(c) << 32
         for i in range(a, b):
             cx = 0.5 * (float(bbox[i, 0]) + float(bbox[i, 2]))
             cy = 0.5 * (float(bbox[i, 1]) + float(bbox[i, 3]))
             qx = np.int64((cx - x0) * sx)
             qy = np.int64((cy - y0) * sy)
-            keys[i - a] = _part1by1(qx) | (_part1by1(qy) << 1)
-        order = np.argsort(keys, kind="mergesort")
-        for k in range(n):
-            perm[a + k] = a + order[k]
-    return perm
+            keys[i] = hi | _part1by1(qx) | (_part1by1(qy) << 1)
+    return keys
+
+
+def _morton_perm(item_off, bbox) -> np.ndarray:
+    """Permutation (new row -> old row) sorting each cell's items by the Morton key of their
+    bbox centre; rows never leave their cell (the cell row leads the key)."""
+    if len(bbox) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argsort(_morton_keys(item_off, bbox), kind="stable").astype(np.int64, copy=False)
 
 
 @jit
