@@ -133,7 +133,8 @@ def main(argv=None):
               f"{r['polys_per_window']:9.1f} "
               f"{r['ours_cpu_wps']:8.0f} ({r['ours_wps']:6.0f}) {r['ours_api_cpu_wps']:8.0f} "
               f"{r['kl_cpu_wps']:8.0f} ({r['kl_wps']:6.0f}) {r['kl2_cpu_wps']:11.0f} "
-              f"{r['ours_cpu_wps'] / r['kl_cpu_wps']:7.1f}x {r['ours_cpu_wps'] / r['kl2_cpu_wps']:7.1f}x "
+              f"{r['ours_cpu_wps'] / r['kl_cpu_wps']:7.1f}x "
+              f"{r['ours_cpu_wps'] / r['kl2_cpu_wps']:7.1f}x "
               f"{r['ours_pps'] / 1e6:12.2f} {r['kl_pps'] / 1e6:13.2f} "
               f"{str(r['counts_equal']):>7}", flush=True)
         os.remove(path)

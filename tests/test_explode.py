@@ -82,7 +82,8 @@ def local_areas(P, origin) -> np.ndarray:
     out = np.empty(len(P))
     for i in range(len(P)):
         p = xy[P.offsets[i]:P.offsets[i + 1]]
-        out[i] = 0.5 * (np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1)))
+        x, y = p[:, 0], p[:, 1]
+        out[i] = 0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
     return out
 
 
@@ -154,6 +155,7 @@ def synthetic_layout() -> kdb.Layout:
     (also rotated / magnified ones), boxes, polygons (incl. a 64-gon), paths on three layers."""
     ly = kdb.Layout()
     ly.dbu = 0.001
+    V, CT, Arr = kdb.Vector, kdb.ICplxTrans, kdb.CellInstArray
     l1, l2, l3 = ly.layer(1, 0), ly.layer(2, 0), ly.layer(3, 5)
     A, B, C, TOP = (ly.create_cell(n) for n in ("A", "B", "C", "TOP"))
     A.shapes(l1).insert(kdb.Box(0, 0, 400, 200))
@@ -167,32 +169,30 @@ def synthetic_layout() -> kdb.Layout:
     B.shapes(l3).insert(kdb.Path([kdb.Point(0, 0), kdb.Point(800, 0), kdb.Point(800, 600)], 60))
     B.shapes(l1).insert(kdb.Box(-100, -100, 50, 900))
     B.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(1, False, 200, 300)))
-    B.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.0, 30, False, kdb.Vector(1000, 100))))
+    B.insert(Arr(A.cell_index(), CT(1.0, 30, False, V(1000, 100))))
     B.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(2, True, 0, 2000), kdb.Vector(0, 450),
                                kdb.Vector(1200, 0), 3, 2))
     C.shapes(l2).insert(kdb.Box(0, 0, 3000, 50))
     for k in range(8):
         C.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(k % 4, k >= 4, 3500 * k, 0)))
-    C.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.25, 135, True, kdb.Vector(0, -3000)),
-                               kdb.Vector(900, 200), kdb.Vector(-300, 800), 4, 3))
+    C.insert(Arr(A.cell_index(), CT(1.25, 135, True, V(0, -3000)), V(900, 200), V(-300, 800), 4, 3))
     x = 0
     for rot in range(4):
         for m in (False, True):
             TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(rot, m, x, 0)))
             TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(rot, m, x, 3000)))
             x += 2000
-    TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.ICplxTrans(2.0, 45, True, kdb.Vector(0, -4000))))
-    TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(0.5, 0, False, kdb.Vector(-3000, 0))))
+    TOP.insert(Arr(B.cell_index(), CT(2.0, 45, True, V(0, -4000))))
+    TOP.insert(Arr(A.cell_index(), CT(0.5, 0, False, V(-3000, 0))))
     TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.Trans(0, False, 0, 8000), kdb.Vector(900, 0),
                                  kdb.Vector(0, 500), 5, 3))
     TOP.insert(kdb.CellInstArray(B.cell_index(), kdb.Trans(1, True, 6000, 8000),
                                  kdb.Vector(1100, 300), kdb.Vector(-400, 1300), 4, 6))
-    TOP.insert(kdb.CellInstArray(A.cell_index(), kdb.ICplxTrans(1.5, 17, False, kdb.Vector(-5000, 8000)),
-                                 kdb.Vector(1200, 100), kdb.Vector(300, 900), 3, 4))
+    TOP.insert(Arr(A.cell_index(), CT(1.5, 17, False, V(-5000, 8000)), V(1200, 100), V(300, 900),
+                   3, 4))
     TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.Trans(3, True, 20000, -9000)))
-    TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.ICplxTrans(0.75, 200, False, kdb.Vector(-20000, -15000))))
-    TOP.insert(kdb.CellInstArray(C.cell_index(), kdb.Trans(0, False, 0, 20000), kdb.Vector(30000, 0),
-                                 kdb.Vector(5000, 9000), 2, 2))
+    TOP.insert(Arr(C.cell_index(), CT(0.75, 200, False, V(-20000, -15000))))
+    TOP.insert(Arr(C.cell_index(), kdb.Trans(0, False, 0, 20000), V(30000, 0), V(5000, 9000), 2, 2))
     TOP.shapes(l2).insert(kdb.Box(-6000, -6000, 20000, -5900))
     strip_texts(ly)
     return ly
@@ -427,3 +427,17 @@ def test_recursive_hierarchy_is_an_error():
     with Layout(Arena.from_arrays(build_index(arrays, meta), meta)) as L:
         with pytest.raises(ClipmillError, match="recursive"):
             L.explode((0, 0, 0.05, 0.05), cell="SUB")
+
+
+def test_saved_dbload_read_only_arena(synth, tmp_path):
+    """The same explode from a saved DBLoad mapped read-only (index saved with the database)."""
+    from engine.layout import open_layout
+    ly, L = synth
+    path = tmp_path / "s.dbload"
+    L.save(path)
+    with open_layout(path) as R:
+        assert not R.arena.arrays["vtx"].flags.writeable
+        for w in [(-3, -3, 12, 9), (0, 0, 0, 30), (5.5, -20, 40, 40)]:
+            for clip in (False, True):
+                P, Q = L.explode(w, clip=clip), R.explode(w, clip=clip)
+                assert np.array_equal(P.xy, Q.xy) and np.array_equal(P.layer, Q.layer)
