@@ -45,7 +45,7 @@ import math
 import numpy as np
 
 from engine.errors import ClipmillError
-from engine.jit import jit
+from engine.jit import jit, njit
 from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
@@ -81,7 +81,7 @@ class Scratch:
 # ----------------------------------------------------------------------------------------------
 # small shared helpers (the SAME centre rule everywhere)
 
-@jit
+@njit(inline="always")
 def _row_range(vmin, vmax, nrows):
     """Rows r whose centre r+0.5 satisfies vmin < r+0.5 <= vmax (within EPS: a centre within EPS
     of vmin / vmax counts as equal to it), clamped to [0, nrows)."""
@@ -96,7 +96,7 @@ def _row_range(vmin, vmax, nrows):
     return r0, r1
 
 
-@jit
+@njit(inline="always")
 def _first_col(u0, v0, u1, v1, vc, ncols):
     """First column whose centre is at or right of the edge at row-centre line vc (clamped to
     [0, ncols]; ncols means none)."""
@@ -405,7 +405,7 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # ----------------------------------------------------------------------------------------------
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
-@jit
+@njit(inline="always")
 def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
     """Mark pixel pix as crossed by polygon i. owner: -1 none, i, -2 several (or a complex
     polygon). "Several" pixels are listed in fpix and keep the linked list of their polygons:
@@ -484,6 +484,28 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npair
                 continue
             ra = max(int(math.floor(v0)), 0)
             rb = min(int(math.ceil(v1)) - 1, nrows - 1)
+            if u0 == u1:
+                # vertical: one column, hoisted out of the row loop
+                if u0 <= 0.0:
+                    if doacc:
+                        for r in range(ra, rb + 1):
+                            h = min(v1, r + 1.0) - max(v0, float(r))
+                            acc[r * W] += d * h
+                    continue
+                c = int(math.floor(u0))
+                fr = c + 1 - u0
+                inner = u0 != c
+                for r in range(ra, rb + 1):
+                    h = min(v1, r + 1.0) - max(v0, float(r))
+                    if h <= 0.0:
+                        continue
+                    if doacc:
+                        f = h * fr
+                        acc[r * W + c] += d * f
+                        acc[r * W + c + 1] += d * (h - f)
+                    if inner:
+                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
+                continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
                 va = max(v0, float(r))
