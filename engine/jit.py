@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numba
 
-jit = numba.njit(nopython=True, nogil=True, cache=True)
+jit = numba.jit(nopython=True, nogil=True, cache=True)
 
 
 def njit(*args, **kwargs):
@@ -15,5 +15,5 @@ def njit(*args, **kwargs):
     opts = dict(nopython=True, nogil=True, cache=True)
     opts.update(kwargs)
     if args and callable(args[0]):
-        return numba.njit(**opts)(args[0])
-    return numba.njit(*args, **opts)
+        return numba.jit(**opts)(args[0])
+    return numba.jit(*args, **opts)
