@@ -336,6 +336,10 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
     from engine.progress import Progress
 
     polygons = fmt in POLYGON_FORMATS
+    if args.layers:
+        lay.layer_mask(args.layers)  # unknown layers: one error now, not one per window
+    if any(s.cell is None for s in specs):
+        lay.resolve_cell(args.cell)  # unknown cell or several top cells: say so once
     if not polygons and args.pixel_size is None and any(s.pixel_size is None for s in specs):
         raise _err("--pixel-size is required for image formats")
     if args.pixel_size is not None and not args.pixel_size > 0:
@@ -420,8 +424,13 @@ def cmd_run(args) -> int:
     early = None
     if args.windows and args.units != "dbu" and not (args.tiles or args.tile_size
                                                      or args.tile_region or args.only):
+        from engine.errors import ClipmillError
         from engine.windows import read_windows  # check the list before scanning the layout
-        early = read_windows(args.windows, units=args.units)
+        try:
+            early = read_windows(args.windows, units=args.units)
+        except ClipmillError as e:
+            if "dbu_um" not in e.message:  # units=dbu in the file: read once the layout is open
+                raise
     with _open(args.file, cache=args.cache) as lay:
         specs = make_windows(args, lay, early)
         s = execute(lay, specs, args, out_dir=args.out, fmt=args.format,
