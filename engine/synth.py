@@ -622,8 +622,12 @@ def _predict(pl):
     logic = layer_bytes(pl["route"], T * T) + sref_b * (
         leaves_per_tile * 0.18 + (nrows if pl["levels"] >= 4 else leaves_per_tile * 0.82))
     mem = layer_bytes(pl["route"], T * T) if nt[2] else 0
-    top = nt.sum() * 3000 + 200000
-    return nt[0] * dense + nt[1] * logic + mem + top
+    W, H, R, c, nx, ny = pl["W"], pl["H"], pl["R"], pl["c"], pl["nx"], pl["ny"]
+    ntr = max(1, min(6, c // (3 * p)))
+    top = (nt.sum() * 46 + 2 * (W + H) / R * 44 + (ny + 1) * (W - 2 * R) / (4 * c) * 46
+           + ((ny + 1) * nx + (nx + 1) * ny) * ntr * 62 + (nx + 1) * (ny + 1) * 130)
+    fixed = 11 * 60 * p * p * d * len(pl["leaf"]) * line_b + 8 * 0.82 * T / (5.2 * p) * sref_b
+    return 0.978 * (nt[0] * dense + nt[1] * logic + mem + top + fixed) + 20000  # 0.978: measured
 
 
 # ---------------------------------------------------------------- cells
