@@ -203,6 +203,18 @@ def boundscheck_main(n: int, seed: int, outdir: str) -> int:
     """Run ``n`` seeded random mutations; print a summary; return 1 on any non-ClipmillError."""
     import numba
     assert numba.config.BOUNDSCHECK, "NUMBA_BOUNDSCHECK=1 was not in effect"
+    from engine.jit import jit
+
+    @jit
+    def _oob(a, i):
+        return a[i]
+
+    try:  # proves that compiled kernels are bounds-checked in this process
+        _oob(np.zeros(3), 5)
+        print("BOUNDSCHECK NOT EFFECTIVE")
+        return 2
+    except IndexError:
+        pass
     rng = random.Random(seed)
     b = _bases()
     names = sorted(b)
