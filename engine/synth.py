@@ -42,7 +42,7 @@ Knobs (arguments of :func:`synthesize`, same names on the CLI):
 ``workers``     threads building tile cells (default: cores, at most 8); does not change the bytes
 
 Sizes: the die holds at least 2 x 2 tiles of at least 64 pitches, so the smallest file at a given
-density is about 1.5 MB (the default mix); ``size_bytes`` lands within a few percent above that.
+density is about 1.5 MB (the default mix); above that ``size_bytes`` lands within about 1%.
 File bytes are about 66 B x polygons of the unique cells (dense tiles, logic tiles' routing).
 Coordinates are int32 database units: the die must stay under 2**31 dbu (2 m at 1 nm), and a
 layout whose predicted size exceeds the free disk space is refused (ClipmillError).
@@ -459,6 +459,7 @@ def _emit_lines(out, st, rng, layer, x0, y0, x1, y1, swap, ox, oy, variety, feat
         w = w - (w % 2)  # even widths keep the outline on the grid
         short = (cc - a) <= w + 2
         ptype = np.where(short & ((ptype == 1) | (ptype == 2)), 0, ptype)
+        ptype = np.where((ptype == 4) & ((cc - a) <= 2 * (w // 4) + 1), 0, ptype)
         for t in (0, 1, 2, 4):
             m = ptype == t
             if not m.any():

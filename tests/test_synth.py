@@ -172,12 +172,13 @@ def test_density_in_blocks(gen, density, die):
         assert abs(got / density - 1) < 0.2, (kind, got, density)
 
 
-def test_deterministic_per_seed(tmp_path):
+def test_deterministic_per_seed(tmp_path, capsys):
     a, b, c = tmp_path / "a.gds", tmp_path / "b.gds", tmp_path / "c.gds"
     for p, seed, workers in ((a, 3, 1), (b, 3, 3), (c, 4, 2)):  # threads do not change bytes
         synth.synthesize(p, die_um=(50, 40), density=80, seed=seed, workers=workers)
     h = [hashlib.sha1(p.read_bytes()).hexdigest() for p in (a, b, c)]
     assert h[0] == h[1] and h[0] != h[2]
+    assert capsys.readouterr().out == ""  # library code never prints
 
 
 def test_size_target(tmp_path):
