@@ -250,3 +250,19 @@ def test_progress_bar_draws_rate_eta_and_erases():
         bar.update(3)
     assert quiet.getvalue() == ""
     assert fmt_seconds(3725) == "1:02:05" and fmt_seconds(65) == "01:05"
+
+
+@need_real
+def test_run_checks_layers_once_and_reads_dbu_lists(tmp_path, capsys):
+    wl = tmp_path / "w.txt"
+    wl.write_text("# clipmill windows LLUR units=dbu\na 10000 5000 12000 7000\n")
+    rc, so, se = in_process(capsys, "run", REAL, "--windows", wl, "--pixel-size", "0.05",
+                            "--layers", "99", "--out", tmp_path / "x")
+    assert rc == 1
+    one_line_error(se, "unknown layer 99")
+    rc, so, se = in_process(capsys, "run", REAL, "--windows", wl, "--pixel-size", "0.05",
+                            "--format", "raw", "--workers", "0", "--out", tmp_path / "r")
+    assert rc == 0, se
+    meta = json.load(open(tmp_path / "r" / "a.raw.json"))
+    assert meta["window_um"] == [10.0, 5.0, 12.0, 7.0] and meta["shape"] == [40, 40]
+    assert os.path.getsize(tmp_path / "r" / "a.raw") == 40 * 40
