@@ -11,6 +11,8 @@ Shutdown, in one place:
 4. SIGKILL of the owner runs none of that: then Python's resource tracker, a separate process that
    the owner and its forked workers share, unlinks every block it still has registered once the
    last of those processes has closed its end of the tracker's pipe.
+5. Worker processes (run_windows): how they are stopped, and how they leave when the coordinator
+   is signalled or killed, is the SHUTDOWN section of shm/pool.py.
 """
 from __future__ import annotations
 
