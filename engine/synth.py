@@ -901,7 +901,7 @@ def _top(w, pl, tiles, misc, seed, feats):
     i, j = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
     tx = (R + c + i * px).ravel()
     ty = (R + c + j * py).ravel()
-    names = np.array([n.encode() for n in tiles], dtype="S8")
+    names = np.array([n.encode() for n in tiles])
     uniq = names != b"MEM"
     if uniq.any():
         out.append(sref_block(names[uniq], tx[uniq], ty[uniq], np.zeros(int(uniq.sum()), int)))
@@ -1066,7 +1066,8 @@ def synthesize(path, *, die_um=None, density=100.0, seed=0, layers=10, levels=5,
             misc = _misc_cells(w, pl, feats)
             if (pl["types"] == 2).any():
                 _mem(w, pl, sizes, seed, feats)
-            tiles = ["MEM" if k == 2 else f"T{'DL'[k]}{i:05d}" for i, k in enumerate(pl["types"])]
+            nd = max(5, len(str(len(pl["types"]))))  # equal-length names: one SREF block
+            tiles = ["MEM" if k == 2 else f"T{'DL'[k]}{i:0{nd}d}" for i, k in enumerate(pl["types"])]
 
             def build(idx):
                 tst = _Stats()
