@@ -361,7 +361,7 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
     formatter = make_formatter(fmt, out_dir, compression=compression, overwrite=overwrite,
                                meta=meta, dbu_um=min(lay.dbu_um, 0.001) if polygons else 0.001,
                                single=single)
-    kw = dict(pixel_size=args.pixel_size, mode=args.mode, layers=args.layers, cell=args.cell,
+    kw = dict(pixel_size=args.pixel_size or specs[0].pixel_size, mode=args.mode, layers=args.layers, cell=args.cell,
               depth=args.depth, workers=args.workers, formatter=formatter, images=False)
     if polygons:  # workers explode instead of rasterizing; pixel_size is then unused
         from engine.formats import ExplodeCompute

@@ -420,6 +420,9 @@ class Formatter:
             if not hasattr(polys, "offsets"):
                 raise ClipmillError(f"format {self.fmt} needs the window's polygons")
             meta = metadata(spec, info, self.meta)
+            for k in ("pixel_size", "mode"):  # not rendered: no pixels
+                if getattr(spec, k, None) is None:
+                    meta.pop(k, None)
             meta["polygons"] = len(polys)
             meta["format"] = self.fmt
             if self.fmt == "gds" and self.single is not None:
