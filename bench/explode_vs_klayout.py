@@ -35,7 +35,7 @@ WINDOW_UM = 10.0
 def bench_size(path, size, density, n, seed=0):
     """Synthesize, open both ways, explode the same windows; figures as a dict."""
     import klayout.db as kdb
-    from engine.benchmark import bbox_um, pick_windows
+    from engine.benchmark import pick_windows
     from engine.explode import explode_arrays, new_scratch
     from engine.layout import open_layout
     from engine.synth import synthesize
@@ -52,13 +52,15 @@ def bench_size(path, size, density, n, seed=0):
     t_kl_read = time.perf_counter() - t0
     with L:
         rng = np.random.default_rng(seed)
-        ws = pick_windows(bbox_um(L), n, WINDOW_UM, rng)
-        cell = L.resolve_cell()
+        b = L.db.cell_bbox[L.resolve_cell(ly.top_cell().name)] * L.dbu_um
+        ws = pick_windows([float(v) for v in b], n, WINDOW_UM, rng)
+        top_name = ly.top_cell().name  # KLayout's top (the file has one)
+        cell = L.resolve_cell(top_name)
         mask = L.layer_mask()
         wd = [L.window_dbu(w) for w in ws]
         s = new_scratch(L.db)
         explode_arrays(L.db, wd[0], cell, mask, -1, False, s)  # warm (compiled, cached)
-        L.explode(ws[0])
+        L.explode(ws[0], cell=top_name)
         ours_n = np.empty(n, dtype=np.int64)
         t0, c0 = time.perf_counter(), time.thread_time()
         for i, w in enumerate(wd):
@@ -67,7 +69,7 @@ def bench_size(path, size, density, n, seed=0):
         t_low, c_low = time.perf_counter() - t0, time.thread_time() - c0
         t0, c0 = time.perf_counter(), time.thread_time()
         for w in ws:
-            L.explode(w)
+            L.explode(w, cell=top_name)
         t_api, c_api = time.perf_counter() - t0, time.thread_time() - c0
         index = dict(L.arena.meta.get("index", {}))
     # KLayout (a): flattened polygons of every layer materialised in a flat Region

@@ -319,7 +319,9 @@ def test_reader_and_kl_db_agree():
             b = ly.top_cell().bbox()
             for w in windows(rng, (b.left, b.bottom, b.right, b.top), 30, [0, 1000, 20000]):
                 w_um = tuple(v * ly.dbu for v in w)
-                P, Q = A.explode(w_um, clip=True), B.explode(w_um, clip=True)
+                name = ly.top_cell().name
+                P = A.explode(w_um, cell=name, clip=True)
+                Q = B.explode(w_um, cell=name, clip=True)
                 assert len(P) == len(Q)
                 ka = sorted(zip(map(tuple, P.layer.tolist()), np.round(np.abs(P.areas()), 6)))
                 kb = sorted(zip(map(tuple, Q.layer.tolist()), np.round(np.abs(Q.areas()), 6)))
