@@ -580,6 +580,9 @@ def _plan(die_w_um, die_h_um, density, dbu_um, layers, levels, mix, tile_pitches
         raise ClipmillError(f"die {die_w_um} x {die_h_um} um does not fit 32-bit coordinates at "
                             f"dbu {dbu_um} um: use a larger dbu_um")
     leaf, route, top = _layer_roles(layers)
+    if levels == 5 and not any(k == "via" for _, k in leaf):
+        raise ClipmillError(f"levels=5 places via cells in the leaves: it needs layers >= 6 "
+                            f"(got {layers})")
     R = max(int(0.04 * min(W, H)), 12 * p)
     c = max(6 * p, int(0.03 * min(W, H) / max(1, min(W, H) / (tile_pitches * p))))
     core_w, core_h = W - 2 * R, H - 2 * R

@@ -230,6 +230,10 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ClipmillError):
         synth.synthesize(p, layers=2)
     with pytest.raises(ClipmillError):
+        synth.synthesize(p, layers=5, levels=5)
+    with pytest.raises(ClipmillError):
+        synth.synthesize(p, density=0.1)  # 200 um die too small for 3.9 um features
+    with pytest.raises(ClipmillError):
         synth.synthesize(p, density=5e5)  # features below 4 dbu
     with pytest.raises(ClipmillError):
         synth.synthesize(p, die_um=3e6)  # does not fit int32 at 1 nm
