@@ -65,23 +65,39 @@ def synth_window(n, kind, seed=0, size=10.0):
     return _quads_to_polygons(q)
 
 
-def real_window(path, size=10.0):
-    """Polygons (um) of every layer in a size x size window at the centre of a real file."""
+def real_window(path, size=10.0, tries=8, seed=0):
+    """Polygons (um) of every layer in the size x size window, among the top cell's centre and
+    a few windows centred on random shapes, holding the most polygon vertices."""
     import klayout.db as kdb
     from engine.polygons import Polygons
     ly = kdb.Layout()
     ly.read(path)
     top = ly.top_cells()[0]
-    c = top.dbbox().center()
-    win = (c.x - size / 2, c.y - size / 2, c.x + size / 2, c.y + size / 2)
-    box = kdb.DBox(*win)
-    polys = []
-    for li in ly.layer_indexes():
-        for p in kdb.Region(top.begin_shapes_rec_touching(li, box)).each():
-            sp = p.to_simple_polygon() if p.holes() else p
-            pts = sp.each_point() if p.holes() else sp.each_point_hull()
-            polys.append(np.array([(q.x, q.y) for q in pts], dtype=np.float64) * ly.dbu)
-    return Polygons.from_list(polys), win
+    rng = np.random.default_rng(seed)
+    layers = [li for li in ly.layer_indexes() if not top.bbox_per_layer(li).empty()]
+    centres = [top.dbbox().center()]
+    for _ in range(tries):
+        it = top.begin_shapes_rec(int(rng.choice(layers)))
+        k = int(rng.integers(0, 500))
+        while not it.at_end() and k > 0:
+            it.next()
+            k -= 1
+        if not it.at_end():
+            centres.append(it.shape().dbbox().transformed(it.dtrans()).center())
+    best = None
+    for c in centres:
+        win = (c.x - size / 2, c.y - size / 2, c.x + size / 2, c.y + size / 2)
+        box = kdb.DBox(*win)
+        polys = []
+        for li in layers:
+            for p in kdb.Region(top.begin_shapes_rec_touching(li, box)).each():
+                sp = p.to_simple_polygon() if p.holes() else p
+                pts = sp.each_point() if p.holes() else sp.each_point_hull()
+                polys.append(np.array([(q.x, q.y) for q in pts], dtype=np.float64) * ly.dbu)
+        nv = sum(len(p) for p in polys)
+        if best is None or nv > best[0]:
+            best = (nv, polys, win)
+    return Polygons.from_list(best[1]), best[2]
 
 
 def kl_region(polys):

@@ -37,6 +37,24 @@ allocates nothing but its output and the kernels allocate nothing per polygon.
 
 Polygons are never clipped beforehand: edges outside the window are simply ignored (edges left of
 the window still count for the winding of the pixels to their right).
+
+How (all numba kernels, scratch reused):
+* coordinates go to pixel units; each polygon is classified: outside (skipped), simple (no
+  self-intersection or self-touching: exact O(n) test for convex polygons, O(n^2) otherwise, up to
+  NMAX_SIMPLE vertices) with its orientation normalised so that its winding is 0 or 1, or complex;
+* binary: a 2-D difference buffer of winding counts at pixel centres: per non-horizontal edge one
+  +-1 per row it covers (vertical edges O(1): mark and cancel in the same column), prefix sums down
+  the columns and along the rows; complex polygons add their own indicator (winding != 0) over
+  their bounding box. Inside = count > 0.
+* gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
+  (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
+  polygon's boundary crosses it. Pixels crossed by no boundary: 0 / 255 from the binary count.
+  Crossed by one simple polygon: the accumulated area (clamped to 1) is exact. Crossed by several:
+  if their boxes do not overlap inside the pixel, the accumulated sum is exact too; otherwise the
+  pixel's covered area is computed alone: polygons not crossing it are constant there (count at the
+  centre), the union of boxes for rectangles, else the crossing polygons' edges clipped to the pixel
+  (parts left of it projected onto its left side) are swept in sub-bands split at every end point
+  and crossing, tracking each polygon's own winding.
 """
 from __future__ import annotations
 
@@ -50,8 +68,6 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
-
-CLS_SKIP, CLS_SIMPLE, CLS_COMPLEX = 0, 1, 2
 
 
 class Scratch:
@@ -199,7 +215,8 @@ def _is_simple(uv, s, n):
                 # adjacent: must not fold back onto each other
                 ex, ey, fx, fy = bx - ax, by - ay, dx - cx, dy - cy
                 cr = ex * fy - ey * fx
-                if abs(cr) <= 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy)) and ex * fx + ey * fy < 0:
+                tol = 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy))
+                if abs(cr) <= tol and ex * fx + ey * fy < 0:
                     return False
                 continue
             if _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
@@ -447,8 +464,8 @@ def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
 def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npairs, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
-    interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex),
-    recording each distinct (pixel, polygon) pair (npairs[0] may exceed the capacity: grow, redo)."""
+    interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
+    see _visit for the per-pixel polygon lists; npairs[0] may exceed the capacity: grow, redo)."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -945,11 +962,13 @@ def image_shape(window, pixel_size) -> tuple[int, int]:
 
 def _check_polygons(polygons):
     if not isinstance(polygons, Polygons):
-        raise ClipmillError(f"rasterize takes engine.polygons.Polygons, got {type(polygons).__name__}")
+        raise ClipmillError("rasterize takes engine.polygons.Polygons, got "
+                            f"{type(polygons).__name__}")
     xy = np.ascontiguousarray(polygons.xy, dtype=np.float64).reshape(-1, 2)
     off = np.ascontiguousarray(polygons.offsets, dtype=np.int64).reshape(-1)
     if off.size == 0 or off[0] != 0 or off[-1] != xy.shape[0] or np.any(np.diff(off) < 0):
-        raise ClipmillError("Polygons.offsets must start at 0, be non-decreasing and end at len(xy)")
+        raise ClipmillError("Polygons.offsets must start at 0, be non-decreasing and end at "
+                            "len(xy)")
     if xy.size and not np.isfinite(xy).all():
         raise ClipmillError("Polygons.xy has a non-finite coordinate")
     return xy, off
