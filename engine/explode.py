@@ -29,6 +29,8 @@ forked workers sharing it).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from engine.database import KIND_AREF
@@ -457,6 +459,8 @@ def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool
     valid until its next use."""
     args = db_args(db)
     s = scratch
+    window_dbu = np.ascontiguousarray(window_dbu, dtype=np.float64)
+    layer_mask = np.ascontiguousarray(layer_mask, dtype=np.uint8)
     if s.cbuf.shape[1] < 16 * max_poly_vertices(db) + 16:
         s.cbuf = np.empty((2, 16 * max_poly_vertices(db) + 16, 2))
     if s.tstack.shape[0] < 2 * MAX_LEVELS * args[-1] + 16:
@@ -479,10 +483,13 @@ def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool
 
 
 def _scratch_for(layout) -> ExplodeScratch:
-    s = layout.__dict__.get("_explode_scratch")
+    """The scratch of this layout for the calling thread (the kernel releases the GIL, so
+    threads may explode concurrently; each gets its own buffers)."""
+    per_thread = layout.__dict__.setdefault("_explode_scratch", {})
+    tid = threading.get_ident()
+    s = per_thread.get(tid)
     if s is None:
-        s = new_scratch(layout.db)
-        layout.__dict__["_explode_scratch"] = s
+        s = per_thread[tid] = new_scratch(layout.db)
     return s
 
 

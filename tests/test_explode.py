@@ -443,3 +443,22 @@ def test_saved_dbload_read_only_arena(synth, tmp_path):
             for clip in (False, True):
                 P, Q = L.explode(w, clip=clip), R.explode(w, clip=clip)
                 assert np.array_equal(P.xy, Q.xy) and np.array_equal(P.layer, Q.layer)
+
+
+def test_threads_explode_concurrently(synth):
+    """The kernel releases the GIL; each thread gets its own scratch, results stay exact."""
+    import threading
+    ly, L = synth
+    ws = [(x, -20, x + 15, 30) for x in np.linspace(-30, 60, 30)]
+    ref = [L.explode(w).xy.copy() for w in ws]
+    out = {}
+
+    def run(k):
+        out[k] = [L.explode(w).xy.copy() for w in ws]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        assert all(np.array_equal(a, b) for a, b in zip(ref, out[k]))
