@@ -305,14 +305,6 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
 
 
 @jit
-def _fnv(buf, p, ln):
-    h = np.uint64(14695981039346656037)
-    for i in range(ln):
-        h = (h ^ np.uint64(buf[p + i])) * np.uint64(1099511628211)
-    return h
-
-
-@jit
 def _same(buf, p, q, ln):
     for i in range(ln):
         if buf[p + i] != buf[q + i]:
@@ -321,35 +313,75 @@ def _same(buf, p, q, ln):
 
 
 @jit
-def _lookup(buf, p, ln, table, name_pos, name_len, ncells, insert):
-    """Cell id of the name buf[p:p+ln]; inserts it as cell ``ncells[0]`` when absent and insert.
-    Returns -1 when absent (no insert) and -2 when the cell capacity is exhausted."""
+def _hash(buf, p, ln):
+    """64-bit hash of buf[p:p+ln], 8 bytes per multiply."""
+    h = np.uint64(1469598103934665603) ^ np.uint64(ln)
+    i = 0
+    while i + 8 <= ln:
+        w = np.uint64(0)
+        for j in range(8):
+            w = (w << np.uint64(8)) | np.uint64(buf[p + i + j])
+        h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+        i += 8
+    w = np.uint64(0)
+    while i < ln:
+        w = (w << np.uint64(8)) | np.uint64(buf[p + i])
+        i += 1
+    h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+@jit
+def _lookup(buf, p, ln, table, name_pos, name_len, name_hash, nbuf, ncells, insert):
+    """Cell id of the name buf[p:p+ln]. Names live compactly in nbuf (cell c at
+    nbuf[name_pos[c]:+name_len[c]]). Inserts an absent name as cell ``ncells[0]`` when insert.
+    Returns -1 when absent (no insert) and -2 when a capacity is exhausted."""
     mask = table.shape[0] - 1
-    h = np.int64(_fnv(buf, p, ln) & np.uint64(mask))
+    hv = _hash(buf, p, ln)
+    h = np.int64(hv & np.uint64(mask))
     while True:
         c = table[h]
         if c < 0:
             if not insert:
                 return -1
             c = ncells[0]
-            if c >= name_pos.shape[0]:
+            q = ncells[1]
+            if c >= name_pos.shape[0] or q + ln > nbuf.shape[0]:
                 return -2
+            for i in range(ln):
+                nbuf[q + i] = buf[p + i]
             table[h] = c
-            name_pos[c] = p
+            name_pos[c] = q
             name_len[c] = ln
+            name_hash[c] = hv
             ncells[0] = c + 1
+            ncells[1] = q + ln
             return c
-        if name_len[c] == ln and _same(buf, name_pos[c], p, ln):
-            return c
+        if name_hash[c] == hv and name_len[c] == ln:
+            q = name_pos[c]
+            same = True
+            for i in range(ln):
+                if nbuf[q + i] != buf[p + i]:
+                    same = False
+                    break
+            if same:
+                return c
         h = (h + 1) & mask
 
 
 @jit
-def _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, ncells, err):
+def _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, name_hash, nbuf, ncells,
+           err):
     """Insert structure names in file order (cells 0..S-1). Duplicate -> err = (code, off)."""
     for i in range(s_name.shape[0]):
         before = ncells[0]
-        c = _lookup(buf, s_name[i], s_namelen[i], table, name_pos, name_len, ncells, True)
+        c = _lookup(buf, s_name[i], s_namelen[i], table, name_pos, name_len, name_hash, nbuf,
+                    ncells, True)
+        if c == -2:
+            err[0] = E_RETRY
+            return c
         if ncells[0] == before:
             err[0] = E_DUPNAME
             err[1] = s_name[i] - 4
@@ -411,7 +443,41 @@ def _poly_bbox(vtx, a, b, pb, ip):
 
 
 @jit
-def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
+def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
+    """BOUNDARY points (closing point dropped) into vtx[iv:], bbox into poly_bbox[ip].
+    Returns the new vertex count; unchanged when fewer than 3 points remain."""
+    m = nxy
+    last = xy + 8 * (m - 1)
+    if m > 1 and _i32(buf, xy) == _i32(buf, last) and _i32(buf, xy + 4) == _i32(buf, last + 4):
+        m -= 1
+    if m < 3:
+        return iv
+    x0 = _i32(buf, xy)
+    y0 = _i32(buf, xy + 4)
+    x1 = x0
+    y1 = y0
+    for j in range(m):
+        x = _i32(buf, xy + 8 * j)
+        y = _i32(buf, xy + 8 * j + 4)
+        vtx[iv + j, 0] = x
+        vtx[iv + j, 1] = y
+        if x < x0:
+            x0 = x
+        elif x > x1:
+            x1 = x
+        if y < y0:
+            y0 = y
+        elif y > y1:
+            y1 = y
+    poly_bbox[ip, 0] = x0
+    poly_bbox[ip, 1] = y0
+    poly_bbox[ip, 2] = x1
+    poly_bbox[ip, 3] = y1
+    return iv + m
+
+
+@jit
+def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
           ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter,
           cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
           ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
@@ -423,6 +489,9 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
     ir = 0
     last_key = -1
     last_lid = -1
+    last_sname = 0
+    last_snamelen = -1
+    last_cell = -1
     poly_vtx_off[0] = 0
     for s in range(s_bgn.shape[0]):
         cell_poly_off[s] = ip
@@ -451,6 +520,45 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
             ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
             rt = buf[pos + 2]
             if kind == K_NONE:
+                if rt == R.BOUNDARY:
+                    # fast path: BOUNDARY LAYER DATATYPE XY ENDEL (the common shape)
+                    p1 = pos + 4
+                    p2 = p1 + 6
+                    p3 = p2 + 6
+                    if p3 < end and buf[p1 + 2] == R.LAYER and buf[p1 + 1] == 6 and \
+                            buf[p1] == 0 and buf[p2 + 2] == R.DATATYPE and buf[p2 + 1] == 6 and \
+                            buf[p2] == 0 and buf[p3 + 2] == R.XY:
+                        lx = (np.int64(buf[p3]) << 8) | np.int64(buf[p3 + 1])
+                        p4 = p3 + lx
+                        if p4 < end and buf[p4 + 2] == R.ENDEL:
+                            lay = _u16(buf, p1 + 4)
+                            dt = _u16(buf, p2 + 4)
+                            key = lay * 65536 + dt
+                            if key == last_key:
+                                lid = last_lid
+                            else:
+                                lid = _layer_id(key, lay, dt, ltab, lkeys, lacc, nlay, f_all,
+                                                f_keys, use_filter)
+                                if lid == -2:
+                                    out[3] = E_LAYERS
+                                    out[4] = pos
+                                    out[5] = rt
+                                    return
+                                last_key = key
+                                last_lid = lid
+                            if lid >= 0:
+                                a = iv
+                                iv = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
+                                                     poly_bbox, ip)
+                                if iv > a:
+                                    poly_vtx_off[ip + 1] = iv
+                                    poly_layer[ip] = lid
+                                    poly_kind[ip] = KIND_BOUNDARY
+                                    ip += 1
+                                else:
+                                    out[6] += 1
+                            pos = p4 + 4
+                            continue
                 k = _elem_kind(rt)
                 if k != K_NONE:
                     kind = k
@@ -517,17 +625,9 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
                     if lid >= 0:
                         a = iv
                         if kind == K_BOUNDARY:
-                            m = nxy
-                            if m > 1 and _i32(buf, xy) == _i32(buf, xy + 8 * (m - 1)) and \
-                                    _i32(buf, xy + 4) == _i32(buf, xy + 8 * (m - 1) + 4):
-                                m -= 1
-                            if m < 3:
+                            iv = _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip)
+                            if iv == a:
                                 out[6] += 1
-                            else:
-                                for j in range(m):
-                                    vtx[iv, 0] = _i32(buf, xy + 8 * j)
-                                    vtx[iv, 1] = _i32(buf, xy + 8 * j + 4)
-                                    iv += 1
                         elif kind == K_BOX:
                             x0 = _i32(buf, xy)
                             y0 = _i32(buf, xy + 4)
@@ -585,7 +685,8 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
                             poly_layer[ip] = lid
                             poly_kind[ip] = KIND_BOUNDARY if kind == K_BOUNDARY else (
                                 KIND_BOX if kind == K_BOX else KIND_PATH)
-                            _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                            if kind != K_BOUNDARY:
+                                _poly_bbox(vtx, a, iv, poly_bbox, ip)
                             ip += 1
                 elif kind == K_SREF or kind == K_AREF:
                     if sname < 0:
@@ -598,7 +699,14 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
                         out[4] = sname - 4
                         out[5] = R.SNAME
                         return
-                    c = _lookup(buf, sname, snamelen, table, name_pos, name_len, ncells, True)
+                    if snamelen == last_snamelen and _same(buf, sname, last_sname, snamelen):
+                        c = last_cell
+                    else:
+                        c = _lookup(buf, sname, snamelen, table, name_pos, name_len, name_hash,
+                                    nbuf, ncells, True)
+                        last_sname = sname
+                        last_snamelen = snamelen
+                        last_cell = c
                     if c == -2:
                         out[3] = E_RETRY
                         return
@@ -906,9 +1014,15 @@ def load_gdsii(path, layers=None):
         table = np.full(_pow2(2 * ccap + 1), -1, dtype=np.int32)
         name_pos = np.zeros(ccap, dtype=np.int64)
         name_len = np.zeros(ccap, dtype=np.int64)
-        ncells = np.zeros(1, dtype=np.int64)
+        name_hash = np.zeros(ccap, dtype=np.uint64)
+        nbuf = np.empty(int(s_namelen.sum()) + 64 * extra + 4096, dtype=np.uint8)
+        ncells = np.zeros(2, dtype=np.int64)
         err = np.zeros(2, dtype=np.int64)
-        _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, ncells, err)
+        _names(buf, s_name, s_namelen, s_bgn, table, name_pos, name_len, name_hash, nbuf,
+               ncells, err)
+        if err[0] == E_RETRY:
+            extra = max(2 * extra, 1024)
+            continue
         if err[0]:
             dup = bytes(buf[int(err[1]) + 4:int(err[1]) + 4 + 64]).split(b"\0")[0]
             _raise(err[0], err[1], R.STRNAME, path, f": {dup.decode('latin-1')!r}")
@@ -941,13 +1055,13 @@ def load_gdsii(path, layers=None):
         hull = np.empty((6 * (MAX_XY + 1) + 2 * SEMI_CIRCLE_POINTS + 8, 2), dtype=np.int64)
         out = np.zeros(10, dtype=np.int64)
         ta = time.perf_counter()
-        _load(buf, s_bgn, s_end, table, name_pos, name_len, ncells,
+        _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
               ltab, lkeys, lacc, nlay, f_all, f_keys, layers is not None,
               cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
               ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
               xs, ys, rx, ry, hull, out)
         if out[3] == E_RETRY:
-            extra = nref
+            extra = max(2 * extra, min(nref, 1 << 20), 1024)
             continue
         if out[3]:
             _raise(out[3], out[4], out[5], path)
@@ -966,9 +1080,7 @@ def load_gdsii(path, layers=None):
     # cells: names, undefined ones
     name_off = np.zeros(C + 1, dtype=np.int64)
     np.cumsum(name_len[:C], out=name_off[1:])
-    idx = (np.repeat(name_pos[:C] - name_off[:-1], name_len[:C]) +
-           np.arange(int(name_off[-1]), dtype=np.int64))
-    cell_name_data = np.ascontiguousarray(buf[idx]) if C else np.zeros(0, np.uint8)
+    cell_name_data = nbuf[:int(ncells[1])].copy()   # names were appended in cell order
     cell_poly_off = np.concatenate([cell_poly_off, np.full(C - ns, P, dtype=np.int64)])
     cell_ref_off = np.concatenate([cell_ref_off, np.full(C - ns, nref, dtype=np.int64)])
     cell_defined = np.zeros(C, dtype=np.uint8)
