@@ -43,22 +43,27 @@ GB = 1e9
 # plans
 def plan(quick: bool) -> dict:
     """Sizes, windows and repeats of a run (quick: under 3 minutes on 2 cores)."""
+    # variants: extra layouts (MB, density, hierarchy levels) fitted with the others, so the
+    # laws see other densities and depths than the main series' (levels 5).
     # window_sizes x pixel_um vary polygons, pixels and edges per window for the per-window laws;
     # run_windows and KLayout's end to end use window_um x pixel_um[0].
     if quick:
         return dict(sizes_mb=[3.0, 6.0, 12.0, 24.0], heldout_mb=60.0, density=300.0,
                     windows=12, heldout_windows=12, window_um=10.0, e2e_pixel_um=0.01,
                     window_sizes=[10.0, 5.0, 2.5], pixel_um=[0.02, 0.01, 0.04],
-                    repeats=3, e2e_windows=24, kl_raster_windows=2, write_windows=6)
+                    repeats=3, e2e_windows=24, kl_raster_windows=2, write_windows=6,
+                    variants=[(6.0, 100.0, 3)])
     return dict(sizes_mb=[10.0, 25.0, 60.0, 150.0], heldout_mb=400.0, density=2000.0,
                 windows=24, heldout_windows=24, window_um=10.0, e2e_pixel_um=0.01,
                 window_sizes=[10.0, 5.0, 2.5], pixel_um=[0.01, 0.02, 0.04],
-                repeats=3, e2e_windows=150, kl_raster_windows=3, write_windows=12)
+                repeats=3, e2e_windows=150, kl_raster_windows=3, write_windows=12,
+                variants=[(25.0, 300.0, 3), (25.0, 1000.0, 4)])
 
 
 # ---------------------------------------------------------------------------------------------
 # layouts
-def make_layout(path: str, size_mb: float, density: float, seed: int = 0) -> dict:
+def make_layout(path: str, size_mb: float, density: float, seed: int = 0,
+                levels: int | None = None) -> dict:
     """Write a synthetic layout of about ``size_mb`` MB; return the generator's summary."""
     t0 = time.perf_counter()
     try:
@@ -66,8 +71,9 @@ def make_layout(path: str, size_mb: float, density: float, seed: int = 0) -> dic
     except ImportError:
         synth = None
     if synth is not None:
+        kw = {} if levels is None else {"levels": int(levels)}
         summary = dict(synth.synthesize(path, density=density, seed=seed,
-                                        size_bytes=int(size_mb * MB)) or {})
+                                        size_bytes=int(size_mb * MB), **kw) or {})
         summary.setdefault("generator", "engine.synth")
     else:
         summary = _fallback_synth(path, size_mb, density, seed)
@@ -461,13 +467,15 @@ def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=Non
     data_dir = os.path.join(out_dir, "layouts")
     os.makedirs(data_dir, exist_ok=True)
 
-    specs = [(f"synth_{s:g}MB", s, False) for s in p["sizes_mb"]]
-    specs.append((f"synth_{p['heldout_mb']:g}MB", p["heldout_mb"], True))
+    specs = [(f"synth_{s:g}MB", s, False, p["density"], None) for s in p["sizes_mb"]]
+    specs += [(f"synth_{s:g}MB_d{d:g}_L{lv}", s, False, d, lv)
+              for s, d, lv in p.get("variants", [])]
+    specs.append((f"synth_{p['heldout_mb']:g}MB", p["heldout_mb"], True, p["density"], None))
     files = []
-    for name, size, held in specs:
+    for name, size, held, dens, levels in specs:
         path = os.path.join(data_dir, name + ".gds")
         progress(f"synth {name} ...")
-        summ = err.guard(f"synth {name}", make_layout, path, size, p["density"], seed)
+        summ = err.guard(f"synth {name}", make_layout, path, size, dens, seed, levels)
         if summ is not None:
             files.append((name, path, held, summ))
     for extra in layouts or []:

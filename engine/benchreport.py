@@ -124,7 +124,8 @@ def _plot_windows(results, plt):
                   label="model")
     a1.set_xlabel("polygons in window")
     a1.set_ylabel("seconds per window")
-    a1.set_title("Explode, 10 x 10 um windows")
+    sizes = results.get("plan", {}).get("window_sizes") or [results["plan"]["window_um"]]
+    a1.set_title(f"Explode, windows of {', '.join(f'{v:g}' for v in sizes)} um")
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3, which="both")
     if ra:
@@ -136,7 +137,7 @@ def _plot_windows(results, plt):
                   color="C3", label="KLayout Region.rasterize")
     a2.set_xlabel("pixels per window")
     a2.set_ylabel("seconds per window")
-    a2.set_title("Rasterize")
+    a2.set_title("Rasterize (binary; time also grows with edges)")
     a2.legend(fontsize=8)
     a2.grid(alpha=0.3, which="both")
     return "per_window_stages.png"
@@ -146,20 +147,26 @@ def _plot_workers(results, plt):
     rows = [(rec, r) for rec in results["layouts"] for r in rec.get("e2e", [])]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
     w = [r["workers"] for _, r in rows]
-    ax.plot(w, [r["windows_per_second"] for _, r in rows], "o-", label="clipmill run_windows")
-    base = rows[0][1]["windows_per_second"] / max(rows[0][1]["workers"], 1)
-    ax.plot(w, [base * x for x in w], ":", color="gray", label="linear")
+    ax.plot(w, [r["windows_per_second"] for _, r in rows], "o-",
+            label="clipmill run_windows, measured (wall)")
+    cpu = [(r["workers"], r["workers"] / r["worker_cpu_per_window"]) for _, r in rows
+           if r.get("worker_cpu_per_window")]
+    if cpu:
+        ax.plot(*zip(*cpu), "s--", color="C2",
+                label="workers / worker CPU per window (idle machine)")
     kl = [rec.get("klayout", {}).get("e2e") for rec, _ in rows]
     kl = [k for k in kl if k]
     if kl:
         ax.axhline(kl[0]["windows_per_second"], color="C3", ls="--",
-                   label="KLayout, one process")
+                   label=f"KLayout, one process ({results.get('clock', 'cpu')} clock)")
     ax.set_xlabel("workers")
     ax.set_ylabel("windows per second")
     ax.set_xticks(sorted(set(w)))
-    ax.set_title("End to end (explode + raster + TIFF write)")
+    load = max((r.get("load_before") or 0) for _, r in rows)
+    ax.set_title(f"End to end (explode + raster + TIFF write)\nload average {load:.1f} on "
+                 f"{results['machine']['cpus']} CPUs during the runs", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return "windows_per_second_vs_workers.png"
@@ -217,7 +224,11 @@ def markdown(results: dict) -> str:
          f"(numba warm-up {_fmt_s(results.get('warmup_seconds'))}, not in the figures). "
          f"KLayout reference: {'yes' if results.get('klayout') else 'not installed'}.", "",
          f"Synthetic layouts at {p['density']:g} polygons/um2 (generator: "
-         f"{_generator(results)}); {p['window_um']:g} x {p['window_um']:g} um windows, pixel sizes "
+         f"{_generator(results)}), plus variants (MB, polygons/um2, hierarchy levels) "
+         f"{', '.join(str(tuple(v)) for v in p.get('variants', [])) or 'none'}; windows of "
+         f"{', '.join(f'{v:g}' for v in p.get('window_sizes', [p['window_um']]))} um "
+         f"(half of them inside dense blocks), end to end {p['window_um']:g} x {p['window_um']:g} um"
+         f" at {p.get('e2e_pixel_um', p['pixel_um'][0]):g} um pixels; pixel sizes "
          f"{', '.join(f'{x:g}' for x in p['pixel_um'])} um; each figure the best of "
          f"{p['repeats']} runs, in {_clock(results)}. The largest layout is held out of the fit.",
          "", f"Load average at start: {_load(results.get('load_at_start'))} on {m['cpus']} CPUs.",
@@ -369,8 +380,14 @@ def _e2e_section(results):
                      f"{c['measured_windows_per_second']:.1f} | {c.get('load_before') or 0:.1f} |")
     k = rows[0][0].get("klayout", {}).get("e2e")
     if k:
+        ours = [r.get("worker_cpu_per_window") for _, r in rows if r.get("worker_cpu_per_window")]
+        per_core = (f"; clipmill per core, from the workers' CPU per window: "
+                    f"{1 / min(ours):.1f} windows/s ({min(ours) * k['windows_per_second']:.3f} "
+                    f"of KLayout's time, i.e. {1 / (min(ours) * k['windows_per_second']):.1f}x)"
+                    if ours else "")
         L += ["", f"KLayout, one process, same windows: {k['windows_per_second']:.1f} windows/s "
-              f"(explode measured, raster estimated from its measured seconds per pixel)."]
+              f"per core ({results.get('clock', 'cpu')} clock; explode measured, raster estimated "
+              f"from its measured seconds per pixel){per_core}."]
     L += ["", "Worker RSS counts the shared-memory pages of the database a worker touched; USS "
           "(sampled every 50 ms from the coordinator) is what the worker alone holds, the figure "
           "the RAM verdict uses per worker. The sampled lists may include the pool's helper "
