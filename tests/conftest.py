@@ -1,0 +1,46 @@
+"""Shared fixtures: the real layouts in ../shared/data and their KLayout reference figures."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CLIPMILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+TESTDATA = ROOT / "tests" / "data"
+SKIP_SHARED = f"real layouts not present at {SHARED} (set CLIPMILL_SHARED_DATA)"
+
+
+def manifest() -> list[dict]:
+    p = SHARED / "manifest.json"
+    if not p.exists():
+        return []
+    return json.loads(p.read_text())
+
+
+def shared_gds(include_gz=True) -> list[dict]:
+    """Manifest entries of the GDSII files (``entry['path']`` is the absolute path)."""
+    out = []
+    for e in manifest():
+        f = e["file"]
+        if f.endswith(".gds") or (include_gz and f.endswith(".gds.gz")):
+            e = dict(e, path=str(SHARED / f))
+            out.append(e)
+    return out
+
+
+def gds_params(include_gz=True):
+    """pytest params over the shared GDSII files (one skipped param when the data is absent)."""
+    entries = shared_gds(include_gz)
+    if not entries:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_SHARED), id="no-shared-data")]
+    return [pytest.param(e, id=e["file"]) for e in entries]
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    if not (SHARED / "manifest.json").exists():
+        pytest.skip(SKIP_SHARED)
+    return SHARED
