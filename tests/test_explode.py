@@ -249,7 +249,7 @@ def test_engine_synth_layout(tmp_path):
     """A layout from engine.synth (if present) read by KLayout, converted by kl_db."""
     synth_mod = pytest.importorskip("engine.synth")
     path = tmp_path / "s.gds"
-    synth_mod.synthesize(path, die_um=20, density=150, seed=3, layers=4, levels=5)
+    synth_mod.synthesize(path, die_um=20, density=150, seed=3, layers=6, levels=5)
     ly = read(path)
     rng = np.random.default_rng(4)
     top = ly.top_cell()
