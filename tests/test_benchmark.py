@@ -19,7 +19,8 @@ from engine.model import STAGE_FEATURES
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_quick")
-    cmd = [sys.executable, "-m", "engine.benchmark", "--quick", "--out", str(out)]
+    # `clipmill bench --quick --out DIR`, through the CLI's dispatch
+    cmd = [sys.executable, "-m", "engine.cli", "bench", "--quick", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
