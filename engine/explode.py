@@ -7,9 +7,14 @@ Selection follows KLayout's ``begin_shapes_rec_touching`` exactly (closed interv
 * each cell visited has a *local region*, an integer box: the parent's local region mapped by the
   inverse of the placement's transform, bbox of its four corners, rounded, intersected with the
   child's ``cell_bbox``; an empty region stops the descent;
-* a placement copy is descended when its bbox in the parent (its cell bbox transformed, rounded)
-  touches the parent's local region; a polygon is selected when its bbox touches its cell's local
-  region.
+* placement copies are candidates as in KLayout's ``CellInstArray::begin_touching``: with ``ob``
+  the child's bbox under the placement's linear part (rounded) and ``D`` the box of translations
+  ``t`` for which ``ob + t`` touches the local region, an SREF is a candidate when its translation
+  lies in ``D``; an AREF's copies (i, j) are those inside the bbox of ``D``'s corners mapped to
+  lattice coordinates (inverse of [colvec rowvec]; every copy for a degenerate lattice), which is
+  conservative for skewed lattices; a candidate is then descended when its local region (above)
+  is not empty;
+* a polygon is selected when its bbox touches its cell's local region.
 
 For placements whose transforms are multiples of 90 degrees with unit magnification (nearly all
 real data) this is the same as "the polygon's bbox, transformed to the top, touches the window";
@@ -18,8 +23,7 @@ for other angles and magnifications it reproduces KLayout's count, rounding incl
 Kernel design: an explicit stack of frames (cell, depth, composed 2x3 float64 transform to the
 top, local region int64[4]); each frame queries the cell's polygon R-tree and placement R-tree
 (``engine.index``) with its local region; AREFs are one tree item each and the kernel solves for
-the column/row range whose copies can touch (inverse of the lattice [colvec rowvec], bbox of the
-candidate translations, conservatively widened, then an exact test per copy). Output and stack
+the column/row range of candidate copies (above) instead of expanding them. Output and stack
 buffers live in an ``ExplodeScratch`` reused from call to call; the kernel allocates nothing and,
 when a buffer is too small, keeps counting and reports the size it needs; the wrapper grows the
 buffer (output: to the counted size + 25%, at least doubling; frame stack: doubling) and runs
