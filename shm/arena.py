@@ -131,7 +131,10 @@ class Arena:
                  path=None):
         self._shm, self._mm, self.owner, self.path = shm, mm, owner, path
         self.entries, self.meta, self.data_start = entries, meta, data_start
-        self.arrays = _views(buf, entries, data_start, readonly=(mm is not None and not owner))
+        # A file arena is mapped copy-on-write: its arrays are writeable numpy arrays (so numba
+        # reuses the kernels compiled for shared-memory arenas instead of compiling read-only
+        # variants), yet nothing ever reaches the file. The database is treated as read-only.
+        self.arrays = _views(buf, entries, data_start)
         self.name = shm.name if shm is not None else None
         self.nbytes = len(buf)
 
@@ -164,7 +167,8 @@ class Arena:
 
     @classmethod
     def open_file(cls, path, writable=False):
-        """Map a saved arena (an on-disk DBLoad). Read-only unless ``writable``."""
+        """Map a saved arena (an on-disk DBLoad): copy-on-write (the file is never changed)
+        unless ``writable``, where writes go to the file."""
         path = os.fspath(path)
         try:
             f = open(path, "r+b" if writable else "rb")
@@ -174,7 +178,7 @@ class Arena:
             size = os.fstat(f.fileno()).st_size
             if size < 64:
                 raise ClipmillError("too small to be a clipmill arena", file=path, offset=0)
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_COPY)
         entries, meta, start = _parse_header(mm, path)
         return cls(mm, entries, meta, start, mm=mm, owner=writable, path=path)
 
