@@ -45,6 +45,12 @@ def tiles_for(lay, nx, ny, size):
     return tile_region((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), tiles=(nx, ny))
 
 
+def best_run(lay, specs, pixel, workers, fmt, comp, out_dir, repeat):
+    """The fastest of ``repeat`` runs (the machine may be shared: the minimum is the signal)."""
+    return min((one_run(lay, specs, pixel, workers, fmt, comp, out_dir) for _ in range(repeat)),
+               key=lambda r: r["wall"])
+
+
 def one_run(lay, specs, pixel, workers, fmt, comp, out_dir):
     from engine.cli import _main_cell
     from engine.api import run_windows
@@ -91,10 +97,11 @@ def cli_run(path, args, workers, fmt, comp, out_dir, cell=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("layout", nargs="?", default=default_layout())
-    ap.add_argument("--tiles", default="8x6", help="NXxNY windows (default %(default)s)")
+    ap.add_argument("--tiles", default="10x8", help="NXxNY windows (default %(default)s)")
     ap.add_argument("--size", type=float, default=10.0, help="window side um (default 10)")
     ap.add_argument("--pixel", type=float, default=0.02, help="pixel um (default 0.02)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per row, fastest kept (3)")
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess clipmill runs")
     args = ap.parse_args(argv)
     from engine import open_layout
@@ -119,12 +126,12 @@ def main(argv=None) -> int:
             print(hdr)
             print("-" * len(hdr))
             for w in args.workers:
-                base = one_run(lay, specs, args.pixel, w, None, None, None)
+                base = best_run(lay, specs, args.pixel, w, None, None, None, args.repeat)
                 print(f"{w:>7} {'(raster only)':<15} {len(specs) / base['wall']:>8.1f} "
                       f"{'':>7} {'':>7} {'':>11} {'':>14} {'':>14}")
                 for fmt, comp in formats:
                     out = os.path.join(tmp, f"{fmt}{comp}{w}")
-                    r = one_run(lay, specs, args.pixel, w, fmt, comp, out)
+                    r = best_run(lay, specs, args.pixel, w, fmt, comp, out, args.repeat)
                     cli = ""
                     if not args.no_cli and comp in (None, "deflate"):
                         wall, rc = cli_run(args.layout, args, w, fmt, comp, out + "cli", cell)
