@@ -67,6 +67,7 @@ from engine.jit import jit, njit
 from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
+MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
@@ -984,6 +985,9 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     x0, y0, x1, y1 = _window(window)
     px, py = _pixel_size(pixel_size)
     rows, cols = image_shape(window, (px, py))
+    if rows * cols > MAX_PIXELS:
+        raise ClipmillError(f"window {tuple(window)} at pixel size {(px, py)} gives {rows} x {cols} "
+                            f"pixels, more than {MAX_PIXELS}")
     xy, off = _check_polygons(polygons)
     sc = scratch if scratch is not None else Scratch()
 

@@ -372,6 +372,8 @@ def test_bad_arguments():
     with pytest.raises(ClipmillError):
         rasterize("nope", (0, 0, 1, 1), 0.1)
     with pytest.raises(ClipmillError):
+        rasterize(P, (0, 0, 1000, 1000), 1e-5)
+    with pytest.raises(ClipmillError):
         rasterize(Polygons(np.zeros((3, 2)), np.array([0, 5]), np.zeros((1, 2), np.int32)),
                   (0, 0, 1, 1), 0.1)
 
