@@ -23,7 +23,7 @@ a part file and ``merge_gds_parts`` joins them in window order) and
 ``polynpz`` (``xy`` um, ``offsets``, ``layer`` arrays of :class:`engine.polygons.Polygons` plus
 ``meta``). Whether polygons are clipped to the window is decided upstream (explode's ``clip``).
 
-The metadata (``metadata()``) records the window in um, pixel size, shape, mode, layers, cell,
+``encode_image()`` gives the same bytes in memory (no file). The metadata (``metadata()``) records the window in um, pixel size, shape, mode, layers, cell,
 depth and source file, so that any clip can be traced back to the layout.
 
 ``make_formatter(fmt, out_dir, ...)`` returns a picklable callable ``formatter(image, spec, info)
@@ -177,9 +177,7 @@ def _image_array(image, binary):
 
 
 # -- image writers --------------------------------------------------------------------------------
-def write_image(path, image, fmt, *, meta=None, compression=None, binary=False,
-                overwrite=False) -> int:
-    """Write one image with its metadata; returns the bytes written (sidecar included)."""
+def _prepare(image, fmt, meta, compression, binary):
     fmt = fmt.lower()
     if fmt not in IMAGE_FORMATS:
         raise ClipmillError(f"unknown image format {fmt!r} (use {', '.join(IMAGE_FORMATS)})")
@@ -193,35 +191,56 @@ def write_image(path, image, fmt, *, meta=None, compression=None, binary=False,
         a = a.astype(np.uint8) if binary else a
         meta["dtype"] = "uint8"
         meta["values"] = "0/1" if binary else "0..255"
-    total = 0
-    with _open(path, overwrite) as f:
-        if fmt in ("tiff", "png", "bmp"):
-            from PIL import Image, TiffImagePlugin
-            im = Image.fromarray(a)  # bool -> mode "1", uint8 -> "L"
-            if fmt == "tiff":
-                ifd = TiffImagePlugin.ImageFileDirectory_v2()
-                ifd[270] = _dumps(meta)
-                kw = {}
-                ps = meta.get("pixel_size")
-                if ps:
-                    ppcm = 1e4 / float(ps)  # pixels per centimetre
-                    kw = dict(resolution_unit=3, x_resolution=ppcm, y_resolution=ppcm)
-                im.save(f, format="TIFF", compression=_PIL_TIFF[comp], tiffinfo=ifd, **kw)
-            elif fmt == "png":
-                from PIL.PngImagePlugin import PngInfo
-                info = PngInfo()
-                info.add_text("clipmill", _dumps(meta))
-                im.save(f, format="PNG", pnginfo=info)
-            else:
-                im.save(f, format="BMP")
-        elif fmt == "raw":
-            f.write(a.tobytes(order="C"))
-        elif fmt == "npy":
-            np.save(f, a)
+    return fmt, comp, meta, a
+
+
+def _encode(f, a, fmt, comp, meta) -> None:
+    """Write the encoded image to the binary file object ``f``."""
+    if fmt in ("tiff", "png", "bmp"):
+        from PIL import Image, TiffImagePlugin
+        im = Image.fromarray(a)  # bool -> mode "1", uint8 -> "L"
+        if fmt == "tiff":
+            ifd = TiffImagePlugin.ImageFileDirectory_v2()
+            ifd[270] = _dumps(meta)
+            kw = {}
+            ps = meta.get("pixel_size")
+            if ps:
+                ppcm = 1e4 / float(ps)  # pixels per centimetre
+                kw = dict(resolution_unit=3, x_resolution=ppcm, y_resolution=ppcm)
+            im.save(f, format="TIFF", compression=_PIL_TIFF[comp], tiffinfo=ifd, **kw)
+        elif fmt == "png":
+            from PIL.PngImagePlugin import PngInfo
+            info = PngInfo()
+            info.add_text("clipmill", _dumps(meta))
+            im.save(f, format="PNG", pnginfo=info)
         else:
-            (np.savez_compressed if comp == "deflate" else np.savez)(f, image=a,
-                                                                      meta=np.array(_dumps(meta)))
-    total += os.path.getsize(path)  # (libtiff may write through its own handle: ask the disk)
+            im.save(f, format="BMP")
+    elif fmt == "raw":
+        f.write(a.tobytes(order="C"))
+    elif fmt == "npy":
+        np.save(f, a)
+    else:
+        (np.savez_compressed if comp == "deflate" else np.savez)(f, image=a,
+                                                                  meta=np.array(_dumps(meta)))
+
+
+def encode_image(image, fmt, *, meta=None, compression=None, binary=False) -> tuple[bytes, dict]:
+    """In memory: the encoded file bytes and the metadata dict (embedded for tiff, png, npz;
+    what a sidecar would hold for bmp, raw, npy)."""
+    import io
+    fmt, comp, meta, a = _prepare(image, fmt, meta, compression, binary)
+    buf = io.BytesIO()
+    _encode(buf, a, fmt, comp, meta)
+    return buf.getvalue(), meta
+
+
+def write_image(path, image, fmt, *, meta=None, compression=None, binary=False,
+                overwrite=False) -> int:
+    """Write one image with its metadata; returns the bytes written (sidecar included)."""
+    fmt, comp, meta, a = _prepare(image, fmt, meta, compression, binary)
+    with _open(path, overwrite) as f:
+        _encode(f, a, fmt, comp, meta)
+    total = os.path.getsize(path)  # (libtiff may write through its own handle: ask the disk)
     if fmt in SIDECAR:
         total += _write_sidecar(path, meta, overwrite)
     return total

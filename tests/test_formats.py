@@ -257,3 +257,18 @@ def test_gds_single_file_from_worker_parts(tmp_path):
     assert json.load(open(path + ".json"))["cells"]["w_a"]["window_um"] == [0, 0, 2, 1]
     with pytest.raises(ClipmillError, match="output exists"):
         merge_gds_parts(f, outs)
+
+
+@pytest.mark.parametrize("fmt", IMAGE_FORMATS)
+def test_encode_image_in_memory(fmt, tmp_path):
+    import io
+    from engine.formats import encode_image
+    data, meta = encode_image(GRAY, fmt, meta={"pixel_size": 0.01})
+    assert meta["shape"] == [61, 83] and meta["pixel_size"] == 0.01
+    path = tmp_path / ("x" + {"tiff": ".tif"}.get(fmt, "." + fmt))
+    path.write_bytes(data)
+    if fmt == "raw":
+        json.dump(meta, open(sidecar_path(path), "w"))
+    assert np.array_equal(read_back(path, fmt), GRAY)
+    if fmt in ("tiff", "png", "npz"):
+        assert read_metadata(path)["pixel_size"] == 0.01
