@@ -352,6 +352,13 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
         for k in ("pixel_size", "mode"):
             meta.pop(k)
     meta = {k: v for k, v in meta.items() if v is not None}
+    from engine.formats import safe_name
+    seen = {}
+    for sp in specs:  # two names that sanitise alike would write the same file
+        f = safe_name(sp.name)
+        if f in seen:
+            raise _err(f"windows {seen[f]!r} and {sp.name!r} would both write {f!r}: rename one")
+        seen[f] = sp.name
     single = getattr(args, "single_file", None)
     if single is not None:
         if fmt != "gds":

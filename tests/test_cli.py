@@ -263,6 +263,12 @@ def test_run_checks_layers_once_and_reads_dbu_lists(tmp_path, capsys):
     rc, so, se = in_process(capsys, "run", REAL, "--windows", wl, "--pixel-size", "0.05",
                             "--format", "raw", "--workers", "0", "--out", tmp_path / "r")
     assert rc == 0, se
+    clash = tmp_path / "clash.csv"
+    clash.write_text('name,x0,y0,x1,y1\n"a b",10,5,12,7\na_b,10,5,12,7\n')
+    rc, so, se = in_process(capsys, "run", REAL, "--windows", clash, "--pixel-size", "0.05",
+                            "--overwrite", "--out", tmp_path / "c")
+    assert rc == 1
+    one_line_error(se, "would both write 'a_b'")
     meta = json.load(open(tmp_path / "r" / "a.raw.json"))
     assert meta["window_um"] == [10.0, 5.0, 12.0, 7.0] and meta["shape"] == [40, 40]
     assert os.path.getsize(tmp_path / "r" / "a.raw") == 40 * 40
