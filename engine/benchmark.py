@@ -197,7 +197,8 @@ def _pixel_for(i, pixels_um, nsizes):
     return pixels_um[(i // max(nsizes, 1)) % len(pixels_um)]
 
 
-def time_windows(layout, windows, pixels_um, repeats, out_dir, write_n, nsizes=1) -> dict:
+def time_windows(layout, windows, pixels_um, repeats, out_dir, write_n, nsizes=1,
+                 mode="binary") -> dict:
     """Explode, rasterize and write each window, each timed separately (best of repeats)."""
     from engine import rasterize
     explode_rows, raster_rows, write_rows = [], [], []
@@ -209,7 +210,7 @@ def time_windows(layout, windows, pixels_um, repeats, out_dir, write_n, nsizes=1
             with te:
                 polys = layout.explode(w)
             with tr:
-                img = rasterize(polys, w, px, mode="binary")
+                img = rasterize(polys, w, px, mode=mode)
         npoly, nedge = len(polys), int(len(polys.xy))
         explode_rows.append({"window": list(w), "polygons": npoly, "vertices": nedge,
                              "seconds": te.seconds, "wall_seconds": te.wall})
@@ -220,7 +221,7 @@ def time_windows(layout, windows, pixels_um, repeats, out_dir, write_n, nsizes=1
             out = {}
             for _ in range(max(1, repeats)):
                 with tw:
-                    out = fmt(img, _spec(i, w, px), {"pixel_size": px, "mode": "binary"}) or {}
+                    out = fmt(img, _spec(i, w, px, mode), {"pixel_size": px, "mode": mode}) or {}
             nbytes = out.get("bytes") or (os.path.getsize(out["path"]) if out.get("path") else 0)
             write_rows.append({"pixels": int(img.size), "bytes": int(nbytes),
                                "seconds": tw.seconds, "wall_seconds": tw.wall,
@@ -228,10 +229,10 @@ def time_windows(layout, windows, pixels_um, repeats, out_dir, write_n, nsizes=1
     return {"explode": explode_rows, "raster": raster_rows, "write": write_rows}
 
 
-def _spec(i, w, px):
+def _spec(i, w, px, mode="binary"):
     try:
         from engine.windowspec import WindowSpec
-        return WindowSpec(f"bench{i}", *w, pixel_size=px, mode="binary")
+        return WindowSpec(f"bench{i}", *w, pixel_size=px, mode=mode)
     except ImportError:
         return {"name": f"bench{i}", "window": w}
 
@@ -275,7 +276,7 @@ class RssFormatter:
         return out
 
 
-def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir) -> list:
+def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir, mode="binary") -> list:
     """run_windows at each worker count: wall, first result, windows/s, CPU and RSS figures."""
     import psutil
     from engine import run_windows
@@ -289,7 +290,7 @@ def time_end_to_end(layout, windows, pixel_um, workers_list, out_dir) -> list:
         t0 = time.perf_counter()
         first, next_sample, sample_cpu = None, 0.0, 0.0
         load0 = os.getloadavg()[0]
-        for res in run_windows(layout, windows, pixel_size=pixel_um, mode="binary", workers=nw,
+        for res in run_windows(layout, windows, pixel_size=pixel_um, mode=mode, workers=nw,
                                formatter=RssFormatter(fmt)):
             n += 1
             if first is None:
@@ -433,7 +434,7 @@ class _Errors:
 def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=None, density=None,
                   workers=None, use_klayout: bool = True, targets=None, layouts=None,
                   keep_files: bool = False, seed: int = 0, plots: bool = True,
-                  clock: str = "cpu", progress=None) -> dict:
+                  clock: str = "cpu", mode: str = "binary", progress=None) -> dict:
     """Run the benchmark, write results.json, report.md and plots to ``out_dir``; return results.
 
     sizes_mb / heldout_mb / density override the plan (quick or full); ``layouts`` adds existing
@@ -451,6 +452,9 @@ def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=Non
         p["heldout_mb"] = heldout_mb
     if density:
         p["density"] = density
+    if mode not in ("binary", "gray"):
+        raise ValueError(f"mode must be 'binary' or 'gray', not {mode!r}")
+    p["mode"] = mode
     ncpu = len(psutil.Process().cpu_affinity()) if hasattr(psutil.Process(), "cpu_affinity") \
         else (os.cpu_count() or 1)
     workers = list(workers or range(1, ncpu + 1))
@@ -506,7 +510,8 @@ def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=Non
                 wins = pick_windows(rec["bbox_um"], nwin, p["window_sizes"], rng, dense)
                 rec["windows"] = wins
                 tw = err.guard(f"windows {name}", time_windows, lay, wins, p["pixel_um"],
-                               p["repeats"], out_dir, p["write_windows"], len(p["window_sizes"]))
+                               p["repeats"], out_dir, p["write_windows"], len(p["window_sizes"]),
+                               p["mode"])
                 if tw:
                     rec.update(tw)
                 if held:
@@ -515,7 +520,7 @@ def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=Non
                     results["load_before_e2e"] = os.getloadavg()
                     rec["e2e_window_list"] = e2e_w
                     rows = err.guard("run_windows", time_end_to_end, lay, e2e_w,
-                                     p["e2e_pixel_um"], workers, out_dir)
+                                     p["e2e_pixel_um"], workers, out_dir, p["mode"])
                     if rows:
                         rec["e2e"] = rows
             finally:
@@ -581,8 +586,7 @@ def _warm_up(path, p):
     index.build_index(arrays, meta)
     with open_layout(path) as lay:
         w = pick_windows(bbox_um(lay), 1, p["window_um"], np.random.default_rng(1))[0]
-        for mode in ("binary",):
-            rasterize(lay.explode(w), w, p["pixel_um"][0], mode=mode)
+        rasterize(lay.explode(w), w, p["pixel_um"][0], mode=p.get("mode", "binary"))
 
 
 def machine_info() -> dict:
@@ -824,6 +828,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-klayout", action="store_true", help="skip the KLayout reference")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic layouts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=["binary", "gray"], default="binary",
+                        help="raster mode of every measurement (default %(default)s)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                         help="stage figures in CPU seconds of the process (default; robust on a "
                              "shared machine) or wall seconds")
@@ -857,7 +863,7 @@ def run(args) -> int:
                         density=args.density, workers=args.workers,
                         use_klayout=not args.no_klayout, targets=targets_from_args(args),
                         layouts=args.layouts, keep_files=args.keep, seed=args.seed,
-                        clock=args.clock, progress=progress)
+                        clock=args.clock, mode=args.mode, progress=progress)
     from engine import benchreport
     print(benchreport.summary(res))
     print(f"report: {os.path.join(args.out, 'report.md')}")

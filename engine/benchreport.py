@@ -130,14 +130,14 @@ def _plot_windows(results, plt):
     a1.grid(alpha=0.3, which="both")
     if ra:
         a2.loglog([r["pixels"] for r in ra], [r["seconds"] for r in ra], "o", ms=4,
-                  label="clipmill rasterize (binary)")
+                  label=f"clipmill rasterize ({results['plan'].get('mode', 'binary')})")
     kra = [r for rec in lays for r in rec.get("klayout", {}).get("raster", [])]
     if kra:
         a2.loglog([r["pixels"] for r in kra], [r["seconds"] for r in kra], "s", ms=5,
                   color="C3", label="KLayout Region.rasterize")
     a2.set_xlabel("pixels per window")
     a2.set_ylabel("seconds per window")
-    a2.set_title("Rasterize (binary; time also grows with edges)")
+    a2.set_title("Rasterize (time also grows with edges)")
     a2.legend(fontsize=8)
     a2.grid(alpha=0.3, which="both")
     return "per_window_stages.png"
@@ -228,7 +228,8 @@ def markdown(results: dict) -> str:
          f"{', '.join(str(tuple(v)) for v in p.get('variants', [])) or 'none'}; windows of "
          f"{', '.join(f'{v:g}' for v in p.get('window_sizes', [p['window_um']]))} um "
          f"(half of them inside dense blocks), end to end {p['window_um']:g} x {p['window_um']:g} um"
-         f" at {p.get('e2e_pixel_um', p['pixel_um'][0]):g} um pixels; pixel sizes "
+         f" at {p.get('e2e_pixel_um', p['pixel_um'][0]):g} um pixels; raster mode "
+         f"{p.get('mode', 'binary')}; pixel sizes "
          f"{', '.join(f'{x:g}' for x in p['pixel_um'])} um; each figure the best of "
          f"{p['repeats']} runs, in {_clock(results)}. The largest layout is held out of the fit.",
          "", f"Load average at start: {_load(results.get('load_at_start'))} on {m['cpus']} CPUs.",
