@@ -191,6 +191,16 @@ def test_run_gds_clips_match_in_memory_explode(tmp_path, capsys):
                             "--single-file", "all.gds", "--workers", "0", "--out", tmp_path / "s")
     assert rc == 0, se
     assert sorted(os.listdir(tmp_path / "s")) == ["all.gds", "all.gds.json"]
+    # unclipped polygon arrays: exactly the in-memory explode(clip=False)
+    rc, so, se = in_process(capsys, "run", REAL, "--windows", wl, "--format", "polynpz",
+                            "--no-clip", "--workers", "0", "--out", tmp_path / "p")
+    assert rc == 0, se
+    with open_layout(REAL) as lay:
+        ref = lay.explode((10, 5.5, 14, 8.5), clip=False)
+        with np.load(tmp_path / "p" / "left.npz") as z:
+            assert np.array_equal(z["xy"], ref.xy) and np.array_equal(z["layer"], ref.layer)
+            assert np.array_equal(z["offsets"], ref.offsets)
+            assert json.loads(str(z["meta"]))["clip"] is False
     with open_layout(REAL) as lay:
         for name, win in (("left", (10, 5.5, 14, 8.5)), ("right", (27.5, 17.5, 32.5, 22.5))):
             polys = lay.explode(win, clip=True)
