@@ -962,7 +962,7 @@ def load_gdsii(path, layers=None):
     warnings = []
 
     # pass 1: scan
-    cap = 1 << 12
+    cap = max(1 << 12, n // 4096)   # structures; rescanned with the exact count if more
     while True:
         stats = np.zeros(NSTATS, dtype=np.int64)
         s = [np.zeros(cap, dtype=np.int64) for _ in range(7)]
