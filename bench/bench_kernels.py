@@ -57,8 +57,9 @@ def test_index_query_clipmill(benchmark, layout, windows, cycle):
     bb = arrays["cell_bbox"][cell]
     rng = np.random.default_rng(3)
     side = 10.0 / layout.dbu_um
-    boxes = [(x, y, x + side, y + side) for x, y in zip(rng.uniform(bb[0], max(bb[0], bb[2] - side), 64),
-                                                       rng.uniform(bb[1], max(bb[1], bb[3] - side), 64))]
+    xs = rng.uniform(bb[0], max(bb[0], bb[2] - side), 64)
+    ys = rng.uniform(bb[1], max(bb[1], bb[3] - side), 64)
+    boxes = [(x, y, x + side, y + side) for x, y in zip(xs, ys)]
     nxt = cycle(boxes)
     index.query(arrays, cell, boxes[0], what)
     hits = benchmark(lambda: index.query(arrays, cell, nxt(), what))

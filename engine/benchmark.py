@@ -526,7 +526,8 @@ def run_benchmark(out_dir, *, quick: bool = False, sizes_mb=None, heldout_mb=Non
             finally:
                 lay.close()
         if kl:
-            kly, t_read = err.guard(f"klayout read {name}", kl_load, path, p["repeats"]) or (None, None)
+            kly, t_read = (err.guard(f"klayout read {name}", kl_load, path, p["repeats"])
+                           or (None, None))
             if kly is not None:
                 rec["klayout"] = {"read_seconds": t_read.seconds, "read_wall_seconds": t_read.wall}
                 wins = rec.get("windows") or pick_windows(_kl_bbox(kly), nwin, p["window_sizes"],
@@ -729,7 +730,8 @@ def e2e_check(model: cm.CostModel, layouts) -> list:
                 continue
             pred = sum(model.stage("explode", {"polygons": w["polygons"],
                                                "depth": model.ratios.get("depth", 0)})
-                       + model.stage("raster", {"pixels": w["pixels"], "edges": w["polygons"] * epp})
+                       + model.stage("raster", {"pixels": w["pixels"],
+                                                "edges": w["polygons"] * epp})
                        + model.stage("write", {"bytes": w["bytes"]}) for w in pw) / len(pw)
             rate = row["workers"] / pred if pred > 0 else math.inf
             if coord > 0:

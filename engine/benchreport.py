@@ -205,7 +205,8 @@ def summary(results: dict) -> str:
                      f"error {100 * v['rel_error']:+.1f}%")
     for p in results.get("predictions_all") or results.get("predictions") or []:
         t = p["target"]
-        lines.append(f"{t.get('name', '')}: first window {_fmt_s(p['time_to_first_window_seconds'])}"
+        lines.append(f"{t.get('name', '')}: first window "
+                     f"{_fmt_s(p['time_to_first_window_seconds'])}"
                      f", {p['windows_per_second']:.0f} windows/s on {p['workers']} workers, "
                      f"{t['n_windows']} windows in {_fmt_s(p['total_seconds'])}; "
                      f"bottleneck {p['bottleneck_stage']} (limited by {p['limited_by']}); "
@@ -227,7 +228,8 @@ def markdown(results: dict) -> str:
          f"{_generator(results)}), plus variants (MB, polygons/um2, hierarchy levels) "
          f"{', '.join(str(tuple(v)) for v in p.get('variants', [])) or 'none'}; windows of "
          f"{', '.join(f'{v:g}' for v in p.get('window_sizes', [p['window_um']]))} um "
-         f"(half of them inside dense blocks), end to end {p['window_um']:g} x {p['window_um']:g} um"
+         f"(half of them inside dense blocks), end to end {p['window_um']:g} x "
+         f"{p['window_um']:g} um"
          f" at {p.get('e2e_pixel_um', p['pixel_um'][0]):g} um pixels; raster mode "
          f"{p.get('mode', 'binary')}; pixel sizes "
          f"{', '.join(f'{x:g}' for x in p['pixel_um'])} um; each figure the best of "
@@ -285,7 +287,8 @@ def _layout_table(results):
     wr = [x for r in results["layouts"] for x in r.get("write", [])]
     L.append("")
     if wr:
-        L += [f"Write ({wr[0]['format']}): {len(wr)} images, mean {_fmt_s(_mean([x['seconds'] for x in wr]))}"
+        L += [f"Write ({wr[0]['format']}): {len(wr)} images, mean "
+              f"{_fmt_s(_mean([x['seconds'] for x in wr]))}"
               f" for {_fmt_b(_mean([x['bytes'] for x in wr]))}.", ""]
     return L
 

@@ -97,7 +97,8 @@ class StageFit:
         unit = {"file_bytes": "GB", "db_bytes": "GB", "db_nlogn": "GB log2(MB)", "bytes": "MB",
                 "pixels": "Mpx",
                 "edges": "M edges", "polygons": "k polygons", "depth": "level"}
-        scale = {"GB": 1e9, "GB log2(MB)": 1e9, "MB": 1e6, "Mpx": 1e6, "M edges": 1e6, "k polygons": 1e3, "level": 1}
+        scale = {"GB": 1e9, "GB log2(MB)": 1e9, "MB": 1e6, "Mpx": 1e6, "M edges": 1e6,
+                 "k polygons": 1e3, "level": 1}
         parts = []
         for f, c in zip(self.features, self.coef):
             if f == "1":
@@ -191,9 +192,9 @@ def parallel_fraction(throughput: dict) -> float:
 class CostModel:
     """Fitted stage laws plus the measured ratios the extrapolation needs."""
     fits: dict                      # stage -> StageFit
-    ratios: dict                    # db_ratio, index_ratio, edges_per_polygon, write_bytes_per_pixel,
-                                    # coordinator_s_per_window, parallel_fraction, worker_rss_bytes,
-                                    # depth, scan_workers
+    ratios: dict                    # db_ratio, index_ratio, edges_per_polygon,
+                                    # write_bytes_per_pixel, coordinator_s_per_window,
+                                    # parallel_fraction, worker_rss_bytes, depth, scan_workers
     notes: list = field(default_factory=list)
 
     @classmethod
@@ -272,7 +273,8 @@ class CostModel:
             miss = 1.0 - min(cache / (db_bytes + ix_bytes), 1.0)
             bytes_per_window = polys * r.get("db_bytes_per_polygon", 40.0) * miss
             mapped_io_rate = bw / bytes_per_window if bytes_per_window > 0 else math.inf
-        rates = {"workers": worker_rate, "coordinator": coord_rate, "disk (mapped DB)": mapped_io_rate}
+        rates = {"workers": worker_rate, "coordinator": coord_rate,
+                 "disk (mapped DB)": mapped_io_rate}
         limiter = min(rates, key=rates.get)
         wps = rates[limiter]
         shares = {"explode": explode, "raster": raster, "write": write}
@@ -297,7 +299,8 @@ class CostModel:
             "time_to_first_window_seconds": first, "total_seconds": total,
             "one_time_seconds": one_time,
             "db_bytes": db_bytes, "index_bytes": ix_bytes, "ram_needed_bytes": need,
-            "fits_in_ram": fits_ram, "page_miss_fraction": miss, "database": "in RAM (shared memory)" if fits_ram
+            "fits_in_ram": fits_ram, "page_miss_fraction": miss,
+            "database": "in RAM (shared memory)" if fits_ram
             else "mapped from disk (on-disk DBLoad)",
             "assumptions": [
                 f"scan time = max(CPU law on {max(r.get('scan_workers', 1), 1)} core(s), file/disk "

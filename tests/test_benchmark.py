@@ -119,8 +119,10 @@ def _synthetic_results(noise=0.02, seed=0):
             rec["explode"].append({"window": [0, 0, 10, 10], "polygons": n, "vertices": 4 * n,
                                    "seconds": jitter(2e-5 + 1e-7 * n)})
             rec["raster"].append({"window": [0, 0, 10, 10], "pixels": px, "edges": 4 * n,
-                                  "polygons": n, "seconds": jitter(1e-4 + 2e-9 * px + 5e-9 * 4 * n)})
-            rec["write"].append({"pixels": px, "bytes": px / 8, "seconds": jitter(1e-4 + px / 8 / 1e9),
+                                  "polygons": n,
+                                  "seconds": jitter(1e-4 + 2e-9 * px + 5e-9 * 4 * n)})
+            rec["write"].append({"pixels": px, "bytes": px / 8,
+                                 "seconds": jitter(1e-4 + px / 8 / 1e9),
                                  "format": "tiff"})
         lays.append(rec)
     lays[-1]["e2e"] = [{"workers": w, "windows": 50, "errors": 0, "seconds": 50 / (100 * w ** 0.9),
