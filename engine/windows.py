@@ -313,7 +313,10 @@ def _extras(row, err) -> dict:
 def _edges(lo, hi, n=None, size=None, clip=True):
     if n is not None:
         return [lo + (hi - lo) * i / n for i in range(n)] + [hi]
-    count = max(1, math.ceil((hi - lo) / size - 1e-9))
+    q = (hi - lo) / size
+    near = round(q)
+    # a region that is a whole number of tiles up to rounding gets no sliver tile at the end
+    count = max(1, near if abs(q - near) <= 1e-9 * max(1.0, q) else math.ceil(q))
     e = [lo + size * i for i in range(count)]
     e.append(hi if clip else lo + size * count)
     return e

@@ -179,3 +179,33 @@ def test_tiling_errors_and_pairs():
     assert parse_box("0,0,10,5") == (0, 0, 10, 5)
     with pytest.raises(ClipmillError):
         parse_box("0,0,10")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+coord = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
+extent = st.floats(0.01, 500, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(x0=coord, y0=coord, w=extent, h=extent, n=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+       frac=st.tuples(st.floats(0.3, 1.5), st.floats(0.3, 1.5)), by_size=st.booleans())
+def test_tiling_property_exact_cover(x0, y0, w, h, n, frac, by_size):
+    region = (x0, y0, x0 + w, y0 + h)
+    if region[2] <= region[0] or region[3] <= region[1]:
+        return
+    if by_size:
+        size = (w * frac[0] / 3, h * frac[1] / 3)
+        tiles = tile_region(region, tile_size=size)
+        assert len(tiles) <= 11 * 11
+    else:
+        tiles = tile_region(region, tiles=n)
+        assert len(tiles) == n[0] * n[1]
+    assert len({t.name for t in tiles}) == len(tiles)
+    check_exact_cover(region, tiles)
+
+
+def test_whole_number_of_tiles_has_no_sliver():
+    tiles = tile_region((0, 0, 0.3, 0.7), tile_size=(0.1, 0.1))  # 0.3/0.1 = 2.9999999999999996
+    assert len(tiles) == 3 * 7
+    assert min(t.x1 - t.x0 for t in tiles) == pytest.approx(0.1)
