@@ -11,6 +11,19 @@ Passes (no Python per record):
   4. ``_bboxes``: cell and placement bounding boxes bottom-up in topological order (Kahn), which
      also detects reference cycles.
 Every kernel reports problems as (code, byte offset, record type); ``ClipmillError`` is raised here.
+
+Reading rules (KLayout's where the format leaves room):
+* BOUNDARY: the closing point is dropped when it repeats the first; fewer than 3 points left ->
+  skipped with a warning (still counted). BOX: the bounding box of its points, 4 vertices.
+* PATH: engine.paths (KLayout's hull); zero-width paths make no polygon (counted, warned).
+* SREF/AREF: GDSII order (reflect about x, magnify, rotate CCW, translate); an ANGLE within 1e-9
+  of a multiple of 90 degrees gives exact 0/+-mag matrix entries. COLROW 0 is read as 1, and an
+  AREF axis whose lattice vector is zero gets 1 copy (as KLayout). Absolute MAG/ANGLE flags in
+  STRANS are ignored with a warning (as KLayout). Non-finite MAG/ANGLE -> error.
+* KLayout's ``$$$CONTEXT_INFO$$$`` meta-data structure is not a cell (its records are counted).
+* Names referenced by SNAME but never defined become empty cells (cell_defined 0) + a warning.
+* Bytes after ENDLIB: zeros are padding; anything else is ignored with a warning.
+* Structure names must be unique and non-empty; an XY record per element at most (no multi-XY).
 """
 from __future__ import annotations
 
@@ -956,8 +969,11 @@ def load_gdsii(path, layers=None):
     t0 = time.perf_counter()
     if not os.path.exists(path):
         raise ClipmillError("no such file", file=path)
-    file_bytes = os.path.getsize(path)
-    buf = _open_bytes(path)
+    try:
+        file_bytes = os.path.getsize(path)
+        buf = _open_bytes(path)
+    except OSError as e:
+        raise ClipmillError(f"cannot read: {e.strerror or e}", file=path) from None
     n = buf.shape[0]
     warnings = []
 
