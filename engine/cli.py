@@ -1,8 +1,8 @@
 """The ``clipmill`` command line: info, index, run, demo, synth, bench.
 
 Every subcommand imports its engine modules lazily, so ``clipmill --help`` is fast. Errors are one
-line ``clipmill: error: ...`` on stderr (the traceback only with ``--debug``). Exit codes: 0 success,
-1 error, 2 bad command line, 3 some windows failed, 130 interrupted.
+line ``clipmill: error: ...`` on stderr (the traceback only with ``--debug``). Exit codes:
+0 success, 1 error, 2 bad command line, 3 some windows failed, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ def add_run_arguments(sp, require_file=True):
                    help="output folder (default %(default)s)")
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g = sp.add_argument_group("execution")
-    g.add_argument("--workers", "-j", type=int, help="worker processes (default: all cores; 0 runs in this process)")
+    g.add_argument("--workers", "-j", type=int,
+                   help="worker processes (default: all cores; 0 runs in this process)")
     g.add_argument("--cache", metavar="DBLOAD", help="on-disk DBLoad to reuse or write")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
@@ -237,7 +238,8 @@ def format_info(path, info, per_layer=None, wall=None) -> str:
     tops = g("top_cells") or []
     cells = g("cells")
     row("cells", f"{cells}" if not isinstance(cells, list) else f"{len(cells)}")
-    row("top cells", f"{len(tops)}: {', '.join(map(str, tops[:8]))}{' ...' if len(tops) > 8 else ''}")
+    more = " ..." if len(tops) > 8 else ""
+    row("top cells", f"{len(tops)}: {', '.join(map(str, tops[:8]))}{more}")
     und = g("undefined_cells") or []
     if und:
         row("undefined", f"{len(und)} referenced but never defined (kept empty): "
@@ -368,8 +370,9 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
     formatter = make_formatter(fmt, out_dir, compression=compression, overwrite=overwrite,
                                meta=meta, dbu_um=min(lay.dbu_um, 0.001) if polygons else 0.001,
                                single=single)
-    kw = dict(pixel_size=args.pixel_size or specs[0].pixel_size, mode=args.mode, layers=args.layers, cell=args.cell,
-              depth=args.depth, workers=args.workers, formatter=formatter, images=False)
+    kw = dict(pixel_size=args.pixel_size or specs[0].pixel_size, mode=args.mode,
+              layers=args.layers, cell=args.cell, depth=args.depth, workers=args.workers,
+              formatter=formatter, images=False)
     if polygons:  # workers explode instead of rasterizing; pixel_size is then unused
         from engine.formats import ExplodeCompute
         kw.update(pixel_size=args.pixel_size or 1.0, _compute=ExplodeCompute(args.clip))

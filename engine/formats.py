@@ -9,7 +9,7 @@ tiff       1-bit (mode binary) or 8-bit; compression none,     ImageDescription 
            packbits or deflate (default none)                  X/YResolution = pixels per cm
 png        1-bit (binary) or 8-bit gray                        tEXt chunk ``clipmill`` = JSON
 bmp        1-bit (binary) or 8-bit gray                        sidecar ``NAME.EXT.json``
-raw        one byte per pixel, rows top to bottom              sidecar ``NAME.EXT.json`` (shape, dtype)
+raw        one byte per pixel, rows top to bottom              sidecar ``NAME.EXT.json``
 npy        the uint8 array                                     sidecar ``NAME.EXT.json``
 npz        ``image`` array + ``meta`` (JSON string)            inside; deflate unless compression
                                                                is ``none``
@@ -23,8 +23,9 @@ a part file and ``merge_gds_parts`` joins them in window order) and
 ``polynpz`` (``xy`` um, ``offsets``, ``layer`` arrays of :class:`engine.polygons.Polygons` plus
 ``meta``). Whether polygons are clipped to the window is decided upstream (explode's ``clip``).
 
-``encode_image()`` gives the same bytes in memory (no file). The metadata (``metadata()``) records the window in um, pixel size, shape, mode, layers, cell,
-depth and source file, so that any clip can be traced back to the layout.
+``encode_image()`` gives the same bytes in memory (no file). The metadata (``metadata()``) records
+the window in um, pixel size, shape, mode, layers, cell, depth and source file, so that any clip
+can be traced back to the layout.
 
 ``make_formatter(fmt, out_dir, ...)`` returns a picklable callable ``formatter(image, spec, info)
 -> {"path", "bytes", ...}`` that run_windows runs inside each worker. File names come from window

@@ -94,7 +94,8 @@ def parse_windows(text: str, *, source="<windows>", units=None, dbu_um=None, for
         if line.startswith("#"):
             m = _DIRECTIVE.match(line)
             if m and not data:
-                dir_form, dir_units = _parse_directive(m.group(1), lambda msg, n=lineno: err(n, msg))
+                dir_form, dir_units = _parse_directive(m.group(1),
+                                                       lambda msg, n=lineno: err(n, msg))
             continue
         fields = _split(line, "," if "," in line else None)
         data.append((lineno, fields))
@@ -356,7 +357,8 @@ def tile_region(region, *, tiles=None, tile_size=None, clip=True, only=None, pre
     WindowSpec = _spec_cls()
     want = None
     if only is not None:
-        want = {s.strip() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()}
+        items = only.split(",") if isinstance(only, str) else only
+        want = {s.strip() for s in items if s.strip()}
     out = []
     for r in range(ny):
         for c in range(nx):
@@ -368,9 +370,10 @@ def tile_region(region, *, tiles=None, tile_size=None, clip=True, only=None, pre
         missing = want - {w.name for w in out}
         if missing:
             ex = sorted(missing)[:5]
+            first, last = f"{prefix}_r{0:0{wr}d}_c{0:0{wc}d}", f"{prefix}_r{ny - 1}_c{nx - 1}"
             raise ClipmillError(f"--only names unknown tile(s) {', '.join(ex)}"
                                 f"{' ...' if len(missing) > 5 else ''} (tiles are named like "
-                                f"{prefix}_r{0:0{wr}d}_c{0:0{wc}d} .. {prefix}_r{ny - 1}_c{nx - 1})")
+                                f"{first} .. {last})")
     return out
 
 

@@ -67,7 +67,8 @@ def test_extra_columns():
 BAD = [
     ("missing column", "name,x0,y0,x1,y1\na,0,0,1,1\nb,0,0,1\n", 3, "expected 5 columns"),
     ("missing column ws", "# clipmill windows LLWH\na 0 0 1\n", 2, "expected 4 numbers"),
-    ("text in number", "# clipmill windows CWH\na 0 0 1 1\nb 0 zero 1 1\n", 3, "cy is not a number"),
+    ("text in number", "# clipmill windows CWH\na 0 0 1 1\nb 0 zero 1 1\n", 3,
+     "cy is not a number"),
     ("nan", "name x0 y0 x1 y1\na 0 0 nan 1\n", 2, "not finite"),
     ("negative size", "name,x0,y0,w,h\na,0,0,1,1\n\nb,0,0,-1,1\n", 4, "positive"),
     ("inverted LLUR", "# clipmill windows LLUR\na 0 0 1 -1\n", 2, "y1 > y0"),
