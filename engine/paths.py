@@ -243,7 +243,8 @@ def _shifted(rx, ry, m, forward, start, end, width, ncircle, out, k):
                     a = min(l1max, l1)
                     b = min(l2max, l2)
                     k = _emit(out, k, rx[pp] + _rnd(ndx + edx * a), ry[pp] + _rnd(ndy + edy * a))
-                    k = _emit(out, k, rx[pp] + _rnd(nndx - eedx * b), ry[pp] + _rnd(nndy - eedy * b))
+                    k = _emit(out, k, rx[pp] + _rnd(nndx - eedx * b),
+                              ry[pp] + _rnd(nndy - eedy * b))
                 p = pp
             elif edx * eedx + edy * eedy < -EPS:
                 g = _dpx_scale(edx, edy, disp)

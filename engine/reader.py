@@ -667,8 +667,9 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 pathtype = 0
                             w = abs(width)
                             half = width // 2 if width >= 0 else -((-width) // 2)
-                            b_ext = bgnx if has_bgn else (half if (pathtype == 1 or pathtype == 2) else 0)
-                            e_ext = endx if has_end else (half if (pathtype == 1 or pathtype == 2) else 0)
+                            sq = pathtype == 1 or pathtype == 2
+                            b_ext = bgnx if has_bgn else (half if sq else 0)
+                            e_ext = endx if has_end else (half if sq else 0)
                             if w == 0:
                                 out[7] += 1
                             else:

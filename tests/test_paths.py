@@ -16,7 +16,8 @@ def klayout_polygon(pts, width, pathtype, bgn=None, end=None):
     e = end if end is not None else (half if pathtype in (1, 2) else 0)
     path = kdb.Path([kdb.Point(int(x), int(y)) for x, y in pts], abs(width), b, e, pathtype == 1)
     poly = path.polygon()
-    return np.array([[p.x, p.y] for p in poly.each_point_hull()], dtype=np.int64), poly.area2(), poly.bbox()
+    pts = np.array([[p.x, p.y] for p in poly.each_point_hull()], dtype=np.int64)
+    return pts, poly.area2(), poly.bbox()
 
 
 def area2(a):
