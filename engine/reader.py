@@ -456,36 +456,46 @@ def _poly_bbox(vtx, a, b, pb, ip):
 
 
 @jit
+def _i32u(buf, p):
+    """Big-endian int32 at unsigned offset p (unsigned indexing: no negative-index wraparound
+    code in the hot loops)."""
+    v = ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
+         | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
+    return np.int32(v)
+
+
+@jit
 def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     """BOUNDARY points (closing point dropped) into vtx[iv:], bbox into poly_bbox[ip].
     Returns the new vertex count; unchanged when fewer than 3 points remain."""
     m = nxy
-    last = xy + 8 * (m - 1)
-    if m > 1 and _i32(buf, xy) == _i32(buf, last) and _i32(buf, xy + 4) == _i32(buf, last + 4):
+    p0 = np.uint64(xy)
+    last = np.uint64(xy + 8 * (m - 1))
+    if m > 1 and _i32u(buf, p0) == _i32u(buf, last) and \
+            _i32u(buf, p0 + np.uint64(4)) == _i32u(buf, last + np.uint64(4)):
         m -= 1
     if m < 3:
         return iv
-    x0 = _i32(buf, xy)
-    y0 = _i32(buf, xy + 4)
+    x0 = _i32u(buf, p0)
+    y0 = _i32u(buf, p0 + np.uint64(4))
     x1 = x0
     y1 = y0
-    for j in range(m):
-        x = _i32(buf, xy + 8 * j)
-        y = _i32(buf, xy + 8 * j + 4)
-        vtx[iv + j, 0] = x
-        vtx[iv + j, 1] = y
-        if x < x0:
-            x0 = x
-        elif x > x1:
-            x1 = x
-        if y < y0:
-            y0 = y
-        elif y > y1:
-            y1 = y
-    poly_bbox[ip, 0] = x0
-    poly_bbox[ip, 1] = y0
-    poly_bbox[ip, 2] = x1
-    poly_bbox[ip, 3] = y1
+    base = np.uint64(iv)
+    for j in range(np.uint64(m)):
+        q = p0 + np.uint64(8) * j
+        x = _i32u(buf, q)
+        y = _i32u(buf, q + np.uint64(4))
+        vtx[base + j, 0] = x
+        vtx[base + j, 1] = y
+        x0 = min(x0, x)
+        x1 = max(x1, x)
+        y0 = min(y0, y)
+        y1 = max(y1, y)
+    ipu = np.uint64(ip)
+    poly_bbox[ipu, 0] = x0
+    poly_bbox[ipu, 1] = y0
+    poly_bbox[ipu, 2] = x1
+    poly_bbox[ipu, 3] = y1
     return iv + m
 
 
