@@ -91,55 +91,57 @@ NSTATS = 20
 
 @jit
 def _u16(buf, p):
-    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    q = np.uint64(p)   # unsigned index: no negative-index wraparound code
+    return np.int64((np.uint32(buf[q]) << np.uint32(8)) | np.uint32(buf[q + np.uint64(1)]))
 
 
 @jit
 def _i16(buf, p):
-    v = (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
-    return v - 65536 if v >= 32768 else v
+    q = np.uint64(p)
+    return np.int64(np.int16((np.uint16(buf[q]) << np.uint16(8)) | np.uint16(buf[q + np.uint64(1)])))
 
 
 @jit
 def _i32(buf, p):
-    v = ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8)
-         | np.int64(buf[p + 3]))
-    return v - 4294967296 if v >= 2147483648 else v
+    q = np.uint64(p)
+    v = ((np.uint32(buf[q]) << np.uint32(24)) | (np.uint32(buf[q + np.uint64(1)]) << np.uint32(16))
+         | (np.uint32(buf[q + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[q + np.uint64(3)]))
+    return np.int64(np.int32(v))
+
+
+@jit
+def _byte(buf, p):
+    return np.int64(buf[np.uint64(p)])
+
+
+def _tables():
+    kind = np.zeros(256, dtype=np.int64)
+    for rt, k in ((R.BOUNDARY, K_BOUNDARY), (R.PATH, K_PATH), (R.SREF, K_SREF), (R.AREF, K_AREF),
+                  (R.TEXT, K_TEXT), (R.NODE, K_NODE), (R.BOX, K_BOX), (0x14, K_TEXTNODE)):
+        kind[rt] = k
+    minlen = np.full(256, 4, dtype=np.int64)
+    for rt in (R.LAYER, R.DATATYPE, R.BOXTYPE, R.PATHTYPE, R.STRANS):
+        minlen[rt] = 6
+    for rt in (R.WIDTH, R.BGNEXTN, R.ENDEXTN, R.COLROW):
+        minlen[rt] = 8
+    minlen[R.MAG] = minlen[R.ANGLE] = 12
+    minlen[R.UNITS] = 20
+    return kind, minlen
+
+
+# record type -> element kind (K_NONE for non-element records); smallest length of the records
+# whose data the loader reads. Module-level arrays are compile-time constants in the kernels.
+ELEM_KIND, MIN_LEN = _tables()
 
 
 @jit
 def _elem_kind(rt):
-    if rt == R.BOUNDARY:
-        return K_BOUNDARY
-    if rt == R.PATH:
-        return K_PATH
-    if rt == R.SREF:
-        return K_SREF
-    if rt == R.AREF:
-        return K_AREF
-    if rt == R.TEXT:
-        return K_TEXT
-    if rt == R.NODE:
-        return K_NODE
-    if rt == R.BOX:
-        return K_BOX
-    if rt == 0x14:  # TEXTNODE
-        return K_TEXTNODE
-    return K_NONE
+    return ELEM_KIND[np.uint64(rt) & np.uint64(255)]
 
 
 @jit
 def _min_len(rt):
-    """Smallest record length for the records whose data the loader reads."""
-    if rt == R.LAYER or rt == R.DATATYPE or rt == R.BOXTYPE or rt == R.PATHTYPE or rt == R.STRANS:
-        return 6
-    if rt == R.WIDTH or rt == R.BGNEXTN or rt == R.ENDEXTN or rt == R.COLROW:
-        return 8
-    if rt == R.MAG or rt == R.ANGLE:
-        return 12
-    if rt == R.UNITS:
-        return 20
-    return 4
+    return MIN_LEN[np.uint64(rt) & np.uint64(255)]
 
 
 @jit
@@ -169,7 +171,7 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
         if pos + 4 > n:
             return _fail(stats, E_TRUNC, pos, -1)
         ln = _u16(buf, pos)
-        rt = np.int64(buf[pos + 2])
+        rt = _byte(buf, pos + 2)
         if nrec == 0 and (rt != R.HEADER or ln < 6):
             return _fail(stats, E_NOHEADER, pos, rt)
         if ln < 4:
@@ -540,8 +542,8 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
         cols = 1
         rows = 1
         while pos < end:
-            ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
-            rt = buf[pos + 2]
+            ln = _u16(buf, pos)
+            rt = _byte(buf, pos + 2)
             if kind == K_NONE:
                 if rt == R.BOUNDARY:
                     # fast path: BOUNDARY LAYER DATATYPE XY ENDEL (the common shape)
