@@ -98,7 +98,8 @@ def _u16(buf, p):
 @jit
 def _i16(buf, p):
     q = np.uint64(p)
-    return np.int64(np.int16((np.uint16(buf[q]) << np.uint16(8)) | np.uint16(buf[q + np.uint64(1)])))
+    v = (np.uint16(buf[q]) << np.uint16(8)) | np.uint16(buf[q + np.uint64(1)])
+    return np.int64(np.int16(v))
 
 
 @jit
