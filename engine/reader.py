@@ -819,6 +819,7 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
     y0 = np.inf
     x1 = -np.inf
     y1 = -np.inf
+    r = np.uint64(r)
     m0 = ref_mat[r, 0]
     m1 = ref_mat[r, 1]
     m2 = ref_mat[r, 2]
@@ -873,7 +874,7 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, re
         y0 = big
         x1 = -big
         y1 = -big
-        for p in range(cell_poly_off[c], cell_poly_off[c + 1]):
+        for p in range(np.uint64(cell_poly_off[c]), np.uint64(cell_poly_off[c + 1])):
             x0 = min(x0, np.int64(poly_bbox[p, 0]))
             y0 = min(y0, np.int64(poly_bbox[p, 1]))
             x1 = max(x1, np.int64(poly_bbox[p, 2]))
