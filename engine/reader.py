@@ -863,12 +863,11 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
 
 @jit
 def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, ref_cols, ref_rows,
-            ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox, ref_parent, by_child,
-            child_off, pending, queue):
-    """Bottom-up bboxes (Kahn's order over child -> parent). Returns cells processed
-    (< ncell means a reference cycle)."""
+            ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox, color, stack, order):
+    """Bottom-up bboxes. A post-order DFS (iterative, explicit stack) gives children before
+    parents; then each cell's placements (contiguous rows) are boxed from the children's final
+    bboxes. Returns the number of cells ordered, or -1 on a reference cycle."""
     big = BIG
-    nref = ref_cell.shape[0]
     for c in range(ncell):
         x0 = big
         y0 = big
@@ -883,38 +882,43 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, re
         cell_own_bbox[c, 1] = y0
         cell_own_bbox[c, 2] = x1
         cell_own_bbox[c, 3] = y1
-        cell_bbox[c, 0] = x0
-        cell_bbox[c, 1] = y0
-        cell_bbox[c, 2] = x1
-        cell_bbox[c, 3] = y1
-        pending[c] = cell_ref_off[c + 1] - cell_ref_off[c]
-        for r in range(cell_ref_off[c], cell_ref_off[c + 1]):
-            ref_parent[r] = c
-    # refs grouped by child (counting sort)
-    for c in range(ncell + 1):
-        child_off[c] = 0
-    for r in range(nref):
-        child_off[ref_cell[r] + 1] += 1
-    for c in range(ncell):
-        child_off[c + 1] += child_off[c]
-    fill = child_off[:ncell].copy()
-    for r in range(nref):
-        ch = ref_cell[r]
-        by_child[fill[ch]] = r
-        fill[ch] += 1
-    head = 0
-    tail = 0
-    for c in range(ncell):
-        if pending[c] == 0:
-            queue[tail] = c
-            tail += 1
+        color[c] = 0
+    # post-order DFS: stack holds (cell, next ref row) pairs
+    n = 0
+    for root in range(ncell):
+        if color[root] != 0:
+            continue
+        sp = 0
+        stack[0, 0] = root
+        stack[0, 1] = cell_ref_off[root]
+        color[root] = 1
+        while sp >= 0:
+            c = stack[sp, 0]
+            r = stack[sp, 1]
+            if r >= cell_ref_off[c + 1]:
+                color[c] = 2
+                order[n] = c
+                n += 1
+                sp -= 1
+                continue
+            stack[sp, 1] = r + 1
+            ch = ref_cell[r]
+            if color[ch] == 1:
+                return -1
+            if color[ch] == 0:
+                color[ch] = 1
+                sp += 1
+                stack[sp, 0] = ch
+                stack[sp, 1] = cell_ref_off[ch]
     tmp = np.empty(4, dtype=np.int64)
-    while head < tail:
-        c = queue[head]
-        head += 1
-        b = cell_bbox[c]
-        for k in range(child_off[c], child_off[c + 1]):
-            r = by_child[k]
+    for k in range(n):
+        c = order[k]
+        x0 = cell_own_bbox[c, 0]
+        y0 = cell_own_bbox[c, 1]
+        x1 = cell_own_bbox[c, 2]
+        y1 = cell_own_bbox[c, 3]
+        for r in range(np.uint64(cell_ref_off[c]), np.uint64(cell_ref_off[c + 1])):
+            b = cell_bbox[ref_cell[r]]
             if b[0] > b[2]:
                 ref_bbox[r, 0] = big
                 ref_bbox[r, 1] = big
@@ -926,17 +930,15 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, re
                 ref_bbox[r, 1] = tmp[1]
                 ref_bbox[r, 2] = tmp[2]
                 ref_bbox[r, 3] = tmp[3]
-                pa = ref_parent[r]
-                cell_bbox[pa, 0] = min(cell_bbox[pa, 0], tmp[0])
-                cell_bbox[pa, 1] = min(cell_bbox[pa, 1], tmp[1])
-                cell_bbox[pa, 2] = max(cell_bbox[pa, 2], tmp[2])
-                cell_bbox[pa, 3] = max(cell_bbox[pa, 3], tmp[3])
-            pa = ref_parent[r]
-            pending[pa] -= 1
-            if pending[pa] == 0:
-                queue[tail] = pa
-                tail += 1
-    return tail
+                x0 = min(x0, tmp[0])
+                y0 = min(y0, tmp[1])
+                x1 = max(x1, tmp[2])
+                y1 = max(y1, tmp[3])
+        cell_bbox[c, 0] = x0
+        cell_bbox[c, 1] = y0
+        cell_bbox[c, 2] = x1
+        cell_bbox[c, 3] = y1
+    return n
 
 
 # --------------------------------------------------------------------------------------------
@@ -1145,8 +1147,7 @@ def load_gdsii(path, layers=None):
     ref_bbox = np.empty((nr, 4), dtype=np.int64)
     done = _bboxes(C, cell_poly_off, cell_ref_off, poly_bbox[:P], ref_cell, ref_mat, ref_cols,
                    ref_rows, ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox,
-                   np.empty(nr, np.int64), np.empty(nr, np.int64), np.empty(C + 1, np.int64),
-                   np.empty(C, np.int64), np.empty(C, np.int64))
+                   np.empty(C, np.int8), np.empty((C + 1, 2), np.int64), np.empty(C, np.int64))
     if done < C:
         _raise_cycle(cell_ref_off, ref_cell, names, s_bgn, path)
     referenced = np.zeros(C, dtype=bool)
