@@ -546,8 +546,9 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
             ln = _u16(buf, pos)
             rt = _byte(buf, pos + 2)
             if kind == K_NONE:
-                if rt == R.BOUNDARY:
-                    # fast path: BOUNDARY LAYER DATATYPE XY ENDEL (the common shape)
+                if rt == R.BOUNDARY and ln == 4:
+                    # fast path: BOUNDARY LAYER DATATYPE XY ENDEL (the common shape); walks
+                    # the same record chain the scan validated and counted
                     p1 = pos + 4
                     p2 = p1 + 6
                     p3 = p2 + 6
