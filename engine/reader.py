@@ -584,7 +584,7 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     ip += 1
                                 else:
                                     out[6] += 1
-                            pos = p4 + 4
+                            pos = p4 + _u16(buf, p4)   # the ENDEL's own length
                             continue
                 k = _elem_kind(rt)
                 if k != K_NONE:
