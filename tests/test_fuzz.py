@@ -170,7 +170,7 @@ OPS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(base=st.integers(0, 100), ops=st.lists(OPS, min_size=1, max_size=4))
 def test_fuzz_mutations(base, ops):
@@ -261,10 +261,10 @@ def test_fuzz_under_boundscheck(tmp_path):
                PYTHONPATH=os.pathsep.join([str(HERE.parent), str(HERE),
                                            os.environ.get("PYTHONPATH", "")]))
     code = (f"import sys; sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]; "
-            f"import test_fuzz; sys.exit(test_fuzz.boundscheck_main(150, 7, {str(tmp_path)!r}))")
+            f"import test_fuzz; sys.exit(test_fuzz.boundscheck_main(300, 7, {str(tmp_path)!r}))")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=600, cwd=str(HERE.parent))
     out = p.stdout + p.stderr
-    assert "SUMMARY n=150" in out, out[-4000:]
+    assert "SUMMARY n=300" in out, out[-4000:]
     assert "IndexError" not in out, out[-6000:]
     assert p.returncode == 0, out[-6000:]
