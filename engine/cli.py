@@ -514,8 +514,6 @@ def _delegate(module):
 # ---------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    import warnings  # numba warns on njit(nopython=True) (engine.jit); not the user's concern
-    warnings.filterwarnings("ignore", message="nopython is set for njit", category=RuntimeWarning)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
     try:
