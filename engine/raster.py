@@ -425,20 +425,19 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 
 @njit(inline="always")
 def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
-    """Mark pixel pix as crossed by polygon i. owner: -1 none, i, -2 several (or a complex
-    polygon). "Several" pixels are listed in fpix and keep the linked list of their polygons:
-    head[pix] -> pairs[t] = (polygon, next). Polygons are walked one after the other, so the
-    list head tells whether i is recorded already."""
+    """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon,
+    -2 - j several polygons (or a complex one), j the last one listed. "Several" pixels are listed
+    in fpix and keep the linked list of their polygons: head[pix] -> pairs[t] = (polygon, next).
+    Polygons are walked one after the other, so owner alone tells whether i is listed already."""
     o = owner[pix]
-    if o == i:
+    if o == i or o == -2 - i:
         return
     if o == -1 and simple:
         owner[pix] = i
         return
     n = npairs[0]
     cap = pairs.shape[0]
-    if o != -2:
-        owner[pix] = -2
+    if o >= -1:
         f = nflag[0]
         fpix[f] = pix
         nflag[0] = f + 1
@@ -450,15 +449,13 @@ def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
             prev = n
             n += 1
     else:
-        t = head[pix]
-        if t < cap and pairs[t, 0] == i:
-            return
-        prev = t
+        prev = head[pix]
     if n < cap:
         pairs[n, 0] = i
         pairs[n, 1] = prev
     head[pix] = n
     npairs[0] = n + 1
+    owner[pix] = -2 - i
 
 
 @jit
@@ -907,7 +904,7 @@ def _finish_gray(count, count2, has_complex, acc, owner, cov, nrows, ncols, inve
             o = owner[b + c]
             if o == -1:
                 f = 1.0 if count[b + c] != 0 else 0.0
-            elif o == -2 and cov[b + c] >= 0.0:
+            elif o <= -2 and cov[b + c] >= 0.0:
                 f = cov[b + c]
             elif has_complex and count2[b + c] != 0:
                 f = 1.0
