@@ -284,7 +284,7 @@ class WindowRun:
 
 def run_windows(layout, windows, *, pixel_size, mode="binary", layers=None, cell=None, depth=None,
                 workers=None, ordered=False, on_result=None, copy=True, formatter=None,
-                images=True, ring_slots=None, pin=True, _compute=None):
+                images=True, ring_slots=None, pin=True, stage=None):
     """Rasterize many windows of a layout in parallel.
 
     layout: a GDSII path, a saved DBLoad path (``*.dbload``) or an open Layout (not closed here).
@@ -298,9 +298,10 @@ def run_windows(layout, windows, *, pixel_size, mode="binary", layers=None, cell
     on_result: called with each Result instead of iterating; returns a summary dict.
     ring_slots: image slots in the shared ring (memory bound; default 2 * workers + 2).
     pin: pin worker w to the w-th usable core.
-    _compute: replaces the per-window stage, ``_compute(layout, window, options) -> (image,
-        polygon count)`` (the CLI's polygon formats pass engine.formats.ExplodeCompute); what it
-        returns as image goes to the formatter and, unless a uint8 array fits the ring, is pickled.
+    stage: the per-window work, default explode + rasterize. ``stage(layout, window, options) ->
+        (image, polygon count)``; ``engine.formats.ExplodeCompute(clip)`` returns the window's
+        Polygons instead (polygon clips: GDSII / NPZ). What it returns as image goes to the
+        formatter and, unless it is a uint8 array that fits the ring, is pickled back.
 
     Returns an iterator (WindowRun) of Results with name, index, window, image, polygons,
     seconds, error (None when the window succeeded) and output. Closing or dropping it stops
@@ -333,7 +334,7 @@ def run_windows(layout, windows, *, pixel_size, mode="binary", layers=None, cell
     try:
         run = WindowRun(lay, specs, defaults, workers=workers, ordered=ordered, copy=copy,
                         formatter=formatter, images=images, ring_slots=ring_slots, pin=pin,
-                        compute=_compute or _rasterize, own_layout=own)
+                        compute=stage or _rasterize, own_layout=own)
     except BaseException:
         if own:
             lay.close()

@@ -375,7 +375,7 @@ def execute(lay, specs, args, *, out_dir, fmt, compression=None, overwrite=False
               formatter=formatter, images=False)
     if polygons:  # workers explode instead of rasterizing; pixel_size is then unused
         from engine.formats import ExplodeCompute
-        kw.update(pixel_size=args.pixel_size or 1.0, _compute=ExplodeCompute(args.clip))
+        kw.update(pixel_size=args.pixel_size or 1.0, stage=ExplodeCompute(args.clip))
     show = progress if progress is not None else (not quiet and sys.stderr.isatty())
     bar = Progress(len(specs), enabled=show)
     done = failed = nbytes = 0
