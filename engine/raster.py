@@ -48,13 +48,16 @@ How (all numba kernels, scratch reused):
   their bounding box. Inside = count > 0.
 * gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
   (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
-  polygon's boundary crosses it. Pixels crossed by no boundary: 0 / 255 from the binary count.
-  Crossed by one simple polygon: the accumulated area (clamped to 1) is exact. Crossed by several:
-  if their boxes do not overlap inside the pixel, the accumulated sum is exact too; otherwise the
-  pixel's covered area is computed alone: polygons not crossing it are constant there (count at the
-  centre), the union of boxes for rectangles, else the crossing polygons' edges clipped to the pixel
-  (parts left of it projected onto its left side) are swept in sub-bands split at every end point
-  and crossing, tracking each polygon's own winding.
+  simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap). Pixels crossed
+  by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
+  area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
+  polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
+  pixel. If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
+  overlap, the accumulated sum is exact; otherwise the pixel's covered area is computed alone:
+  the union of boxes for rectangles, else the polygons' edges clipped to the pixel (parts left of
+  it projected onto its left side), where a polygon whose boundary misses the open pixel is
+  constant there (its centre winding says all or nothing), are swept in sub-bands split at every
+  end point and crossing, tracking each polygon's own winding.
 """
 from __future__ import annotations
 
@@ -68,6 +71,7 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
+TILE = 4               # pixels per side of the tiles indexing polygons for the exact pass
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
@@ -424,46 +428,29 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @njit(inline="always")
-def _visit(pix, i, simple, owner, head, pairs, npairs, fpix, nflag):
-    """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon,
-    -2 - j several polygons (or a complex one), j the last one listed. "Several" pixels are listed
-    in fpix and keep the linked list of their polygons: head[pix] -> pairs[t] = (polygon, next).
-    Polygons are walked one after the other, so owner alone tells whether i is listed already."""
+def _mark(pix, i, simple, owner, fpix, nflag):
+    """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon, -2
+    several polygons (or a complex one); "several" pixels are listed once in fpix (their polygons
+    are found later through the tile index). Polygons are walked one after the other, so a
+    pixel owned by i is only revisited by i."""
     o = owner[pix]
-    if o == i or o == -2 - i:
+    if o == i or o == -2:
         return
     if o == -1 and simple:
         owner[pix] = i
         return
-    n = npairs[0]
-    cap = pairs.shape[0]
-    if o >= -1:
-        f = nflag[0]
-        fpix[f] = pix
-        nflag[0] = f + 1
-        prev = -1
-        if o >= 0:
-            if n < cap:
-                pairs[n, 0] = o
-                pairs[n, 1] = -1
-            prev = n
-            n += 1
-    else:
-        prev = head[pix]
-    if n < cap:
-        pairs[n, 0] = i
-        pairs[n, 1] = prev
-    head[pix] = n
-    npairs[0] = n + 1
-    owner[pix] = -2 - i
+    f = nflag[0]
+    fpix[f] = pix
+    nflag[0] = f + 1
+    owner[pix] = -2
 
 
 @jit
-def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npairs, fpix, nflag):
+def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _visit for the per-pixel polygon lists; npairs[0] may exceed the capacity: grow, redo)."""
+    see _mark)."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -488,7 +475,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npair
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
+                    _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -519,7 +506,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npair
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
                     if inner:
-                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
                 continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
@@ -549,7 +536,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npair
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -579,7 +566,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, head, pairs, npair
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _visit(r * ncols + c, i, doacc, owner, head, pairs, npairs, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
                     cu = nu
                     cv = nv
                     c += 1
@@ -658,12 +645,58 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
     return area
 
 
+@njit(inline="always")
+def _tile_span(bbox, i, nrows, ncols, T):
+    """Tiles (T x T pixels) holding the pixels whose open interior meets the open box of i."""
+    c0 = max(int(math.floor(bbox[i, 0])), 0)
+    c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
+    r0 = max(int(math.floor(bbox[i, 2])), 0)
+    r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+    return c0 // T, c1 // T, r0 // T, r1 // T, c0 <= c1 and r0 <= r1
+
+
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head, k_start, nflag,
+def _tile_index(cls, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
+    """CSR of polygons per tile: tstart (ntiles+1), tlist. fill=False: count only (tstart[t+1]
+    = count, then prefix sum; returns the total); fill=True: write tlist (tstart as counted)."""
+    nt = tstart.shape[0] - 1
+    if not fill:
+        for t in range(nt + 1):
+            tstart[t] = 0
+    for i in range(cls.shape[0]):
+        if cls[i] == 0:
+            continue
+        tc0, tc1, tr0, tr1, ok = _tile_span(bbox, i, nrows, ncols, T)
+        if not ok:
+            continue
+        for tr in range(tr0, tr1 + 1):
+            for tc in range(tc0, tc1 + 1):
+                t = tr * ntc + tc
+                if fill:
+                    tlist[tstart[t]] = i
+                    tstart[t] += 1
+                else:
+                    tstart[t + 1] += 1
+    if fill:
+        # tstart[t] now holds the end of tile t: shift back
+        for t in range(nt, 0, -1):
+            tstart[t] = tstart[t - 1]
+        tstart[0] = 0
+        return tstart[nt]
+    for t in range(nt):
+        tstart[t + 1] += tstart[t]
+    return tstart[nt]
+
+
+@jit
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tstart, tlist,
+           k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
     because the polygons crossing the pixel are simple and their boxes do not overlap there).
-    cov is per pixel; the polygons of pixel pix are the linked list head[pix] -> pairs[.., 1].
+    cov is per pixel. The polygons of a pixel are those of its tile whose open box meets the open
+    pixel: every polygon crossing it or covering any of it (the ones covering all of it are
+    exactly the full boxes below).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -674,12 +707,16 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
         r = pix // ncols
         c = pix - r * ncols
         npoly = 0
-        t = head[pix]
-        while t >= 0:
-            if npoly < K:
-                plocal[npoly] = pairs[t, 0]
-            npoly += 1
-            t = pairs[t, 1]
+        tt = (r // T) * ntc + c // T
+        fc = float(c)
+        fr_ = float(r)
+        for t in range(tstart[tt], tstart[tt + 1]):
+            i = tlist[t]
+            if (bbox[i, 0] < fc + 1.0 and bbox[i, 1] > fc and bbox[i, 2] < fr_ + 1.0
+                    and bbox[i, 3] > fr_):
+                if npoly < K:
+                    plocal[npoly] = i
+                npoly += 1
         if npoly > K:
             need[0] = 0
             need[1] = 0
@@ -688,6 +725,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
         # quick paths: boxes clipped to the pixel
         allrect = True
         anycomplex = False
+        fullrect = False
         for jj in range(npoly):
             i = plocal[jj]
             bx[jj, 0] = min(max(bbox[i, 0], c), c + 1.0)
@@ -696,8 +734,14 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
             bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
             if rect[i] == 0:
                 allrect = False
+            elif (bx[jj, 0] == c and bx[jj, 1] == c + 1.0 and bx[jj, 2] == r
+                    and bx[jj, 3] == r + 1.0):
+                fullrect = True
             if cls[i] == 2:
                 anycomplex = True
+        if fullrect:
+            cov[pix] = 1.0
+            continue
         if not anycomplex:
             overlap = False
             for p in range(npoly):
@@ -711,17 +755,8 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
             if not overlap:
                 cov[pix] = -1.0
                 continue
-        # background: polygons whose boundary does not cross this pixel
-        inside_here = 0
-        for j in range(npoly):
-            i = plocal[j]
-            if _centre_winding(uv, offsets[i], offsets[i + 1], r, c, ncols) != 0:
-                inside_here += 1
-        bg = count[pix] - inside_here
-        if bg > 0:
-            cov[pix] = 1.0
-            continue
         if allrect:
+            # every polygon meeting the pixel is listed: the union of their clipped boxes
             cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
             continue
         # pieces clipped to the pixel; parts left of it projected onto its left side
@@ -731,13 +766,18 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
         cl = float(c)
         cr = float(c + 1)
         overflow = False
+        full = False
         for jj in range(npoly):
             i = plocal[jj]
             s, e = offsets[i], offsets[i + 1]
+            mstart = m
+            meets = False   # does the boundary of i meet the open pixel?
             for q in range(s, e):
                 q2 = q + 1 if q + 1 < e else s
                 u0, v0, u1, v1 = uv[q, 0], uv[q, 1], uv[q2, 0], uv[q2, 1]
                 if v0 == v1:
+                    if fr < v0 < fr1 and min(u0, u1) < cr and max(u0, u1) > cl:
+                        meets = True
                     continue
                 d = 1 if v1 > v0 else -1
                 if v0 > v1:
@@ -778,6 +818,8 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
                         ub_ = ua + (p1 - va) * (ub - ua) / (vb - va)
                     if um >= cr:
                         continue
+                    if um > cl:
+                        meets = True
                     if m >= P:
                         overflow = True
                         m += 1
@@ -795,6 +837,16 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, pairs, head,
                     pd[m] = d
                     pj[m] = jj
                     m += 1
+            if not meets:
+                # i is constant on the pixel (its centre is >= 1/2 pixel from i's boundary):
+                # all of it or none of it
+                m = mstart
+                if _centre_winding(uv, s, e, r, c, ncols) != 0:
+                    full = True
+                    break
+        if full:
+            cov[pix] = 1.0
+            continue
         if overflow:
             need[0] = m
             need[1] = 0
@@ -1031,25 +1083,23 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     if mode == "binary":
         _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
         return
-    W = cols + 1
-    cap = max(getattr(sc, "pairs_hint", 0), xy.shape[0], 1024)
-    while True:
-        acc = sc.get("acc", rows * W, np.float32, zero=True)
-        owner = sc.get("owner", npx, np.int32)
-        owner.fill(-1)
-        head = sc.get("head", npx, np.int32)  # only read where written
-        fpix = sc.get("fpix", npx, np.int32)
-        pairs = sc.get("pairs", 2 * cap, np.int32).reshape(-1, 2)
-        npairs = sc.get("npairs", 1, np.int64, zero=True)
-        nfl = sc.get("nflag", 1, np.int64, zero=True)
-        _walk(uv, off, cls, orient, rows, cols, acc, owner, head, pairs, npairs, fpix, nfl)
-        sc.pairs_hint = int(npairs[0])
-        if npairs[0] <= cap:
-            break
-        cap = int(npairs[0]) + 1024
+    acc = sc.get("acc", rows * (cols + 1), np.float32, zero=True)
+    owner = sc.get("owner", npx, np.int32)
+    owner.fill(-1)
+    fpix = sc.get("fpix", npx, np.int32)
+    nfl = sc.get("nflag", 1, np.int64, zero=True)
+    _walk(uv, off, cls, orient, rows, cols, acc, owner, fpix, nfl)
     nflag = int(nfl[0])
     cov = sc.get("cov", npx, np.float32)  # only read where written
     if nflag:
+        T = TILE
+        ntc = (cols + T - 1) // T
+        ntiles = ntc * ((rows + T - 1) // T)
+        tstart = sc.get("tstart", ntiles + 1, np.int64)
+        total = _tile_index(cls, bbox, rows, cols, T, ntc, tstart, tstart[:0].astype(np.int32),
+                            False)
+        tlist = sc.get("tlist", total, np.int32)
+        _tile_index(cls, bbox, rows, cols, T, ntc, tstart, tlist, True)
         caps = [64, 256, 16]
         need = sc.get("need", 3, np.int64)
         k = 0
@@ -1068,7 +1118,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
             xb = sc.get("xb", 2 * cap_k, np.float64)
             iv0 = sc.get("iv0", cap_k, np.float64)
             iv1 = sc.get("iv1", cap_k, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, pairs, head, k, nflag,
+            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, T, ntc, tstart, tlist, k, nflag,
                        cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
             if k < nflag:
                 caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
