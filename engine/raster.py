@@ -71,7 +71,7 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
-TILE = 4               # pixels per side of the tiles indexing polygons for the exact pass
+TILE = 2               # pixels per side of the tiles indexing polygons for the exact pass
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
