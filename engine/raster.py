@@ -52,7 +52,9 @@ How (all numba kernels, scratch reused):
   by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
   area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
   polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
-  pixel. If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
+  pixel; a rectangle is left out of the tiles whose pixels it covers whole, as those pixels are
+  settled first by a full-cover buffer (2-D difference of each rectangle's wholly covered
+  pixels). If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
   overlap, the accumulated sum is exact; otherwise the pixel's covered area is computed alone:
   the union of boxes for rectangles, else the polygons' edges clipped to the pixel (parts left of
   it projected onto its left side), where a polygon whose boundary misses the open pixel is
@@ -646,19 +648,55 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
 
 
 @njit(inline="always")
-def _tile_span(bbox, i, nrows, ncols, T):
-    """Tiles (T x T pixels) holding the pixels whose open interior meets the open box of i."""
-    c0 = max(int(math.floor(bbox[i, 0])), 0)
-    c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
-    r0 = max(int(math.floor(bbox[i, 2])), 0)
-    r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
-    return c0 // T, c1 // T, r0 // T, r1 // T, c0 <= c1 and r0 <= r1
+def _inner_range(a, b, n):
+    """Pixels k (clamped to [0, n)) with [k, k+1] inside [a, b]."""
+    return max(int(math.ceil(a)), 0), min(int(math.floor(b)) - 1, n - 1)
 
 
 @jit
-def _tile_index(cls, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
-    """CSR of polygons per tile: tstart (ntiles+1), tlist. fill=False: count only (tstart[t+1]
-    = count, then prefix sum; returns the total); fill=True: write tlist (tstart as counted)."""
+def _full_cover(cls, rect, bbox, nrows, ncols, fullc):
+    """fullc[r * (ncols+1) + c] > 0 where a rectangle covers all of pixel (r, c) (2-D difference
+    buffer of (nrows+1) x (ncols+1), zeroed; prefix-summed here)."""
+    W = ncols + 1
+    for i in range(cls.shape[0]):
+        if cls[i] != 1 or rect[i] == 0:
+            continue
+        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
+        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
+        if ca > cb or ra > rb:
+            continue
+        fullc[ra * W + ca] += 1
+        fullc[ra * W + cb + 1] -= 1
+        fullc[(rb + 1) * W + ca] -= 1
+        fullc[(rb + 1) * W + cb + 1] += 1
+    for r in range(1, nrows):
+        b = r * W
+        for c in range(W):
+            fullc[b + c] += fullc[b - W + c]
+    for r in range(nrows):
+        b = r * W
+        acc = 0
+        for c in range(W):
+            acc += fullc[b + c]
+            fullc[b + c] = acc
+
+
+@njit(inline="always")
+def _tile_add(t, i, tstart, tlist, fill):
+    if fill:
+        tlist[tstart[t]] = i
+        tstart[t] += 1
+    else:
+        tstart[t + 1] += 1
+
+
+@jit
+def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
+    """CSR of polygons per tile (T x T pixels): every polygon whose open box meets the open
+    interior of a pixel of the tile, except that a rectangle is left out of the tiles where every
+    such pixel is one it covers whole (those pixels are settled by _full_cover). tstart
+    (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total); fill=True:
+    write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
@@ -666,17 +704,29 @@ def _tile_index(cls, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
     for i in range(cls.shape[0]):
         if cls[i] == 0:
             continue
-        tc0, tc1, tr0, tr1, ok = _tile_span(bbox, i, nrows, ncols, T)
-        if not ok:
+        c0 = max(int(math.floor(bbox[i, 0])), 0)
+        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
+        r0 = max(int(math.floor(bbox[i, 2])), 0)
+        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+        if c0 > c1 or r0 > r1:
             continue
-        for tr in range(tr0, tr1 + 1):
-            for tc in range(tc0, tc1 + 1):
-                t = tr * ntc + tc
-                if fill:
-                    tlist[tstart[t]] = i
-                    tstart[t] += 1
-                else:
-                    tstart[t + 1] += 1
+        ca, cb = c1 + 1, c0 - 1   # inner (wholly covered) columns / rows: none
+        ra, rb = r1 + 1, r0 - 1
+        if rect[i] != 0:
+            ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
+            ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
+        tc0, tc1 = c0 // T, c1 // T
+        for tr in range(r0 // T, r1 // T + 1):
+            le = tc1         # tiles tc0..le and rs..tc1 of this tile row get i
+            rs = tc1 + 1
+            if (ca <= cb and max(tr * T, r0) >= ra and min(tr * T + T - 1, r1) <= rb):
+                # rows wholly covered: only tiles holding columns left of ca / right of cb
+                le = (ca - 1) // T if ca > c0 else tc0 - 1
+                rs = max((cb + 1) // T if c1 > cb else tc1 + 1, le + 1)
+            for tc in range(tc0, le + 1):
+                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
+            for tc in range(rs, tc1 + 1):
+                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
     if fill:
         # tstart[t] now holds the end of tile t: shift back
         for t in range(nt, 0, -1):
@@ -689,8 +739,8 @@ def _tile_index(cls, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tstart, tlist,
-           k_start, nflag,
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fullc, fpix, T, ntc, tstart,
+           tlist, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
     because the polygons crossing the pixel are simple and their boxes do not overlap there).
@@ -706,6 +756,9 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
         pix = fpix[k]
         r = pix // ncols
         c = pix - r * ncols
+        if fullc[r * (ncols + 1) + c] > 0:
+            cov[pix] = 1.0
+            continue
         npoly = 0
         tt = (r // T) * ntc + c // T
         fc = float(c)
@@ -1096,10 +1149,12 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         ntc = (cols + T - 1) // T
         ntiles = ntc * ((rows + T - 1) // T)
         tstart = sc.get("tstart", ntiles + 1, np.int64)
-        total = _tile_index(cls, bbox, rows, cols, T, ntc, tstart, tstart[:0].astype(np.int32),
-                            False)
+        fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
+        _full_cover(cls, rect, bbox, rows, cols, fullc)
+        total = _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart,
+                            tstart[:0].astype(np.int32), False)
         tlist = sc.get("tlist", total, np.int32)
-        _tile_index(cls, bbox, rows, cols, T, ntc, tstart, tlist, True)
+        _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart, tlist, True)
         caps = [64, 256, 16]
         need = sc.get("need", 3, np.int64)
         k = 0
@@ -1118,7 +1173,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
             xb = sc.get("xb", 2 * cap_k, np.float64)
             iv0 = sc.get("iv0", cap_k, np.float64)
             iv1 = sc.get("iv1", cap_k, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, T, ntc, tstart, tlist, k, nflag,
+            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fullc, fpix, T, ntc, tstart, tlist, k,
+                       nflag,
                        cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
             if k < nflag:
                 caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
