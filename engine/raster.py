@@ -448,11 +448,11 @@ def _mark(pix, i, simple, owner, fpix, nflag):
 
 
 @jit
-def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, fpix, nflag):
+def _walk(uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark)."""
+    see _mark). lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -488,14 +488,18 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, fpix, nflag):
                 continue
             ra = max(int(math.floor(v0)), 0)
             rb = min(int(math.ceil(v1)) - 1, nrows - 1)
+            if max(u0, u1) <= 0.0:
+                # wholly left of the window: d x its height in each row, into column 0; the
+                # full rows between its end rows through the row-difference buffer lacc
+                if doacc and ra <= rb:
+                    acc[ra * W] += d * (min(v1, ra + 1.0) - max(v0, float(ra)))
+                    if rb > ra:
+                        acc[rb * W] += d * (min(v1, rb + 1.0) - max(v0, float(rb)))
+                        lacc[ra + 1] += d
+                        lacc[rb] -= d
+                continue
             if u0 == u1:
                 # vertical: one column, hoisted out of the row loop
-                if u0 <= 0.0:
-                    if doacc:
-                        for r in range(ra, rb + 1):
-                            h = min(v1, r + 1.0) - max(v0, float(r))
-                            acc[r * W] += d * h
-                    continue
                 c = int(math.floor(u0))
                 fr = c + 1 - u0
                 inner = u0 != c
@@ -572,6 +576,10 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, owner, fpix, nflag):
                     cu = nu
                     cv = nv
                     c += 1
+    run = 0.0
+    for r in range(nrows):
+        run += lacc[r]
+        acc[r * W] += run
     return 0
 
 
@@ -1141,7 +1149,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     owner.fill(-1)
     fpix = sc.get("fpix", npx, np.int32)
     nfl = sc.get("nflag", 1, np.int64, zero=True)
-    _walk(uv, off, cls, orient, rows, cols, acc, owner, fpix, nfl)
+    lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
+    _walk(uv, off, cls, orient, rows, cols, acc, lacc, owner, fpix, nfl)
     nflag = int(nfl[0])
     cov = sc.get("cov", npx, np.float32)  # only read where written
     if nflag:
