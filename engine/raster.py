@@ -52,9 +52,10 @@ How (all numba kernels, scratch reused):
   by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
   area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
   polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
-  pixel; a rectangle is left out of the tiles whose pixels it covers whole, as those pixels are
-  settled first by a full-cover buffer (2-D difference of each rectangle's wholly covered
-  pixels). If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
+  pixel; a rectangle is left out of the tiles it covers whole and counted there instead (their
+  pixels are 1); when the rectangles' total area exceeds the image (heavy overlap) a full-cover
+  buffer (2-D difference of each rectangle's wholly covered pixels) settles such pixels first.
+  If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
   overlap, the accumulated sum is exact; otherwise the pixel's covered area is computed alone:
   the union of boxes for rectangles, else the polygons' edges clipped to the pixel (parts left of
   it projected onto its left side), where a polygon whose boundary misses the open pixel is
@@ -689,6 +690,18 @@ def _full_cover(cls, rect, bbox, nrows, ncols, fullc):
             fullc[b + c] = acc
 
 
+@jit
+def _rect_area(cls, rect, bbox, nrows, ncols):
+    """Total area (pixels) of the rectangles clipped to the image: more than the image means
+    heavy overlap, where _full_cover pays."""
+    a = 0.0
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] != 0:
+            a += ((min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0))
+                  * (min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)))
+    return a
+
+
 @njit(inline="always")
 def _tile_add(t, i, tstart, tlist, fill):
     if fill:
@@ -699,16 +712,18 @@ def _tile_add(t, i, tstart, tlist, fill):
 
 
 @jit
-def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
+def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fill):
     """CSR of polygons per tile (T x T pixels): every polygon whose open box meets the open
-    interior of a pixel of the tile, except that a rectangle is left out of the tiles where every
-    such pixel is one it covers whole (those pixels are settled by _full_cover). tstart
-    (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total); fill=True:
-    write tlist (tstart as counted)."""
+    interior of a pixel of the tile, except that a rectangle covering a whole tile is left out of
+    it and counted in tfull[tile] instead. tstart (ntiles+1), tlist, tfull (ntiles).
+    fill=False: count only (then prefix sum; returns the total); fill=True: write tlist (tstart
+    as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
+        for t in range(nt):
+            tfull[t] = 0
     for i in range(cls.shape[0]):
         if cls[i] == 0:
             continue
@@ -718,7 +733,7 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
-        ca, cb = c1 + 1, c0 - 1   # inner (wholly covered) columns / rows: none
+        ca, cb = c1 + 1, c0 - 1   # pixels wholly covered: none
         ra, rb = r1 + 1, r0 - 1
         if rect[i] != 0:
             ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
@@ -727,10 +742,13 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
         for tr in range(r0 // T, r1 // T + 1):
             le = tc1         # tiles tc0..le and rs..tc1 of this tile row get i
             rs = tc1 + 1
-            if (ca <= cb and max(tr * T, r0) >= ra and min(tr * T + T - 1, r1) <= rb):
-                # rows wholly covered: only tiles holding columns left of ca / right of cb
-                le = (ca - 1) // T if ca > c0 else tc0 - 1
-                rs = max((cb + 1) // T if c1 > cb else tc1 + 1, le + 1)
+            if ca <= cb and tr * T >= ra and tr * T + T - 1 <= rb:
+                # tile rows wholly covered: the tiles whose columns all lie in ca..cb are full
+                le = min(max((ca - 1) // T if ca >= 1 else -1, tc0 - 1), tc1)
+                rs = min(max((cb + 1) // T, le + 1), tc1 + 1)
+                if not fill:
+                    for tc in range(le + 1, rs):
+                        tfull[tr * ntc + tc] += 1
             for tc in range(tc0, le + 1):
                 _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
             for tc in range(rs, tc1 + 1):
@@ -747,8 +765,8 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, fill):
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fullc, fpix, T, ntc, tstart,
-           tlist, k_start, nflag,
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tstart, tlist,
+           tfull, usefull, fullc, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
     because the polygons crossing the pixel are simple and their boxes do not overlap there).
@@ -764,11 +782,11 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fullc, fpix, T, nt
         pix = fpix[k]
         r = pix // ncols
         c = pix - r * ncols
-        if fullc[r * (ncols + 1) + c] > 0:
+        tt = (r // T) * ntc + c // T
+        if tfull[tt] > 0 or (usefull and fullc[r * (ncols + 1) + c] > 0):
             cov[pix] = 1.0
             continue
         npoly = 0
-        tt = (r // T) * ntc + c // T
         fc = float(c)
         fr_ = float(r)
         for t in range(tstart[tt], tstart[tt + 1]):
@@ -1158,12 +1176,17 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         ntc = (cols + T - 1) // T
         ntiles = ntc * ((rows + T - 1) // T)
         tstart = sc.get("tstart", ntiles + 1, np.int64)
-        fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
-        _full_cover(cls, rect, bbox, rows, cols, fullc)
+        tfull = sc.get("tfull", ntiles, np.int32)
+        usefull = _rect_area(cls, rect, bbox, rows, cols) > npx
+        if usefull:
+            fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
+            _full_cover(cls, rect, bbox, rows, cols, fullc)
+        else:
+            fullc = tfull[:1]
         total = _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart,
-                            tstart[:0].astype(np.int32), False)
+                            tstart[:0].astype(np.int32), tfull, False)
         tlist = sc.get("tlist", total, np.int32)
-        _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart, tlist, True)
+        _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart, tlist, tfull, True)
         caps = [64, 256, 16]
         need = sc.get("need", 3, np.int64)
         k = 0
@@ -1182,8 +1205,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
             xb = sc.get("xb", 2 * cap_k, np.float64)
             iv0 = sc.get("iv0", cap_k, np.float64)
             iv1 = sc.get("iv1", cap_k, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fullc, fpix, T, ntc, tstart, tlist, k,
-                       nflag,
+            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, T, ntc, tstart, tlist,
+                       tfull, usefull, fullc, k, nflag,
                        cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
             if k < nflag:
                 caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
