@@ -48,7 +48,9 @@ How (all numba kernels, scratch reused):
   their bounding box. Inside = count > 0.
 * gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
   (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
-  simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap). Pixels crossed
+  simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap); rectangles are
+  not walked for this: the pixels their boundary crosses are a ring (box minus wholly covered
+  pixels) counted through a 2-D difference buffer and merged with the walked marks. Pixels crossed
   by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
   area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
   polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
@@ -449,11 +451,12 @@ def _mark(pix, i, simple, owner, fpix, nflag):
 
 
 @jit
-def _walk(uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, fpix, nflag):
+def _walk(uv, offsets, cls, orient, rect, nrows, ncols, acc, lacc, owner, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark). lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
+    see _mark; rectangles are left to _ring_flags). lacc (nrows+1, zeroed): row-difference
+    buffer for edges left of the window."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -462,12 +465,13 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, fpix, nflag)
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
         doacc = ci == 1
+        ismark = rect[i] == 0   # rectangles are marked by _ring_flags
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
             if v0 == v1:
                 # horizontal: no area, but it crosses pixel interiors unless on a row line
-                if v0 <= 0.0 or v0 >= nrows:
+                if v0 <= 0.0 or v0 >= nrows or not ismark:
                     continue
                 r = int(math.floor(v0))
                 if r == v0:
@@ -512,7 +516,7 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, fpix, nflag)
                         f = h * fr
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
-                    if inner:
+                    if inner and ismark:
                         _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
                 continue
             slope = (u1 - u0) / (v1 - v0)
@@ -582,6 +586,62 @@ def _walk(uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, fpix, nflag)
         run += lacc[r]
         acc[r * W] += run
     return 0
+
+
+@jit
+def _ring_flags(cls, rect, bbox, nrows, ncols, ringc, owner, fpix, nflag):
+    """Rectangles' marks, without walking: the pixels a rectangle's boundary crosses are those
+    its open box meets minus those it covers whole (a ring), counted per pixel through a 2-D
+    difference buffer ringc ((nrows+1) x (ncols+1), zeroed). Then every pixel crossed by two or
+    more polygons (rings and _walk's owner marks together) or by a complex one becomes "several"
+    (owner -2, listed in fpix, rebuilt here in pixel order); one rectangle alone: owner 0 (the
+    accumulated area is exact)."""
+    W = ncols + 1
+    for i in range(cls.shape[0]):
+        if cls[i] != 1 or rect[i] == 0:
+            continue
+        c0 = max(int(math.floor(bbox[i, 0])), 0)
+        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
+        r0 = max(int(math.floor(bbox[i, 2])), 0)
+        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+        if c0 > c1 or r0 > r1:
+            continue
+        ringc[r0 * W + c0] += 1
+        ringc[r0 * W + c1 + 1] -= 1
+        ringc[(r1 + 1) * W + c0] -= 1
+        ringc[(r1 + 1) * W + c1 + 1] += 1
+        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
+        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
+        if ca > cb or ra > rb:
+            continue
+        ringc[ra * W + ca] -= 1
+        ringc[ra * W + cb + 1] += 1
+        ringc[(rb + 1) * W + ca] += 1
+        ringc[(rb + 1) * W + cb + 1] -= 1
+    for r in range(1, nrows):
+        b = r * W
+        for c in range(W):
+            ringc[b + c] += ringc[b - W + c]
+    nf = 0
+    for r in range(nrows):
+        b = r * W
+        acc = 0
+        for c in range(ncols):
+            acc += ringc[b + c]
+            pix = r * ncols + c
+            o = owner[pix]
+            if acc == 0:
+                if o == -2:
+                    fpix[nf] = pix
+                    nf += 1
+                continue
+            if acc == 1 and o == -1:
+                owner[pix] = 0
+                continue
+            owner[pix] = -2
+            fpix[nf] = pix
+            nf += 1
+    nflag[0] = nf
 
 
 @jit
@@ -1168,7 +1228,9 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     fpix = sc.get("fpix", npx, np.int32)
     nfl = sc.get("nflag", 1, np.int64, zero=True)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
-    _walk(uv, off, cls, orient, rows, cols, acc, lacc, owner, fpix, nfl)
+    _walk(uv, off, cls, orient, rect, rows, cols, acc, lacc, owner, fpix, nfl)
+    ringc = sc.get("ringc", (rows + 1) * (cols + 1), np.int32, zero=True)
+    _ring_flags(cls, rect, bbox, rows, cols, ringc, owner, fpix, nfl)
     nflag = int(nfl[0])
     cov = sc.get("cov", npx, np.float32)  # only read where written
     if nflag:
