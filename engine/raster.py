@@ -49,8 +49,9 @@ How (all numba kernels, scratch reused):
 * gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
   (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
   simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap); rectangles are
-  not walked for this: the pixels their boundary crosses are a ring (box minus wholly covered
-  pixels) counted through a 2-D difference buffer and merged with the walked marks. Pixels crossed
+  not walked for this when their total perimeter exceeds RING_MARK_MIN x the pixel count: the
+  pixels their boundary crosses are a ring (box minus wholly covered pixels) counted through a
+  2-D difference buffer and merged with the walked marks. Pixels crossed
   by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
   area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
   polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
@@ -76,6 +77,7 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
+RING_MARK_MIN = 0.25   # rectangles marked as rings when their perimeter exceeds this x pixels
 TILE = 2               # pixels per side of the tiles indexing polygons for the exact pass
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
@@ -451,11 +453,11 @@ def _mark(pix, i, simple, owner, fpix, nflag):
 
 
 @jit
-def _walk(uv, offsets, cls, orient, rect, nrows, ncols, acc, lacc, owner, fpix, nflag):
+def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner, fpix, nflag):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark; rectangles are left to _ring_flags). lacc (nrows+1, zeroed): row-difference
+    see _mark; with rings, rectangles are left to _ring_flags). lacc (nrows+1, zeroed): row-difference
     buffer for edges left of the window."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
@@ -465,7 +467,7 @@ def _walk(uv, offsets, cls, orient, rect, nrows, ncols, acc, lacc, owner, fpix, 
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
         doacc = ci == 1
-        ismark = rect[i] == 0   # rectangles are marked by _ring_flags
+        ismark = not rings or rect[i] == 0   # rings: rectangles are marked by _ring_flags
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
@@ -751,15 +753,17 @@ def _full_cover(cls, rect, bbox, nrows, ncols, fullc):
 
 
 @jit
-def _rect_area(cls, rect, bbox, nrows, ncols):
-    """Total area (pixels) of the rectangles clipped to the image: more than the image means
-    heavy overlap, where _full_cover pays."""
+def _rect_sizes(cls, rect, bbox, nrows, ncols):
+    """Total area and perimeter (pixels) of the rectangles clipped to the image."""
     a = 0.0
+    p = 0.0
     for i in range(cls.shape[0]):
         if cls[i] == 1 and rect[i] != 0:
-            a += ((min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0))
-                  * (min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)))
-    return a
+            w = min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0)
+            h = min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)
+            a += w * h
+            p += 2.0 * (w + h)
+    return a, p
 
 
 @njit(inline="always")
@@ -1228,9 +1232,12 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     fpix = sc.get("fpix", npx, np.int32)
     nfl = sc.get("nflag", 1, np.int64, zero=True)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
-    _walk(uv, off, cls, orient, rect, rows, cols, acc, lacc, owner, fpix, nfl)
-    ringc = sc.get("ringc", (rows + 1) * (cols + 1), np.int32, zero=True)
-    _ring_flags(cls, rect, bbox, rows, cols, ringc, owner, fpix, nfl)
+    rarea, rperim = _rect_sizes(cls, rect, bbox, rows, cols)
+    rings = rperim > RING_MARK_MIN * npx   # rectangles marked as rings (cost ~ pixels)
+    _walk(uv, off, cls, orient, rect, rings, rows, cols, acc, lacc, owner, fpix, nfl)
+    if rings:
+        ringc = sc.get("ringc", (rows + 1) * (cols + 1), np.int32, zero=True)
+        _ring_flags(cls, rect, bbox, rows, cols, ringc, owner, fpix, nfl)
     nflag = int(nfl[0])
     cov = sc.get("cov", npx, np.float32)  # only read where written
     if nflag:
@@ -1239,7 +1246,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         ntiles = ntc * ((rows + T - 1) // T)
         tstart = sc.get("tstart", ntiles + 1, np.int64)
         tfull = sc.get("tfull", ntiles, np.int32)
-        usefull = _rect_area(cls, rect, bbox, rows, cols) > npx
+        usefull = rarea > npx   # heavy overlap
         if usefull:
             fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
             _full_cover(cls, rect, bbox, rows, cols, fullc)

@@ -239,6 +239,23 @@ def test_dense_overlaps():
     check(polys, (0, 160), (5, 5), (32, 40))
 
 
+@pytest.mark.parametrize("rings", [True, False])
+def test_rect_marking_both_ways(monkeypatch, rings):
+    """Rectangles are marked by walking their edges or (many rectangles) as rings through a
+    difference buffer: force each way on overlapping / touching / mixed sets."""
+    import engine.raster as raster
+    monkeypatch.setattr(raster, "RING_MARK_MIN", 0.0 if rings else float("inf"))
+    for name in ("touching", "overlapping", "many_overlaps_one_pixel", "larger_than_window",
+                 "outside_left_and_right", "bowtie_neg_lobe_covered", "rect_on_pixel_edges"):
+        check(HAND[name], (0, 80), (10, 10), (8, 8))
+    rng = np.random.default_rng(11)
+    for kind in ("rects", "mixed"):
+        check(random_polys(rng, 40, 300, kind), (-7, 300), (9, 7), (43, 33),
+              win_frac=(0.4, 0.3))
+    check(random_polys(rng, 300, 200, "rects") + random_polys(rng, 30, 200, "random"),
+          (0, 160), (5, 5), (32, 40))
+
+
 # ---------------------------------------------------------------------------------------------
 # real layouts: KLayout gives the polygons of a window, both rasterize them
 
