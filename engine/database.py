@@ -18,12 +18,20 @@ cells
   top_cells        int32  [T]     cells that no placement references, sorted by name
 
 polygons (grouped by cell; within a cell the index builder may reorder them spatially)
-  poly_vtx_off     int64  [P+1]   vertices of polygon p are vtx[off[p]:off[p+1]] (no repeated
-                                  closing vertex; at least 3 vertices)
+  poly_vtx_blk     int64  [P//256+1]  vertex offsets, two levels: the first vertex of polygon p
+  poly_vtx_rel     uint32 [P+1]   is vtx[blk[p >> 8] + rel[p]] (``vtx_start``); polygon p has
+                                  start(p+1) - start(p) vertices (no repeated closing vertex)
   vtx              int32  [V,2]   x, y
-  poly_layer       int32  [P]     row of layer_ld
+  poly_layer       uint16 [P]     row of layer_ld
   poly_bbox        int32  [P,4]   x0,y0,x1,y1
   poly_kind        uint8  [P]     KIND_BOUNDARY, KIND_PATH or KIND_BOX (what the file said)
+
+  A polygon with NO vertices is the axis-parallel rectangle poly_bbox (BOX records, and
+  BOUNDARY / PATH elements that are such rectangles: most of a layout), read counter-clockwise
+  from (x0, y0); every other polygon has at least 3 vertices. So a rectangle costs 23 bytes
+  (bbox 16, rel 4, layer 2, kind 1) where the file spends 64 on it, and the offsets 4 bytes per
+  polygon instead of 8 (within a block of 256 polygons the vertex span fits 32 bits: at most
+  256 x ~50 000 vertices).
 
 layers
   layer_ld         int32  [L,2]   (layer, datatype), sorted
@@ -53,7 +61,10 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from engine.jit import njit
+
+SCHEMA_VERSION = 2
+VTX_BLOCK_SHIFT = 8     # 256 polygons per block of poly_vtx_blk
 KIND_BOUNDARY, KIND_PATH, KIND_BOX = 0, 1, 2
 KIND_SREF, KIND_AREF = 0, 1
 EMPTY = np.array([np.iinfo(np.int64).max // 4, np.iinfo(np.int64).max // 4,
@@ -71,9 +82,10 @@ FIELDS = {
     "cell_defined": (np.uint8, ()),
     "cell_offset": (np.int64, ()),
     "top_cells": (np.int32, ()),
-    "poly_vtx_off": (np.int64, ()),
+    "poly_vtx_blk": (np.int64, ()),
+    "poly_vtx_rel": (np.uint32, ()),
     "vtx": (np.int32, (2,)),
-    "poly_layer": (np.int32, ()),
+    "poly_layer": (np.uint16, ()),
     "poly_bbox": (np.int32, (4,)),
     "poly_kind": (np.uint8, ()),
     "layer_ld": (np.int32, (2,)),
@@ -87,6 +99,53 @@ FIELDS = {
     "ref_bbox": (np.int64, (4,)),
     "ref_kind": (np.uint8, ()),
 }
+
+
+@njit(inline="always")
+def vtx_start(blk, rel, p):
+    """First vertex row of polygon p (p may be P: the end of the last polygon)."""
+    return blk[p >> VTX_BLOCK_SHIFT] + np.int64(rel[p])
+
+
+def vertex_offsets(arrays) -> np.ndarray:
+    """The flat CSR offsets int64[P+1] (vertices of p: vtx[off[p]:off[p+1]]), for tools/tests."""
+    rel = arrays["poly_vtx_rel"]
+    blk = arrays["poly_vtx_blk"]
+    return blk[np.arange(len(rel)) >> VTX_BLOCK_SHIFT] + rel.astype(np.int64)
+
+
+def offsets_to_blocks(off) -> tuple[np.ndarray, np.ndarray]:
+    """(poly_vtx_blk, poly_vtx_rel) from flat offsets int64[P+1]."""
+    off = np.asarray(off, dtype=np.int64)
+    blk = off[::1 << VTX_BLOCK_SHIFT].copy()
+    rel = off - blk[np.arange(len(off)) >> VTX_BLOCK_SHIFT]
+    if len(rel) and rel.max(initial=0) > np.iinfo(np.uint32).max:
+        raise ValueError("more than 2**32 vertices in one block of polygons")
+    return blk, rel.astype(np.uint32)
+
+
+def polygon_arrays(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """Every polygon with explicit vertices, rectangles expanded (counter-clockwise from
+    (x0, y0)): (offsets int64[P+1], xy int64[N,2]). For tools and tests, not for hot paths."""
+    off = vertex_offsets(arrays)
+    vtx = arrays["vtx"]
+    bb = arrays["poly_bbox"].astype(np.int64)
+    n = np.diff(off)
+    rect = n == 0
+    cnt = np.where(rect, 4, n)
+    new_off = np.zeros(len(off), dtype=np.int64)
+    np.cumsum(cnt, out=new_off[1:])
+    xy = np.empty((int(new_off[-1]), 2), dtype=np.int64)
+    # explicit vertices: position of each stored vertex in the expanded array
+    poly_of = np.repeat(np.arange(len(n)), n)
+    dst = new_off[:-1][poly_of] + (np.arange(len(vtx)) - off[:-1][poly_of])
+    xy[dst] = vtx
+    r = np.flatnonzero(rect)
+    s = new_off[r]
+    for k, (ix, iy) in enumerate(((0, 1), (2, 1), (2, 3), (0, 3))):
+        xy[s + k, 0] = bb[r, ix]
+        xy[s + k, 1] = bb[r, iy]
+    return new_off, xy
 
 
 def check_schema(arrays) -> None:

@@ -37,10 +37,10 @@ import threading
 
 import numpy as np
 
-from engine.database import KIND_AREF
+from engine.database import KIND_AREF, vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.index import MAX_LEVELS, tree_next, tree_start
-from engine.jit import jit
+from engine.jit import jit, njit
 from engine.polygons import Polygons
 
 OK, ERR_CYCLE, OUT_FULL, STACK_FULL = 0, 1, 2, 3
@@ -87,18 +87,27 @@ def _clip_axis(src, n, dst, axis, bound, keep_ge):
     return m
 
 
+@njit(inline="always")
+def _vertex(vtx, poly_bbox, p, s, k, i):
+    """Vertex i of polygon p (vertices vtx[s:s+k]; k == 0: the rectangle poly_bbox[p],
+    counter-clockwise from (x0, y0)) as floats."""
+    if k == 0:
+        x = poly_bbox[p, 2] if (i == 1 or i == 2) else poly_bbox[p, 0]
+        y = poly_bbox[p, 3] if i >= 2 else poly_bbox[p, 1]
+        return float(x), float(y)
+    return float(vtx[s + i, 0]), float(vtx[s + i, 1])
+
+
 @jit
-def _clip_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
-    """Transform polygon p and clip it to the window; result in cbuf[0, :m]. Returns m (0 when
-    nothing with a non-zero area is left)."""
-    s = vtx_off[p]
-    k = vtx_off[p + 1] - s
+def _clip_poly(p, s, k, vtx, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf):
+    """Transform polygon p (vertices vtx[s:s+k], k == 0: a rectangle) and clip it to the window;
+    result in cbuf[0, :m]. Returns m (0 when nothing with a non-zero area is left)."""
     a = cbuf[0]
     b = cbuf[1]
     inside = True
-    for i in range(k):
-        x = float(vtx[s + i, 0])
-        y = float(vtx[s + i, 1])
+    n = k if k > 0 else 4
+    for i in range(n):
+        x, y = _vertex(vtx, poly_bbox, p, s, k, i)
         u = T[0] * x + T[1] * y + T[4]
         v = T[2] * x + T[3] * y + T[5]
         a[i, 0] = u
@@ -106,9 +115,9 @@ def _clip_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
         if u < wx0 or u > wx1 or v < wy0 or v > wy1:
             inside = False
     if inside:  # nothing to cut
-        m = k
+        m = n
     else:
-        m = _clip_axis(a, k, b, 0, wx0, True)
+        m = _clip_axis(a, n, b, 0, wx0, True)
         m = _clip_axis(b, m, a, 0, wx1, False)
         m = _clip_axis(a, m, b, 1, wy0, True)
         m = _clip_axis(b, m, a, 1, wy1, False)
@@ -205,7 +214,7 @@ def _hi_index(v, n, eps):
 
 
 @jit
-def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
+def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
                    cell_ref_off, cell_bbox, ref_cell, ref_mat, ref_cols, ref_rows, ref_colvec,
                    ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox,
                    F, top, win, layer_mask, max_depth, clip,
@@ -278,8 +287,10 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                 if (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0 or poly_bbox[p, 1] > R3
                         or poly_bbox[p, 3] < R1 or layer_mask[poly_layer[p]] == 0):
                     continue
+                s0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p)
+                k0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p + 1) - s0
                 if clip:
-                    m = _clip_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    m = _clip_poly(p, s0, k0, vtx, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf)
                     if m == 0:
                         continue
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
@@ -289,14 +300,12 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                             out_xy[nv + i, 0] = cbuf[0, i, 0]
                             out_xy[nv + i, 1] = cbuf[0, i, 1]
                 else:
-                    s0 = poly_vtx_off[p]
-                    m = poly_vtx_off[p + 1] - s0
+                    m = k0 if k0 > 0 else 4
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
                         write = False
                     if write:
                         for i in range(m):
-                            x = float(vtx[s0 + i, 0])
-                            y = float(vtx[s0 + i, 1])
+                            x, y = _vertex(vtx, poly_bbox, p, s0, k0, i)
                             out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
                             out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
                 nv += m
@@ -433,7 +442,7 @@ def db_args(db) -> tuple:
     if "ix_leaf" not in a:
         raise ClipmillError("layout has no spatial index (ix_* arrays); build it with "
                             "engine.index.build_index")
-    return (a["cell_poly_off"], a["poly_vtx_off"], a["vtx"], a["poly_layer"], a["poly_bbox"],
+    return (a["cell_poly_off"], a["poly_vtx_blk"], a["poly_vtx_rel"], a["vtx"], a["poly_layer"], a["poly_bbox"],
             a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_mat"], a["ref_cols"],
             a["ref_rows"], a["ref_colvec"], a["ref_rowvec"], a["ref_bbox"], a["ref_kind"],
             a["ix_pnode_off"], a["ix_pnode_bbox"], a["ix_rnode_off"], a["ix_rnode_bbox"],
@@ -444,8 +453,8 @@ def max_poly_vertices(db) -> int:
     """Most vertices of any polygon (sizes the clipping buffer); cached on ``db``."""
     v = db.__dict__.get("_explode_maxv")
     if v is None:
-        off = db.arena.arrays["poly_vtx_off"]
-        v = int(np.diff(off).max()) if len(off) > 1 else 3
+        off = vertex_offsets(db.arena.arrays)
+        v = max(int(np.diff(off).max()), 4) if len(off) > 1 else 4
         db.__dict__["_explode_maxv"] = v
     return v
 

@@ -2,7 +2,7 @@
 
 For every cell, its polygons (rows ``cell_poly_off[c]:cell_poly_off[c+1]``) and its placements
 (rows ``cell_ref_off[c]:cell_ref_off[c+1]``) are sorted by the Morton key of their bbox centre and
-the rows are REORDERED in place of the database (``poly_vtx_off``/``vtx``/``poly_*`` and every
+the rows are REORDERED in place of the database (``poly_vtx_*``/``vtx``/``poly_*`` and every
 ``ref_*`` array move together; ``cell_poly_off``/``cell_ref_off`` are unchanged), so that leaf ``k``
 of a cell holds items ``k*F .. min((k+1)*F, n)`` of that cell (``F`` = ``leaf_size``).
 
@@ -11,7 +11,7 @@ Above the leaves, level ``l`` has ``ceil(count[l-1] / F)`` nodes, node ``k`` cov
 
   ix_pnode_off   int64 [C+1]  nodes of cell c's polygon tree: ix_pnode_bbox[off[c]:off[c+1]],
                               stored level by level from the leaves (level 0) up to the root
-  ix_pnode_bbox  int64 [Np,4] x0,y0,x1,y1 of each node (closed intervals)
+  ix_pnode_bbox  int32 [Np,4] x0,y0,x1,y1 of each node (closed intervals)
   ix_rnode_off   int64 [C+1]  the same over the placements' ``ref_bbox`` (AREFs are one item each,
   ix_rnode_bbox  int64 [Nr,4] with the bbox of the whole array)
   ix_leaf        int64 [1]    leaf_size (also the fan-out of inner levels)
@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from engine.database import VTX_BLOCK_SHIFT, vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.jit import jit
 
@@ -157,22 +158,27 @@ def _build_nodes(item_off, bbox, F, node_off):
 
 
 @jit
-def _gather_vertices(vtx_off, vtx, perm):
+def _gather_vertices(blk, rel, vtx, perm, new_blk, new_rel, new_vtx):
+    """Vertices of the polygons in the order ``perm`` (new row -> old row), into the two-level
+    offsets new_blk/new_rel and new_vtx (as long as vtx)."""
     P = len(perm)
-    new_off = np.empty(P + 1, dtype=np.int64)
-    new_off[0] = 0
+    d = 0
     for i in range(P):
         p = perm[i]
-        new_off[i + 1] = new_off[i] + (vtx_off[p + 1] - vtx_off[p])
-    new_vtx = np.empty((new_off[P], 2), dtype=vtx.dtype)
-    for i in range(P):
-        p = perm[i]
-        s = vtx_off[p]
-        d = new_off[i]
-        for k in range(vtx_off[p + 1] - s):
+        s = vtx_start(blk, rel, p)
+        e = vtx_start(blk, rel, p + 1)
+        b = i >> VTX_BLOCK_SHIFT
+        if (i & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+            new_blk[b] = d
+        new_rel[i] = d - new_blk[b]
+        for k in range(e - s):
             new_vtx[d + k, 0] = vtx[s + k, 0]
             new_vtx[d + k, 1] = vtx[s + k, 1]
-    return new_off, new_vtx
+        d += e - s
+    b = P >> VTX_BLOCK_SHIFT
+    if (P & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+        new_blk[b] = d
+    new_rel[P] = d - new_blk[b]
 
 
 def _validate(arrays) -> None:
@@ -184,10 +190,15 @@ def _validate(arrays) -> None:
         off = arrays[name]
         if len(off) != C + 1 or off[0] != 0 or off[-1] != total or np.any(np.diff(off) < 0):
             raise ClipmillError(f"database array {name} is not a valid offset table")
-    off = arrays["poly_vtx_off"]
-    if (len(off) != P + 1 or (P and (off[0] != 0 or off[-1] != len(arrays["vtx"])))
-            or np.any(np.diff(off) < 1)):
-        raise ClipmillError("database array poly_vtx_off is not a valid offset table")
+    blk, rel = arrays["poly_vtx_blk"], arrays["poly_vtx_rel"]
+    if len(rel) != P + 1 or len(blk) != (P >> VTX_BLOCK_SHIFT) + 1:
+        raise ClipmillError("database arrays poly_vtx_blk/poly_vtx_rel have the wrong length")
+    off = vertex_offsets(arrays)
+    n = np.diff(off)
+    if (off[0] != 0 or off[-1] != len(arrays["vtx"]) or np.any(n < 0)
+            or np.any((n > 0) & (n < 3))):
+        raise ClipmillError("database arrays poly_vtx_blk/poly_vtx_rel are not a valid offset "
+                            "table (0 vertices = rectangle, else at least 3)")
     if R and (arrays["ref_cell"].min() < 0 or arrays["ref_cell"].max() >= C):
         raise ClipmillError("database placement references a cell row out of range")
     L = len(arrays["layer_ld"])
@@ -212,15 +223,18 @@ def build_index(arrays: dict, meta: dict, leaf_size: int = 16) -> dict:
     # polygons
     perm = _morton_perm(arrays["cell_poly_off"], arrays["poly_bbox"])
     if not np.array_equal(perm, np.arange(P)):
-        out["poly_vtx_off"], out["vtx"] = _gather_vertices(arrays["poly_vtx_off"], arrays["vtx"],
-                                                           perm)
-        for k, v in arrays.items():
-            if k.startswith("poly_") and k != "poly_vtx_off" and len(v) == P:
-                out[k] = v[perm]
+        vtx = arrays["vtx"]
+        out["poly_vtx_blk"] = np.empty_like(arrays["poly_vtx_blk"])
+        out["poly_vtx_rel"] = np.empty_like(arrays["poly_vtx_rel"])
+        out["vtx"] = np.empty_like(vtx)
+        _gather_vertices(arrays["poly_vtx_blk"], arrays["poly_vtx_rel"], vtx, perm,
+                         out["poly_vtx_blk"], out["poly_vtx_rel"], out["vtx"])
+        for k in ("poly_layer", "poly_bbox", "poly_kind"):
+            out[k] = arrays[k][perm]
     pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
     out["ix_pnode_off"] = pnode_off
     out["ix_pnode_bbox"] = _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size,
-                                        pnode_off)
+                                        pnode_off).astype(np.int32)   # poly_bbox is int32
     # placements
     rperm = _morton_perm(arrays["cell_ref_off"], arrays["ref_bbox"])
     if not np.array_equal(rperm, np.arange(R)):

@@ -37,7 +37,8 @@ import numpy as np
 
 from engine import records as R
 from engine.codec import real8_at
-from engine.database import EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF
+from engine.database import (EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH,
+                             KIND_SREF, VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
 from engine.jit import jit
 from engine.layers import ANY, parse_layers
@@ -470,7 +471,8 @@ def _i32u(buf, p):
 @jit
 def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     """BOUNDARY points (closing point dropped) into vtx[iv:], bbox into poly_bbox[ip].
-    Returns the new vertex count; unchanged when fewer than 3 points remain."""
+    Returns the new vertex count (unchanged for an axis-parallel rectangle, which is stored as
+    its bbox alone), or -1 when fewer than 3 points remain (nothing stored)."""
     m = nxy
     p0 = np.uint64(xy)
     last = np.uint64(xy + 8 * (m - 1))
@@ -478,7 +480,7 @@ def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
             _i32u(buf, p0 + np.uint64(4)) == _i32u(buf, last + np.uint64(4)):
         m -= 1
     if m < 3:
-        return iv
+        return -1
     x0 = _i32u(buf, p0)
     y0 = _i32u(buf, p0 + np.uint64(4))
     x1 = x0
@@ -499,14 +501,40 @@ def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     poly_bbox[ipu, 1] = y0
     poly_bbox[ipu, 2] = x1
     poly_bbox[ipu, 3] = y1
+    if m == 4 and _is_rect(vtx, iv):
+        return iv
     return iv + m
+
+
+@jit
+def _is_rect(vtx, a):
+    """Are the 4 vertices vtx[a:a+4] an axis-parallel rectangle (edges alternate vertical and
+    horizontal)?"""
+    b = np.uint64(a)
+    b1 = b + np.uint64(1)
+    b2 = b + np.uint64(2)
+    b3 = b + np.uint64(3)
+    if vtx[b, 0] == vtx[b1, 0] and vtx[b1, 1] == vtx[b2, 1] and vtx[b2, 0] == vtx[b3, 0] \
+            and vtx[b3, 1] == vtx[b, 1]:
+        return True
+    return vtx[b, 1] == vtx[b1, 1] and vtx[b1, 0] == vtx[b2, 0] and vtx[b2, 1] == vtx[b3, 1] \
+        and vtx[b3, 0] == vtx[b, 0]
+
+
+@jit
+def _set_off(blk, rel, q, iv):
+    """Offset of polygon q's first vertex (two-level, see engine.database)."""
+    b = q >> VTX_BLOCK_SHIFT
+    if (q & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+        blk[b] = iv
+    rel[q] = np.uint32(iv - blk[b])
 
 
 @jit
 def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
           ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter,
-          cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
-          ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
+          cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
+          poly_kind, ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
           xs, ys, rx, ry, hull, out):
     """Pass 2. out: int64[8] = (n polygons, n vertices, n refs, err code, err offset, err record,
     n skipped degenerate boundaries, n zero-width paths); out[8] absolute-transform flags seen."""
@@ -518,7 +546,8 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
     last_sname = 0
     last_snamelen = -1
     last_cell = -1
-    poly_vtx_off[0] = 0
+    poly_vtx_blk[0] = 0
+    poly_vtx_rel[0] = 0
     for s in range(s_bgn.shape[0]):
         cell_poly_off[s] = ip
         cell_ref_off[s] = ir
@@ -574,11 +603,11 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 last_key = key
                                 last_lid = lid
                             if lid >= 0:
-                                a = iv
-                                iv = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
-                                                     poly_bbox, ip)
-                                if iv > a:
-                                    poly_vtx_off[ip + 1] = iv
+                                e = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
+                                                    poly_bbox, ip)
+                                if e >= 0:
+                                    iv = e
+                                    _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                                     poly_layer[ip] = lid
                                     poly_kind[ip] = KIND_BOUNDARY
                                     ip += 1
@@ -651,10 +680,14 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                         return
                     if lid >= 0:
                         a = iv
+                        stored = True
                         if kind == K_BOUNDARY:
-                            iv = _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip)
-                            if iv == a:
+                            e = _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip)
+                            if e < 0:
                                 out[6] += 1
+                                stored = False
+                            else:
+                                iv = e
                         elif kind == K_BOX:
                             x0 = _i32(buf, xy)
                             y0 = _i32(buf, xy + 4)
@@ -667,15 +700,10 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 x1 = max(x1, x)
                                 y0 = min(y0, y)
                                 y1 = max(y1, y)
-                            vtx[iv, 0] = x0
-                            vtx[iv, 1] = y0
-                            vtx[iv + 1, 0] = x1
-                            vtx[iv + 1, 1] = y0
-                            vtx[iv + 2, 0] = x1
-                            vtx[iv + 2, 1] = y1
-                            vtx[iv + 3, 0] = x0
-                            vtx[iv + 3, 1] = y1
-                            iv += 4
+                            poly_bbox[ip, 0] = x0      # a rectangle: no vertices
+                            poly_bbox[ip, 1] = y0
+                            poly_bbox[ip, 2] = x1
+                            poly_bbox[ip, 3] = y1
                         else:
                             if pathtype != 0 and pathtype != 1 and pathtype != 2 and pathtype != 4:
                                 pathtype = 0
@@ -686,6 +714,7 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                             e_ext = endx if has_end else (half if sq else 0)
                             if w == 0:
                                 out[7] += 1
+                                stored = False
                             else:
                                 for j in range(nxy):
                                     xs[j] = _i32(buf, xy + 8 * j)
@@ -708,13 +737,14 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     vtx[iv, 0] = x
                                     vtx[iv, 1] = y
                                     iv += 1
-                        if iv > a:
-                            poly_vtx_off[ip + 1] = iv
+                                _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                                if k == 4 and _is_rect(vtx, a):
+                                    iv = a                     # a rectangle: its bbox
+                        if stored:
+                            _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                             poly_layer[ip] = lid
                             poly_kind[ip] = KIND_BOUNDARY if kind == K_BOUNDARY else (
                                 KIND_BOX if kind == K_BOX else KIND_PATH)
-                            if kind != K_BOUNDARY:
-                                _poly_bbox(vtx, a, iv, poly_bbox, ip)
                             ip += 1
                 elif kind == K_SREF or kind == K_AREF:
                     if sname < 0:
@@ -1069,7 +1099,8 @@ def load_gdsii(path, layers=None):
         f_all, f_keys = _filter_tables(layers)
         cell_poly_off = np.zeros(ns + 1, dtype=np.int64)
         cell_ref_off = np.zeros(ns + 1, dtype=np.int64)
-        poly_vtx_off = np.empty(npoly + 1, dtype=np.int64)
+        poly_vtx_blk = np.empty((npoly >> VTX_BLOCK_SHIFT) + 1, dtype=np.int64)
+        poly_vtx_rel = np.empty(npoly + 1, dtype=np.uint32)
         vtx = np.empty((nvtx, 2), dtype=np.int32)
         poly_layer = np.empty(npoly, dtype=np.int32)
         poly_bbox = np.empty((npoly, 4), dtype=np.int32)
@@ -1091,8 +1122,8 @@ def load_gdsii(path, layers=None):
         ta = time.perf_counter()
         _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
               ltab, lkeys, lacc, nlay, f_all, f_keys, layers is not None,
-              cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
-              ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
+              cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
+              poly_kind, ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
               xs, ys, rx, ry, hull, out)
         if out[3] == E_RETRY:
             extra = max(2 * extra, min(nref, 1 << 20), 1024)
@@ -1137,7 +1168,11 @@ def load_gdsii(path, layers=None):
     order = np.argsort(keys[used], kind="stable")
     remap = np.full(L, -1, dtype=np.int32)
     remap[np.flatnonzero(used)[order]] = np.arange(int(used.sum()), dtype=np.int32)
-    poly_layer = remap[poly_layer]
+    if used.sum() > np.iinfo(np.uint16).max:
+        raise ClipmillError(f"{int(used.sum())} distinct layer/datatype pairs with geometry: more "
+                            "than the 65535 the database holds (select layers with layers=)",
+                            file=path)
+    poly_layer = remap[poly_layer].astype(np.uint16)
     sk = keys[used][order]
     layer_ld = np.stack([sk // 65536, sk % 65536], axis=1).astype(np.int32).reshape(-1, 2)
 
@@ -1162,7 +1197,9 @@ def load_gdsii(path, layers=None):
         "cell_poly_off": cell_poly_off, "cell_ref_off": cell_ref_off,
         "cell_bbox": cell_bbox, "cell_own_bbox": cell_own_bbox, "cell_defined": cell_defined,
         "cell_offset": cell_offset, "top_cells": tops,
-        "poly_vtx_off": poly_vtx_off[:P + 1], "vtx": vtx[:V], "poly_layer": poly_layer,
+        "poly_vtx_blk": poly_vtx_blk[:(P >> VTX_BLOCK_SHIFT) + 1],
+        "poly_vtx_rel": poly_vtx_rel[:P + 1],
+        "vtx": vtx[:V], "poly_layer": poly_layer,
         "poly_bbox": poly_bbox[:P], "poly_kind": poly_kind[:P], "layer_ld": layer_ld,
         "ref_cell": ref_cell, "ref_mat": ref_mat, "ref_strans": ref_strans,
         "ref_cols": ref_cols, "ref_rows": ref_rows, "ref_colvec": ref_colvec,
