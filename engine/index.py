@@ -115,10 +115,10 @@ def _morton_perm(item_off, bbox) -> np.ndarray:
 
 
 @jit
-def _build_nodes(item_off, bbox, F, node_off):
-    """Node bboxes, level by level, for every cell (items already in leaf order)."""
+def _build_nodes(item_off, bbox, F, node_off, nodes):
+    """Node bboxes into ``nodes`` (node_off[C] x 4), level by level, for every cell (items
+    already in leaf order)."""
     C = len(item_off) - 1
-    nodes = np.empty((node_off[C], 4), dtype=np.int64)
     starts = np.zeros(MAX_LEVELS + 1, dtype=np.int64)
     for c in range(C):
         a, b = item_off[c], item_off[c + 1]
@@ -154,7 +154,6 @@ def _build_nodes(item_off, bbox, F, node_off):
                 nodes[j, 1] = y0
                 nodes[j, 2] = x1
                 nodes[j, 3] = y1
-    return nodes
 
 
 @jit
@@ -208,44 +207,57 @@ def _validate(arrays) -> None:
         raise ClipmillError("database placement with fewer than one column or row")
 
 
-def build_index(arrays: dict, meta: dict, leaf_size: int = 16) -> dict:
+def _specs(arrays, pnode_off, rnode_off, pbox_dtype, rbox_dtype):
+    """(name, dtype, shape) of every array build_index returns."""
+    specs = [(k, v.dtype, v.shape) for k, v in arrays.items()]
+    return specs + [("ix_pnode_off", np.int64, pnode_off.shape),
+                    ("ix_pnode_bbox", pbox_dtype, (int(pnode_off[-1]), 4)),
+                    ("ix_rnode_off", np.int64, rnode_off.shape),
+                    ("ix_rnode_bbox", rbox_dtype, (int(rnode_off[-1]), 4)),
+                    ("ix_leaf", np.int64, (1,))]
+
+
+def _alloc_numpy(specs) -> dict:
+    return {name: np.empty(shape, dtype=dtype) for name, dtype, shape in specs}
+
+
+def build_index(arrays: dict, meta: dict, leaf_size: int = 16, alloc=None) -> dict:
     """Reorder each cell's polygons and placements spatially and add the ``ix_*`` node arrays.
 
-    Returns a new dict (input arrays are not modified); records ``meta["index"]``."""
+    Returns a new dict (input arrays are not modified); records ``meta["index"]``. ``alloc``
+    (``specs -> {name: array}``, specs a list of (name, dtype, shape)) supplies the output arrays:
+    the coordinator passes an arena's allocator, so the database is written straight into shared
+    memory (one pass: the spatial reordering is the copy); default: new numpy arrays."""
     leaf_size = int(leaf_size)
     if leaf_size < 2:
         raise ClipmillError(f"leaf_size must be at least 2 (got {leaf_size})")
     t0 = time.perf_counter()
     _validate(arrays)
-    out = dict(arrays)
-    P = len(arrays["poly_layer"])
-    R = len(arrays["ref_cell"])
-    # polygons
     perm = _morton_perm(arrays["cell_poly_off"], arrays["poly_bbox"])
-    if not np.array_equal(perm, np.arange(P)):
-        vtx = arrays["vtx"]
-        out["poly_vtx_blk"] = np.empty_like(arrays["poly_vtx_blk"])
-        out["poly_vtx_rel"] = np.empty_like(arrays["poly_vtx_rel"])
-        out["vtx"] = np.empty_like(vtx)
-        _gather_vertices(arrays["poly_vtx_blk"], arrays["poly_vtx_rel"], vtx, perm,
-                         out["poly_vtx_blk"], out["poly_vtx_rel"], out["vtx"])
-        for k in ("poly_layer", "poly_bbox", "poly_kind"):
-            out[k] = arrays[k][perm]
-    pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
-    out["ix_pnode_off"] = pnode_off
-    out["ix_pnode_bbox"] = _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size,
-                                        pnode_off).astype(np.int32)   # poly_bbox is int32
-    # placements
     rperm = _morton_perm(arrays["cell_ref_off"], arrays["ref_bbox"])
-    if not np.array_equal(rperm, np.arange(R)):
-        for k, v in arrays.items():
-            if k.startswith("ref_") and len(v) == R:
-                out[k] = v[rperm]
+    pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
     rnode_off = _node_counts(arrays["cell_ref_off"], leaf_size)
-    out["ix_rnode_off"] = rnode_off
-    out["ix_rnode_bbox"] = _build_nodes(arrays["cell_ref_off"], out["ref_bbox"], leaf_size,
-                                        rnode_off)
-    out["ix_leaf"] = np.array([leaf_size], dtype=np.int64)
+    out = (alloc or _alloc_numpy)(_specs(arrays, pnode_off, rnode_off, arrays["poly_bbox"].dtype,
+                                         arrays["ref_bbox"].dtype))
+    P, R = len(perm), len(rperm)
+    for k, v in arrays.items():
+        if k in ("poly_vtx_blk", "poly_vtx_rel", "vtx"):
+            continue
+        if k.startswith("poly_") and len(v) == P:
+            np.take(v, perm, axis=0, out=out[k])
+        elif k.startswith("ref_") and len(v) == R:
+            np.take(v, rperm, axis=0, out=out[k])
+        else:
+            out[k][...] = v
+    _gather_vertices(arrays["poly_vtx_blk"], arrays["poly_vtx_rel"], arrays["vtx"], perm,
+                     out["poly_vtx_blk"], out["poly_vtx_rel"], out["vtx"])
+    out["ix_pnode_off"][...] = pnode_off
+    _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size, pnode_off,
+                 out["ix_pnode_bbox"])
+    out["ix_rnode_off"][...] = rnode_off
+    _build_nodes(arrays["cell_ref_off"], out["ref_bbox"], leaf_size, rnode_off,
+                 out["ix_rnode_bbox"])
+    out["ix_leaf"][0] = leaf_size
     nbytes = sum(out[k].nbytes for k in ("ix_pnode_off", "ix_pnode_bbox", "ix_rnode_off",
                                          "ix_rnode_bbox", "ix_leaf"))
     meta["index"] = {"leaf_size": leaf_size, "bytes": int(nbytes),
