@@ -38,18 +38,29 @@ layers
 
 placements (grouped by parent cell; SREF is an AREF with 1 column and 1 row)
   ref_cell         int32  [R]     child cell
-  ref_mat          float64[R,6]   m00, m01, m10, m11, tx, ty: child (x, y) -> parent
-                                  (m00*x + m01*y + tx, m10*x + m11*y + ty). GDSII order: reflect
-                                  about x first, then magnify, rotate counter-clockwise, translate.
-  ref_strans       float64[R,3]   mag, angle in degrees, reflect (0/1), as in the file
-  ref_cols         int32  [R]     columns (1 for SREF)
-  ref_rows         int32  [R]     rows (1 for SREF)
-  ref_colvec       float64[R,2]   displacement between columns, parent coordinates
-                                  ((XY[1]-XY[0]) / cols); copy (i, j) is translated by
-                                  i*colvec + j*rowvec on top of ref_mat
-  ref_rowvec       float64[R,2]   displacement between rows ((XY[2]-XY[0]) / rows)
+  ref_xf           int32  [R]     row of xf_* (the placement's linear part: most layouts use a
+                                  handful of the 8 orientations, so they are shared)
+  ref_org          int32  [R,2]   translation (the file's XY; copy (0, 0) is at ref_org)
+  ref_aref         int32  [R]     row of aref_* for an AREF, -1 for an SREF
   ref_bbox         int64  [R,4]   bbox in the parent of all copies (EMPTY_BBOX if child empty)
   ref_kind         uint8  [R]     KIND_SREF or KIND_AREF
+  The transform child (x, y) -> parent is (m00*x + m01*y + tx, m10*x + m11*y + ty) with
+  m = xf_mat[ref_xf], t = ref_org (``ref_matrices`` gives all six numbers per placement).
+
+transforms (X distinct ones, shared by placements)
+  xf_mat           float64[X,4]   m00, m01, m10, m11. GDSII order: reflect about x first, then
+                                  magnify, rotate counter-clockwise (then translate)
+  xf_strans        float64[X,3]   mag, angle in degrees, reflect (0/1), as in the file
+
+arrays (A AREFs)
+  aref_cols        int32  [A]     columns
+  aref_rows        int32  [A]     rows
+  aref_colvec      float64[A,2]   displacement between columns, parent coordinates
+                                  ((XY[1]-XY[0]) / cols); copy (i, j) is translated by
+                                  i*colvec + j*rowvec on top of the placement's transform
+  aref_rowvec      float64[A,2]   displacement between rows ((XY[2]-XY[0]) / rows)
+
+A placement thus costs 53 bytes (an SREF record in the file about 30-40).
 
 meta (JSON in the arena header): dbu_um, user_unit, libname, source {path, size, mtime, hash},
 counts {boundary, path, box, text, node, sref, aref}, undefined_cells [names], warnings [str],
@@ -63,7 +74,7 @@ import numpy as np
 
 from engine.jit import njit
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VTX_BLOCK_SHIFT = 8     # 256 polygons per block of poly_vtx_blk
 KIND_BOUNDARY, KIND_PATH, KIND_BOX = 0, 1, 2
 KIND_SREF, KIND_AREF = 0, 1
@@ -90,14 +101,17 @@ FIELDS = {
     "poly_kind": (np.uint8, ()),
     "layer_ld": (np.int32, (2,)),
     "ref_cell": (np.int32, ()),
-    "ref_mat": (np.float64, (6,)),
-    "ref_strans": (np.float64, (3,)),
-    "ref_cols": (np.int32, ()),
-    "ref_rows": (np.int32, ()),
-    "ref_colvec": (np.float64, (2,)),
-    "ref_rowvec": (np.float64, (2,)),
+    "ref_xf": (np.int32, ()),
+    "ref_org": (np.int32, (2,)),
+    "ref_aref": (np.int32, ()),
     "ref_bbox": (np.int64, (4,)),
     "ref_kind": (np.uint8, ()),
+    "xf_mat": (np.float64, (4,)),
+    "xf_strans": (np.float64, (3,)),
+    "aref_cols": (np.int32, ()),
+    "aref_rows": (np.int32, ()),
+    "aref_colvec": (np.float64, (2,)),
+    "aref_rowvec": (np.float64, (2,)),
 }
 
 
@@ -148,6 +162,52 @@ def polygon_arrays(arrays) -> tuple[np.ndarray, np.ndarray]:
     return new_off, xy
 
 
+def ref_matrices(arrays) -> np.ndarray:
+    """float64[R,6] m00, m01, m10, m11, tx, ty of every placement (tools and tests)."""
+    m = arrays["xf_mat"][arrays["ref_xf"]]
+    return np.concatenate([m.reshape(-1, 4), arrays["ref_org"].astype(np.float64).reshape(-1, 2)],
+                          axis=1)
+
+
+def ref_lattices(arrays):
+    """(cols, rows, colvec [R,2], rowvec [R,2]) of every placement; an SREF is 1 x 1 with zero
+    vectors (tools and tests)."""
+    ra = arrays["ref_aref"]
+    R = len(ra)
+    cols, rows = np.ones(R, dtype=np.int64), np.ones(R, dtype=np.int64)
+    colvec, rowvec = np.zeros((R, 2)), np.zeros((R, 2))
+    k = ra >= 0
+    cols[k] = arrays["aref_cols"][ra[k]]
+    rows[k] = arrays["aref_rows"][ra[k]]
+    colvec[k] = arrays["aref_colvec"][ra[k]]
+    rowvec[k] = arrays["aref_rowvec"][ra[k]]
+    return cols, rows, colvec, rowvec
+
+
+def placement_arrays(mats, cols, rows, colvec, rowvec, is_aref=None) -> dict:
+    """Schema placement arrays from per-placement (R,6) matrices and lattices (one transform row
+    per placement, no sharing; for builders outside the reader, e.g. tests from KLayout).
+    ``is_aref``: which placements are arrays (default: those with more than one copy)."""
+    mats = np.asarray(mats, dtype=np.float64).reshape(-1, 6)
+    cols = np.asarray(cols, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    R = len(mats)
+    is_a = (cols > 1) | (rows > 1) if is_aref is None else np.asarray(is_aref, dtype=bool)
+    aref = np.full(R, -1, dtype=np.int32)
+    aref[is_a] = np.arange(int(is_a.sum()), dtype=np.int32)
+    mag = np.hypot(mats[:, 0], mats[:, 2])
+    refl = (mats[:, 0] * mats[:, 3] - mats[:, 1] * mats[:, 2]) < 0
+    return {"ref_xf": np.arange(R, dtype=np.int32),
+            "ref_org": np.round(mats[:, 4:6]).astype(np.int32).reshape(-1, 2),
+            "ref_aref": aref,
+            "xf_mat": np.ascontiguousarray(mats[:, :4]).reshape(-1, 4),
+            "xf_strans": np.column_stack([mag, np.degrees(np.arctan2(mats[:, 2], mats[:, 0])),
+                                          refl.astype(np.float64)]).reshape(-1, 3),
+            "aref_cols": cols[is_a].astype(np.int32), "aref_rows": rows[is_a].astype(np.int32),
+            "aref_colvec": np.asarray(colvec, np.float64).reshape(-1, 2)[is_a].reshape(-1, 2),
+            "aref_rowvec": np.asarray(rowvec, np.float64).reshape(-1, 2)[is_a].reshape(-1, 2)}
+
+
 def check_schema(arrays) -> None:
     """Raise ValueError if ``arrays`` (name -> ndarray) does not follow FIELDS."""
     for name, (dtype, tail) in FIELDS.items():
@@ -160,7 +220,7 @@ def check_schema(arrays) -> None:
 
 
 class Database:
-    """Attribute access to the schema's arrays of an arena (``db.vtx``, ``db.ref_mat`` ...)."""
+    """Attribute access to the schema's arrays of an arena (``db.vtx``, ``db.ref_xf`` ...)."""
 
     def __init__(self, arena):
         self.arena = arena

@@ -37,7 +37,7 @@ import threading
 
 import numpy as np
 
-from engine.database import KIND_AREF, vertex_offsets, vtx_start
+from engine.database import vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.index import MAX_LEVELS, tree_next, tree_start
 from engine.jit import jit, njit
@@ -215,8 +215,9 @@ def _hi_index(v, n, eps):
 
 @jit
 def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
-                   cell_ref_off, cell_bbox, ref_cell, ref_mat, ref_cols, ref_rows, ref_colvec,
-                   ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox,
+                   cell_ref_off, cell_bbox, ref_cell, ref_xf, ref_org, ref_aref, ref_bbox, xf_mat,
+                   aref_cols, aref_rows, aref_colvec, aref_rowvec, pnode_off, pnode_bbox,
+                   rnode_off, rnode_bbox,
                    F, top, win, layer_mask, max_depth, clip,
                    out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, tstack, starts, cbuf):
     """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
@@ -334,8 +335,11 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
                 cy1 = float(cell_bbox[ch, 3])
                 if cx0 > cx1 or cy0 > cy1:
                     continue
-                for q in range(6):
-                    M[q] = ref_mat[r, q]
+                xr = ref_xf[r]
+                for q in range(4):
+                    M[q] = xf_mat[xr, q]
+                M[4] = float(ref_org[r, 0])
+                M[5] = float(ref_org[r, 1])
                 det = M[0] * M[3] - M[1] * M[2]
                 Mi[0] = M[3] / det
                 Mi[1] = -M[1] / det
@@ -356,16 +360,21 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
                 dy0 = R1 - (_round(bb[3]) + M[5])
                 dx1 = R2 - (_round(bb[0]) + M[4])
                 dy1 = R3 - (_round(bb[1]) + M[5])
-                ax = ref_colvec[r, 0]
-                ay = ref_colvec[r, 1]
-                bx = ref_rowvec[r, 0]
-                by = ref_rowvec[r, 1]
-                if ref_kind[r] != KIND_AREF:
+                ia = ref_aref[r]
+                if ia < 0:      # SREF
                     if dx0 > 0.0 or dx1 < 0.0 or dy0 > 0.0 or dy1 < 0.0:
                         continue
+                    ax = 0.0
+                    ay = 0.0
+                    bx = 0.0
+                    by = 0.0
                     i0, i1, j0, j1 = 0, 1, 0, 1
                 else:
-                    i0, i1, j0, j1 = _lattice_range(ref_cols[r], ref_rows[r], ax, ay, bx, by,
+                    ax = aref_colvec[ia, 0]
+                    ay = aref_colvec[ia, 1]
+                    bx = aref_rowvec[ia, 0]
+                    by = aref_rowvec[ia, 1]
+                    i0, i1, j0, j1 = _lattice_range(aref_cols[ia], aref_rows[ia], ax, ay, bx, by,
                                                     dx0, dy0, dx1, dy1)
                 for j in range(j0, j1):
                     for i in range(i0, i1):
@@ -443,8 +452,9 @@ def db_args(db) -> tuple:
         raise ClipmillError("layout has no spatial index (ix_* arrays); build it with "
                             "engine.index.build_index")
     return (a["cell_poly_off"], a["poly_vtx_blk"], a["poly_vtx_rel"], a["vtx"], a["poly_layer"], a["poly_bbox"],
-            a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_mat"], a["ref_cols"],
-            a["ref_rows"], a["ref_colvec"], a["ref_rowvec"], a["ref_bbox"], a["ref_kind"],
+            a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_xf"], a["ref_org"],
+            a["ref_aref"], a["ref_bbox"], a["xf_mat"], a["aref_cols"], a["aref_rows"],
+            a["aref_colvec"], a["aref_rowvec"],
             a["ix_pnode_off"], a["ix_pnode_bbox"], a["ix_rnode_off"], a["ix_rnode_bbox"],
             int(a["ix_leaf"][0]))
 

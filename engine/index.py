@@ -203,8 +203,15 @@ def _validate(arrays) -> None:
     L = len(arrays["layer_ld"])
     if P and (arrays["poly_layer"].min() < 0 or arrays["poly_layer"].max() >= L):
         raise ClipmillError("database polygon layer row out of range")
-    if R and (arrays["ref_cols"].min() < 1 or arrays["ref_rows"].min() < 1):
-        raise ClipmillError("database placement with fewer than one column or row")
+    X, A = len(arrays["xf_mat"]), len(arrays["aref_cols"])
+    if R and (arrays["ref_xf"].min() < 0 or arrays["ref_xf"].max() >= X):
+        raise ClipmillError("database placement transform row out of range")
+    if R and (arrays["ref_aref"].min() < -1 or arrays["ref_aref"].max() >= A):
+        raise ClipmillError("database placement array row out of range")
+    if A and (arrays["aref_cols"].min() < 1 or arrays["aref_rows"].min() < 1
+              or len(arrays["aref_rows"]) != A or len(arrays["aref_colvec"]) != A
+              or len(arrays["aref_rowvec"]) != A):
+        raise ClipmillError("database array with fewer than one column or row")
 
 
 def _specs(arrays, pnode_off, rnode_off, pbox_dtype, rbox_dtype):

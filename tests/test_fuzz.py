@@ -125,7 +125,13 @@ def check_consistent(arrays, meta) -> None:
         assert arrays["poly_layer"].min() >= 0 and arrays["poly_layer"].max() < L
     if R:
         assert arrays["ref_cell"].min() >= 0 and arrays["ref_cell"].max() < C
-        assert arrays["ref_cols"].min() >= 1 and arrays["ref_rows"].min() >= 1
+        X, A = len(arrays["xf_mat"]), len(arrays["aref_cols"])
+        assert arrays["ref_xf"].min() >= 0 and arrays["ref_xf"].max() < X
+        assert arrays["ref_aref"].min() >= -1 and arrays["ref_aref"].max() < A
+        assert np.array_equal(np.flatnonzero(arrays["ref_aref"] >= 0),
+                              np.flatnonzero(arrays["ref_kind"] == 1))
+        if A:
+            assert arrays["aref_cols"].min() >= 1 and arrays["aref_rows"].min() >= 1
     t = arrays["top_cells"]
     assert np.all((t >= 0) & (t < C))
     assert set(meta["counts"]) >= {"boundary", "path", "box", "text", "node", "sref", "aref"}

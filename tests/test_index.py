@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.database import EMPTY_BBOX, offsets_to_blocks, vertex_offsets
+from engine.database import EMPTY_BBOX, offsets_to_blocks, placement_arrays, vertex_offsets
 from engine.errors import ClipmillError
 from engine.index import build_index, query
 
@@ -48,12 +48,9 @@ def random_db(rng, ncells, max_polys, max_refs, span):
         "poly_kind": rng.integers(0, 3, P).astype(np.uint8),
         "layer_ld": np.array([[1, 0], [2, 0], [3, 1]], np.int32),
         "ref_cell": rng.integers(0, C, R).astype(np.int32),
-        "ref_mat": rng.normal(size=(R, 6)),
-        "ref_strans": rng.normal(size=(R, 3)),
-        "ref_cols": rng.integers(1, 4, R).astype(np.int32),
-        "ref_rows": rng.integers(1, 4, R).astype(np.int32),
-        "ref_colvec": rng.normal(size=(R, 2)),
-        "ref_rowvec": rng.normal(size=(R, 2)),
+        **placement_arrays(rng.normal(size=(R, 6)) * 1000, rng.integers(1, 4, R),
+                           rng.integers(1, 4, R), rng.normal(size=(R, 2)),
+                           rng.normal(size=(R, 2))),
         "ref_bbox": rbbox.astype(np.int64),
         "ref_kind": rng.integers(0, 2, R).astype(np.uint8),
     }
@@ -74,9 +71,8 @@ def poly_rows(a, c):
 def ref_rows(a, c):
     out = []
     for r in range(a["cell_ref_off"][c], a["cell_ref_off"][c + 1]):
-        out.append(tuple(np.concatenate([[a["ref_cell"][r], a["ref_cols"][r], a["ref_rows"][r],
-                                          a["ref_kind"][r]], a["ref_mat"][r], a["ref_strans"][r],
-                                         a["ref_colvec"][r], a["ref_rowvec"][r],
+        out.append(tuple(np.concatenate([[a["ref_cell"][r], a["ref_kind"][r], a["ref_xf"][r],
+                                          a["ref_aref"][r]], a["ref_org"][r],
                                          a["ref_bbox"][r]]).tolist()))
     return sorted(out)
 

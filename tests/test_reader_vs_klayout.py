@@ -23,7 +23,8 @@ import pytest
 import kref
 from conftest import SHARED, SKIP_SHARED, shared_gds
 
-from engine.database import check_schema, polygon_arrays, vertex_offsets
+from engine.database import (check_schema, polygon_arrays, ref_lattices, ref_matrices,
+                             vertex_offsets)
 
 KINDS = ["boundary", "path", "box", "text", "node", "sref", "aref"]
 
@@ -323,6 +324,11 @@ def _lattice(n1, v1, n2, v2):
     return np.concatenate([first, second], axis=1)
 
 
+def _our_lattice(a):
+    cols, rows, colvec, rowvec = ref_lattices(a)
+    return _lattice(cols, colvec, rows, rowvec)
+
+
 def _placement_table(parents, children, mats, lattice, ids):
     """Rows sorted canonically: [parent id, child id, m00, m01, m10, m11, tx, ty, lattice x6]."""
     t = np.column_stack([np.array([ids[p] for p in parents], dtype=np.float64),
@@ -342,9 +348,7 @@ def test_placements(pair):
     counts = np.diff(a["cell_ref_off"])
     parents = [n for n, k in zip(ours.names, counts.tolist()) for _ in range(k)]
     children = [ours.names[i] for i in a["ref_cell"].tolist()]
-    mine = _placement_table(parents, children, a["ref_mat"],
-                            _lattice(a["ref_cols"], a["ref_colvec"], a["ref_rows"], a["ref_rowvec"]),
-                            ids)
+    mine = _placement_table(parents, children, ref_matrices(a), _our_lattice(a), ids)
     p = kref.kplacements(kl)
     ref = _placement_table(p["parent"], p["child"], kref.kplacement_matrices(p),
                            _lattice(p["na"], np.column_stack([p["ax"], p["ay"]]),
@@ -414,7 +418,8 @@ def test_layer_filter(suffix, spec):
         assert pc[cell] == {ld: v for ld, v in fc[cell].items() if ld in want_layers}, cell
     # hierarchy unchanged by the filter
     assert part.names == full.names
-    for k in ("ref_cell", "ref_mat", "ref_cols", "ref_rows", "cell_ref_off"):
+    for k in ("ref_cell", "ref_xf", "ref_org", "ref_aref", "xf_mat", "aref_cols", "aref_rows",
+              "cell_ref_off"):
         assert np.array_equal(part.arrays[k], full.arrays[k]), k
     assert [tuple(x) for x in part.info["layers"]] == want_layers
 
@@ -439,8 +444,6 @@ def test_reader_direct_equals_open_layout(suffix):
         a = o.arrays
         parents = [n for n, k in zip(o.names, np.diff(a["cell_ref_off"]).tolist()) for _ in range(k)]
         children = [o.names[i] for i in a["ref_cell"].tolist()]
-        return _placement_table(parents, children, a["ref_mat"],
-                                _lattice(a["ref_cols"], a["ref_colvec"], a["ref_rows"],
-                                         a["ref_rowvec"]), ids)
+        return _placement_table(parents, children, ref_matrices(a), _our_lattice(a), ids)
 
     assert np.array_equal(table(direct), table(full))
