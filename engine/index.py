@@ -157,13 +157,18 @@ def _build_nodes(item_off, bbox, F, node_off, nodes):
 
 
 @jit
-def _gather_vertices(blk, rel, vtx, perm, new_blk, new_rel, new_vtx):
-    """Vertices of the polygons in the order ``perm`` (new row -> old row), into the two-level
-    offsets new_blk/new_rel and new_vtx (as long as vtx)."""
+def _gather_polygons(blk, rel, vtx, layer, bbox, kind, perm, new_blk, new_rel, new_vtx,
+                     new_layer, new_bbox, new_kind):
+    """The polygons in the order ``perm`` (new row -> old row), in one pass: vertices into the
+    two-level offsets new_blk/new_rel and new_vtx (as long as vtx), layer, bbox and kind rows."""
     P = len(perm)
     d = 0
     for i in range(P):
         p = perm[i]
+        new_layer[i] = layer[p]
+        new_kind[i] = kind[p]
+        for q in range(4):
+            new_bbox[i, q] = bbox[p, q]
         s = vtx_start(blk, rel, p)
         e = vtx_start(blk, rel, p + 1)
         b = i >> VTX_BLOCK_SHIFT
@@ -247,8 +252,9 @@ def build_index(arrays: dict, meta: dict, leaf_size: int = 16, alloc=None) -> di
     out = (alloc or _alloc_numpy)(_specs(arrays, pnode_off, rnode_off, arrays["poly_bbox"].dtype,
                                          arrays["ref_bbox"].dtype))
     P, R = len(perm), len(rperm)
+    polys = ("poly_vtx_blk", "poly_vtx_rel", "vtx", "poly_layer", "poly_bbox", "poly_kind")
     for k, v in arrays.items():
-        if k in ("poly_vtx_blk", "poly_vtx_rel", "vtx"):
+        if k in polys:
             continue
         if k.startswith("poly_") and len(v) == P:
             np.take(v, perm, axis=0, out=out[k])
@@ -256,8 +262,7 @@ def build_index(arrays: dict, meta: dict, leaf_size: int = 16, alloc=None) -> di
             np.take(v, rperm, axis=0, out=out[k])
         else:
             out[k][...] = v
-    _gather_vertices(arrays["poly_vtx_blk"], arrays["poly_vtx_rel"], arrays["vtx"], perm,
-                     out["poly_vtx_blk"], out["poly_vtx_rel"], out["vtx"])
+    _gather_polygons(*(arrays[k] for k in polys), perm, *(out[k] for k in polys))
     out["ix_pnode_off"][...] = pnode_off
     _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size, pnode_off,
                  out["ix_pnode_bbox"])
