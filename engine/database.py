@@ -22,7 +22,10 @@ polygons (grouped by cell; within a cell the index builder may reorder them spat
                                   closing vertex; at least 3 vertices)
   vtx              int32  [V,2]   x, y
   poly_layer       int32  [P]     row of layer_ld
-  poly_bbox        int32  [P,4]   x0,y0,x1,y1
+  poly_bbox        int32  [P,4]   x0,y0,x1,y1: KLayout's shape bbox, the one selection
+                                  ("touching") uses: the vertices' bbox, except for round-ended
+                                  paths (PATHTYPE 1), whose box is that of the square-ended hull
+                                  (as ``db::path::box``); their vertices may lie outside it
   poly_kind        uint8  [P]     KIND_BOUNDARY, KIND_PATH or KIND_BOX (what the file said)
 
 layers
@@ -53,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND_BOUNDARY, KIND_PATH, KIND_BOX = 0, 1, 2
 KIND_SREF, KIND_AREF = 0, 1
 EMPTY = np.array([np.iinfo(np.int64).max // 4, np.iinfo(np.int64).max // 4,

@@ -12,7 +12,8 @@ import math
 import klayout.db as kdb
 import numpy as np
 
-from engine.database import EMPTY_BBOX, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF
+from engine.database import (EMPTY_BBOX, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
+                             SCHEMA_VERSION)
 
 SHAPES = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes | kdb.Shapes.SPaths
 
@@ -83,7 +84,7 @@ def from_klayout(ly: kdb.Layout):
                 vtx.extend(pts)
                 vtx_off.append(len(vtx))
                 play.append(lr)
-                b = p.bbox()
+                b = sh.bbox()  # KLayout's (a round-ended path's: its square-ended hull's)
                 own += b
                 pbox.append(_box(b))
                 pkind.append(KIND_PATH if sh.is_path() else KIND_BOUNDARY)
@@ -137,7 +138,7 @@ def from_klayout(ly: kdb.Layout):
         "ref_bbox": np.array(rbbox, dtype=np.int64).reshape(-1, 4),
         "ref_kind": np.array(rkind, dtype=np.uint8),
     }
-    return arrays, {"dbu_um": ly.dbu, "schema": 1}
+    return arrays, {"dbu_um": ly.dbu, "schema": SCHEMA_VERSION}
 
 
 def kl_layout(ly: kdb.Layout, leaf_size: int = 16):
