@@ -506,8 +506,10 @@ def _near_box_windows(b, rng):
     out = []
     for d in (-2, 0, 1, 4, 25):
         for s in (0, 10):
-            out += [(x0 - d - s, y0 - d - s, x0 - d, y0 - d), (x1 + d, y1 + d, x1 + d + s, y1 + d + s),
-                    (x0 - d - s, y1 + d, x0 - d, y1 + d + s), (x1 + d, y0 - d - s, x1 + d + s, y0 - d)]
+            out += [(x0 - d - s, y0 - d - s, x0 - d, y0 - d),
+                    (x1 + d, y1 + d, x1 + d + s, y1 + d + s),
+                    (x0 - d - s, y1 + d, x0 - d, y1 + d + s),
+                    (x1 + d, y0 - d - s, x1 + d + s, y0 - d)]
             cx = int(rng.integers(x0, x1 + 1))
             cy = int(rng.integers(y0, y1 + 1))
             out += [(x0 - d - s, cy, x0 - d, cy + s), (x1 + d, cy, x1 + d + s, cy + s),
