@@ -544,3 +544,56 @@ def test_paths_touch_by_klayout_box(tmp_path):
                 b = sh.bbox()
                 for w in _near_box_windows((b.left, b.bottom, b.right, b.top), rng):
                     compare(L, ly, "P", w, what="paths P")
+
+
+# -- the public call's fast paths give the general path's results ----------------------------------
+
+def _slow_window(window, dbu):
+    w = np.asarray(window, dtype=np.float64).reshape(-1)
+    assert w.shape == (4,) and np.all(np.isfinite(w)) and w[2] >= w[0] and w[3] >= w[1]
+    return w / dbu
+
+
+@pytest.mark.parametrize("window", [
+    (0, 0, 1, 1), (0.1, -0.3, 0.7, 2.9), [1e-9, 2, 3, 4], (np.float32(0.1), 0, 1, 1),
+    (np.int64(3), np.int32(-2), 7, 7.5), np.array([0.3, 0.1, 0.7, 0.9]), np.array([1, 2, 3, 4]),
+    np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32), (2 ** 60 + 1, 0, 2 ** 61, 1),
+    (-1e300, -1e300, 1e300, 1e300), ((0, 0), (1, 1)), (True, 0, 1, 1),
+])
+def test_window_fast_path_same_result(window):
+    from engine.layout import check_window
+    for dbu in (0.001, 0.0005, 1e-5):
+        got = check_window(window, dbu)
+        assert got.dtype == np.float64 and np.array_equal(got, _slow_window(window, dbu))
+
+
+@pytest.mark.parametrize("window", [
+    (0, 0, float("inf"), 1), (float("-inf"), 0, 1, 1), (0, float("nan"), 1, 1), (2, 0, 1, 1),
+    (0, 2, 1, 1), (0, 0, 10 ** 400, 1), (0, 0, 1), (0, 0, 1, 1, 1), ("a", 0, 1, 1), None,
+])
+def test_window_bad(window):
+    from engine.layout import check_window
+    with pytest.raises(ClipmillError):
+        check_window(window, 0.001)
+
+
+def test_cached_state_follows_arguments_and_close(synth):
+    """Layer masks and the top cell are cached per layout: other arguments in any order give
+    what a fresh layout gives; after close() nothing cached is used (clear error)."""
+    ly, L = synth
+    calls = [dict(), dict(layers=[(1, 0)]), dict(layers=[(3, 5), (1, 0)]), dict(layers=[2]),
+             dict(cell="B"), dict(layers=[(1, 0)], cell="C", depth=1), dict(clip=True), dict()]
+    w = (-5.0, -5.0, 25.0, 12.0)
+    first = [L.explode(w, **kw) for kw in calls]
+    with kl_layout(ly, leaf_size=4) as fresh:
+        for kw, P in zip(calls[::-1], first[::-1]):
+            Q = fresh.explode(w, **kw)
+            assert np.array_equal(P.xy, Q.xy) and np.array_equal(P.offsets, Q.offsets)
+            assert np.array_equal(P.layer, Q.layer) and P.layer.dtype == np.int32
+    with pytest.raises(ClipmillError, match="unknown layer"):
+        L.explode(w, layers=[(99, 0)])
+    other = kl_layout(ly)
+    assert len(other.explode(w)) == len(first[0])
+    other.close()
+    with pytest.raises(ClipmillError):
+        other.explode(w)
