@@ -215,7 +215,8 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
     """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
 
     Returns (status, npoly, nvtx): polygon i is out_xy[out_off[i]:out_off[i+1]] with layer row
-    out_lay[i] and (layer, datatype) out_ld[i] (= layer_ld[out_lay[i]]). status OUT_FULL: the output buffers were too small; npoly/nvtx are then the sizes
+    out_lay[i] and (layer, datatype) out_ld[i] (= layer_ld[out_lay[i]]). status OUT_FULL: the
+    output buffers were too small; npoly/nvtx are then the sizes
     needed (the traversal went on counting). STACK_FULL: the frame stack overflowed (double it).
     Nothing is allocated; nothing but the output/scratch buffers is written."""
     ncells = len(cell_poly_off) - 1
@@ -229,6 +230,10 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
     npoly = 0
     nv = 0
     write = True
+    all_layers = True
+    for q in range(layer_mask.shape[0]):
+        if layer_mask[q] == 0:
+            all_layers = False
     out_off[0] = 0
     # top frame: the rounded window (as KLayout's DBox -> Box)
     r0 = _round(wx0)
@@ -264,6 +269,14 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
             return ERR_CYCLE, npoly, nv
         for q in range(6):
             T[q] = st_T[sp, q]
+        # the transform in scalars: the vertex loop below then keeps it in registers (stores
+        # to out_xy could alias T for the compiler)
+        t0 = T[0]
+        t1 = T[1]
+        t2 = T[2]
+        t3 = T[3]
+        t4 = T[4]
+        t5 = T[5]
         R0 = st_R[sp, 0]
         R1 = st_R[sp, 1]
         R2 = st_R[sp, 2]
@@ -276,9 +289,15 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
             k, tsp = tree_next(pnode_off[c], pnode_bbox, starts, F, R0, R1, R2, R3, tstack, tsp)
             if k < 0:
                 break
+            # a leaf inside the local region: every polygon of it touches (no bbox tests)
+            j = pnode_off[c] + k
+            inside = (pnode_bbox[j, 0] >= R0 and pnode_bbox[j, 2] <= R2
+                      and pnode_bbox[j, 1] >= R1 and pnode_bbox[j, 3] <= R3)
             for p in range(a + k * F, min(a + (k + 1) * F, a + n)):
-                if (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0 or poly_bbox[p, 1] > R3
-                        or poly_bbox[p, 3] < R1 or layer_mask[poly_layer[p]] == 0):
+                if not inside and (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0
+                                   or poly_bbox[p, 1] > R3 or poly_bbox[p, 3] < R1):
+                    continue
+                if not all_layers and layer_mask[poly_layer[p]] == 0:
                     continue
                 if clip:
                     m = _clip_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
@@ -299,8 +318,8 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                         for i in range(m):
                             x = float(vtx[s0 + i, 0])
                             y = float(vtx[s0 + i, 1])
-                            out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
-                            out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
+                            out_xy[nv + i, 0] = t0 * x + t1 * y + t4
+                            out_xy[nv + i, 1] = t2 * x + t3 * y + t5
                 nv += m
                 if write:
                     lr = poly_layer[p]
