@@ -23,7 +23,10 @@ polygons (grouped by cell; within a cell the index builder may reorder them spat
                                   start(p+1) - start(p) vertices (no repeated closing vertex)
   vtx              int32  [V,2]   x, y
   poly_layer       uint16 [P]     row of layer_ld
-  poly_bbox        int32  [P,4]   x0,y0,x1,y1
+  poly_bbox        int32  [P,4]   x0,y0,x1,y1: KLayout's shape bbox, the one selection
+                                  ("touching") uses: the vertices' bbox, except for round-ended
+                                  paths (PATHTYPE 1), whose box is that of the square-ended hull
+                                  (as ``db::path::box``); their vertices may lie outside it
   poly_kind        uint8  [P]     KIND_BOUNDARY, KIND_PATH or KIND_BOX (what the file said)
 
   A polygon with NO vertices is the axis-parallel rectangle poly_bbox (BOX records, and
@@ -74,7 +77,7 @@ import numpy as np
 
 from engine.jit import njit
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VTX_BLOCK_SHIFT = 8     # 256 polygons per block of poly_vtx_blk
 KIND_BOUNDARY, KIND_PATH, KIND_BOX = 0, 1, 2
 KIND_SREF, KIND_AREF = 0, 1

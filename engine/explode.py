@@ -41,9 +41,11 @@ from engine.database import vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.index import MAX_LEVELS, tree_next, tree_start
 from engine.jit import jit, njit
+from engine.layout import check_window
 from engine.polygons import Polygons
 
 OK, ERR_CYCLE, OUT_FULL, STACK_FULL = 0, 1, 2, 3
+ARG_F = -2      # position of the leaf size in db_args (then layer_ld, last)
 
 
 @jit
@@ -217,13 +219,14 @@ def _hi_index(v, n, eps):
 def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
                    cell_ref_off, cell_bbox, ref_cell, ref_xf, ref_org, ref_aref, ref_bbox, xf_mat,
                    aref_cols, aref_rows, aref_colvec, aref_rowvec, pnode_off, pnode_bbox,
-                   rnode_off, rnode_bbox,
-                   F, top, win, layer_mask, max_depth, clip,
-                   out_xy, out_off, out_lay, st_cell, st_depth, st_T, st_R, tstack, starts, cbuf):
+                   rnode_off, rnode_bbox, F, layer_ld, top, win, layer_mask, max_depth, clip,
+                   out_xy, out_off, out_lay, out_ld, st_cell, st_depth, st_T, st_R, tstack, starts,
+                   cbuf):
     """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
 
     Returns (status, npoly, nvtx): polygon i is out_xy[out_off[i]:out_off[i+1]] with layer row
-    out_lay[i]. status OUT_FULL: the output buffers were too small; npoly/nvtx are then the sizes
+    out_lay[i] and (layer, datatype) out_ld[i] (= layer_ld[out_lay[i]]). status OUT_FULL: the
+    output buffers were too small; npoly/nvtx are then the sizes
     needed (the traversal went on counting). STACK_FULL: the frame stack overflowed (double it).
     Nothing is allocated; nothing but the output/scratch buffers is written."""
     ncells = len(cell_poly_off) - 1
@@ -232,11 +235,15 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
     wx1 = win[2]
     wy1 = win[3]
     cap_v = out_xy.shape[0]
-    cap_p = out_off.shape[0] - 1
+    cap_p = min(out_off.shape[0] - 1, out_lay.shape[0], out_ld.shape[0])
     cap_s = st_cell.shape[0]
     npoly = 0
     nv = 0
     write = True
+    all_layers = True
+    for q in range(layer_mask.shape[0]):
+        if layer_mask[q] == 0:
+            all_layers = False
     out_off[0] = 0
     # top frame: the rounded window (as KLayout's DBox -> Box)
     r0 = _round(wx0)
@@ -272,6 +279,14 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
             return ERR_CYCLE, npoly, nv
         for q in range(6):
             T[q] = st_T[sp, q]
+        # the transform in scalars: the vertex loop below then keeps it in registers (stores
+        # to out_xy could alias T for the compiler)
+        t0 = T[0]
+        t1 = T[1]
+        t2 = T[2]
+        t3 = T[3]
+        t4 = T[4]
+        t5 = T[5]
         R0 = st_R[sp, 0]
         R1 = st_R[sp, 1]
         R2 = st_R[sp, 2]
@@ -284,9 +299,15 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
             k, tsp = tree_next(pnode_off[c], pnode_bbox, starts, F, R0, R1, R2, R3, tstack, tsp)
             if k < 0:
                 break
+            # a leaf inside the local region: every polygon of it touches (no bbox tests)
+            j = pnode_off[c] + k
+            inside = (pnode_bbox[j, 0] >= R0 and pnode_bbox[j, 2] <= R2
+                      and pnode_bbox[j, 1] >= R1 and pnode_bbox[j, 3] <= R3)
             for p in range(a + k * F, min(a + (k + 1) * F, a + n)):
-                if (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0 or poly_bbox[p, 1] > R3
-                        or poly_bbox[p, 3] < R1 or layer_mask[poly_layer[p]] == 0):
+                if not inside and (poly_bbox[p, 0] > R2 or poly_bbox[p, 2] < R0
+                                   or poly_bbox[p, 1] > R3 or poly_bbox[p, 3] < R1):
+                    continue
+                if not all_layers and layer_mask[poly_layer[p]] == 0:
                     continue
                 s0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p)
                 k0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p + 1) - s0
@@ -307,11 +328,14 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
                     if write:
                         for i in range(m):
                             x, y = _vertex(vtx, poly_bbox, p, s0, k0, i)
-                            out_xy[nv + i, 0] = T[0] * x + T[1] * y + T[4]
-                            out_xy[nv + i, 1] = T[2] * x + T[3] * y + T[5]
+                            out_xy[nv + i, 0] = t0 * x + t1 * y + t4
+                            out_xy[nv + i, 1] = t2 * x + t3 * y + t5
                 nv += m
                 if write:
-                    out_lay[npoly] = poly_layer[p]
+                    lr = poly_layer[p]
+                    out_lay[npoly] = lr
+                    out_ld[npoly, 0] = layer_ld[lr, 0]
+                    out_ld[npoly, 1] = layer_ld[lr, 1]
                     out_off[npoly + 1] = nv
                 npoly += 1
         if d >= max_depth:
@@ -418,6 +442,7 @@ class ExplodeScratch:
         self.out_xy = np.empty((1 << 14, 2))
         self.out_off = np.empty(1 << 12, dtype=np.int64)
         self.out_lay = np.empty(1 << 12, dtype=np.int32)
+        self.out_ld = np.empty((1 << 12, 2), dtype=np.int32)
         self.st_cell = np.empty(1024, dtype=np.int32)
         self.st_depth = np.empty(1024, dtype=np.int64)
         self.st_T = np.empty((1024, 6))
@@ -435,6 +460,7 @@ class ExplodeScratch:
             n = max(npoly + npoly // 4 + 2, 2 * self.out_off.shape[0])
             self.out_off = np.empty(n, dtype=np.int64)
             self.out_lay = np.empty(n, dtype=np.int32)
+            self.out_ld = np.empty((n, 2), dtype=np.int32)
 
     def grow_stack(self) -> None:
         n = 2 * self.st_cell.shape[0]
@@ -445,18 +471,20 @@ class ExplodeScratch:
 
 
 def db_args(db) -> tuple:
-    """The database and index arrays the kernel reads, in its argument order (views are not
-    cached, so that closing the layout leaves no view behind)."""
+    """The database and index arrays the kernel reads, in its argument order (the low-level
+    entry builds them per call; the public ``explode`` keeps them in the layout's
+    ``ExplodeState``, dropped by ``Layout.close``)."""
     a = db.arena.arrays
     if "ix_leaf" not in a:
         raise ClipmillError("layout has no spatial index (ix_* arrays); build it with "
                             "engine.index.build_index")
-    return (a["cell_poly_off"], a["poly_vtx_blk"], a["poly_vtx_rel"], a["vtx"], a["poly_layer"], a["poly_bbox"],
+    return (a["cell_poly_off"], a["poly_vtx_blk"], a["poly_vtx_rel"], a["vtx"], a["poly_layer"],
+            a["poly_bbox"],
             a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_xf"], a["ref_org"],
             a["ref_aref"], a["ref_bbox"], a["xf_mat"], a["aref_cols"], a["aref_rows"],
             a["aref_colvec"], a["aref_rowvec"],
             a["ix_pnode_off"], a["ix_pnode_bbox"], a["ix_rnode_off"], a["ix_rnode_bbox"],
-            int(a["ix_leaf"][0]))
+            int(a["ix_leaf"][0]), a["layer_ld"])
 
 
 def max_poly_vertices(db) -> int:
@@ -473,6 +501,32 @@ def new_scratch(db) -> ExplodeScratch:
     return ExplodeScratch(max_poly_vertices(db), int(db.arena.arrays["ix_leaf"][0]))
 
 
+def _fit_scratch(s: ExplodeScratch, maxv: int, F: int) -> None:
+    """Clipping buffer and tree stack large enough for this database."""
+    if s.cbuf.shape[1] < 16 * maxv + 16:
+        s.cbuf = np.empty((2, 16 * maxv + 16, 2))
+    if s.tstack.shape[0] < 2 * MAX_LEVELS * F + 16:
+        s.tstack = np.empty(2 * MAX_LEVELS * F + 16, dtype=np.int64)
+
+
+def _run(args, window_dbu, cell: int, layer_mask, depth: int, clip: bool, s: ExplodeScratch):
+    """One kernel call (a retry after growing a buffer); returns (npoly, nvtx). ``depth``
+    already mapped (-1 -> 1 << 40), arrays already contiguous of the kernel's dtypes."""
+    while True:
+        status, npoly, nv = explode_kernel(*args, cell, window_dbu, layer_mask, depth, clip,
+                                           s.out_xy, s.out_off, s.out_lay, s.out_ld, s.st_cell,
+                                           s.st_depth, s.st_T, s.st_R, s.tstack, s.starts, s.cbuf)
+        if status == OK:
+            return npoly, nv
+        if status == OUT_FULL:
+            s.grow_output(npoly, nv)
+        elif status == STACK_FULL:
+            s.grow_stack()
+        else:
+            raise ClipmillError("cell hierarchy is recursive (a cell places itself)")
+        s.retries += 1
+
+
 def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool,
                    scratch: ExplodeScratch):
     """Low-level entry (rasterizer, workers): window in dbu (float64[4], validated), cell row,
@@ -484,36 +538,80 @@ def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool
     s = scratch
     window_dbu = np.ascontiguousarray(window_dbu, dtype=np.float64)
     layer_mask = np.ascontiguousarray(layer_mask, dtype=np.uint8)
-    if s.cbuf.shape[1] < 16 * max_poly_vertices(db) + 16:
-        s.cbuf = np.empty((2, 16 * max_poly_vertices(db) + 16, 2))
-    if s.tstack.shape[0] < 2 * MAX_LEVELS * args[-1] + 16:
-        s.tstack = np.empty(2 * MAX_LEVELS * args[-1] + 16, dtype=np.int64)
+    _fit_scratch(s, max_poly_vertices(db), args[ARG_F])
     d = int(depth) if depth >= 0 else 1 << 40
-    while True:
-        status, npoly, nv = explode_kernel(*args, int(cell), window_dbu, layer_mask, d, bool(clip),
-                                           s.out_xy, s.out_off, s.out_lay, s.st_cell, s.st_depth,
-                                           s.st_T, s.st_R, s.tstack, s.starts, s.cbuf)
-        if status == OUT_FULL:
-            s.grow_output(npoly, nv)
-        elif status == STACK_FULL:
-            s.grow_stack()
-        else:
-            break
-        s.retries += 1
-    if status == ERR_CYCLE:
-        raise ClipmillError("cell hierarchy is recursive (a cell places itself)")
+    npoly, nv = _run(args, window_dbu, int(cell), layer_mask, d, bool(clip), s)
     return s.out_xy[:nv], s.out_off[:npoly + 1], s.out_lay[:npoly]
 
 
-def _scratch_for(layout) -> ExplodeScratch:
-    """The scratch of this layout for the calling thread (the kernel releases the GIL, so
-    threads may explode concurrently; each gets its own buffers)."""
-    per_thread = layout.__dict__.setdefault("_explode_scratch", {})
-    tid = threading.get_ident()
-    s = per_thread.get(tid)
-    if s is None:
-        s = per_thread[tid] = new_scratch(layout.db)
-    return s
+class ExplodeState:
+    """What the public ``explode`` needs of one layout, built once: the kernel's database
+    arguments, dbu, the top cell row and layer masks already resolved (masks are cached per
+    ``layers`` value that can be a dict key). Holds views of the arena: ``Layout.close`` drops
+    it (``drop_state``) before closing the arena."""
+
+    MAX_MASKS = 64
+
+    def __init__(self, layout):
+        db = layout.db
+        self.args = db_args(db)
+        self.maxv = max_poly_vertices(db)
+        self.F = self.args[ARG_F]
+        self.dbu = layout.dbu_um
+        self.masks = {}
+        self.top = None
+        self.scratch = {}      # thread id -> ExplodeScratch
+
+    def mask(self, layout, layers):
+        try:
+            key = None if layers is None else tuple(layers)
+            m = self.masks.get(key)
+        except TypeError:      # unhashable items, or not a sequence: no caching
+            return np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)
+        if m is None:
+            m = np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)
+            if len(self.masks) >= self.MAX_MASKS:
+                self.masks.clear()
+            self.masks[key] = m
+        return m
+
+    def cell(self, layout, cell) -> int:
+        if cell is None:
+            if self.top is None:
+                self.top = layout.resolve_cell(None)   # raises while there are several tops
+            return self.top
+        return layout.resolve_cell(cell)
+
+    def scratch_for_thread(self) -> ExplodeScratch:
+        """The calling thread's buffers (the kernel releases the GIL, so threads may explode
+        concurrently; each gets its own)."""
+        tid = threading.get_ident()
+        s = self.scratch.get(tid)
+        if s is None:
+            s = self.scratch[tid] = ExplodeScratch(self.maxv, self.F)
+        return s
+
+
+def state_of(layout) -> ExplodeState:
+    st = layout.__dict__.get("_explode_state")
+    if st is None:
+        st = layout.__dict__["_explode_state"] = ExplodeState(layout)
+    return st
+
+
+def drop_state(layout) -> None:
+    """Forget the cached views and buffers (``Layout.close``)."""
+    layout.__dict__.pop("_explode_state", None)
+
+
+def _check_depth(depth) -> int:
+    if depth is None:
+        return 1 << 40
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise ClipmillError(f"depth must be a whole number >= 0 or None (got {depth!r})")
+    if depth < 0:
+        raise ClipmillError(f"depth must be >= 0 or None (got {depth})")
+    return int(depth)
 
 
 def explode(layout, window, *, cell=None, layers=None, depth=None, clip=False) -> Polygons:
@@ -521,16 +619,11 @@ def explode(layout, window, *, cell=None, layers=None, depth=None, clip=False) -
     touches ``window`` (x0, y0, x1, y1 um, in ``cell`` coordinates), flattened to ``cell``
     coordinates in um; ``clip`` cuts each polygon to the window (polygons stay separate; one
     that clips to nothing is dropped); ``depth`` levels below ``cell`` (0 = own shapes)."""
-    w = layout.window_dbu(window)
-    c = layout.resolve_cell(cell)
-    mask = layout.layer_mask(layers)
-    if depth is None:
-        d = -1
-    else:
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-            raise ClipmillError(f"depth must be a whole number >= 0 or None (got {depth!r})")
-        if depth < 0:
-            raise ClipmillError(f"depth must be >= 0 or None (got {depth})")
-        d = int(depth)
-    xy, off, lay = explode_arrays(layout.db, w, c, mask, d, clip, _scratch_for(layout))
-    return Polygons(xy * layout.dbu_um, off.copy(), layout.db.layer_ld[lay])
+    st = state_of(layout)
+    w = check_window(window, st.dbu)
+    c = st.cell(layout, cell)
+    mask = st.mask(layout, layers)
+    d = _check_depth(depth)
+    s = st.scratch_for_thread()
+    npoly, nv = _run(st.args, w, c, mask, d, bool(clip), s)
+    return Polygons(s.out_xy[:nv] * st.dbu, s.out_off[:npoly + 1].copy(), s.out_ld[:npoly].copy())

@@ -152,6 +152,9 @@ class Layout:
         self.arena.save(path)
 
     def close(self) -> None:
+        if "_explode_state" in self.__dict__:
+            from engine.explode import drop_state
+            drop_state(self)   # cached views of the arena go first
         self.arena.close()
 
     def __enter__(self):
@@ -200,8 +203,10 @@ class Layout:
 
     # -- stages -----------------------------------------------------------------------------
     def explode(self, window, *, cell=None, layers=None, depth=None, clip=False):
-        from engine.explode import explode
-        return explode(self, window, cell=cell, layers=layers, depth=depth, clip=clip)
+        global _explode
+        if _explode is None:  # imported on first use (keeps `import engine` free of numba)
+            from engine.explode import explode as _explode
+        return _explode(self, window, cell=cell, layers=layers, depth=depth, clip=clip)
 
     def rasterize(self, window, pixel_size, *, cell=None, layers=None, depth=None, **kwargs):
         from engine.raster import rasterize_layout
@@ -209,10 +214,31 @@ class Layout:
                                 **kwargs)
 
 
+_explode = None
+_PLAIN = (float, int, np.float64, np.int64, np.int32, np.float32)
+
+
 def check_window(window, dbu_um: float) -> np.ndarray:
+    """Validate a window (x0, y0, x1, y1) in um; float64[4] in dbu (each coordinate / dbu_um).
+    Four plain finite numbers in order take a fast path (same result); anything else goes
+    through the general conversion and its error messages."""
+    v = window
+    if type(v) is np.ndarray and v.shape == (4,) and v.dtype.kind in "fi":
+        v = v.tolist()
+    if type(v) in (tuple, list) and len(v) == 4:
+        x0, y0, x1, y1 = v
+        if (type(x0) in _PLAIN and type(y0) in _PLAIN and type(x1) in _PLAIN
+                and type(y1) in _PLAIN):
+            try:
+                x0, y0, x1, y1 = float(x0), float(y0), float(x1), float(y1)
+            except OverflowError:
+                pass
+            else:  # NaN fails every comparison; infinities fail the bounds
+                if -math.inf < x0 <= x1 < math.inf and -math.inf < y0 <= y1 < math.inf:
+                    return np.array((x0 / dbu_um, y0 / dbu_um, x1 / dbu_um, y1 / dbu_um))
     try:
         w = np.asarray(window, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ClipmillError(f"window {window!r} is not four numbers (x0, y0, x1, y1)") from None
     if w.shape != (4,):
         raise ClipmillError(f"window {window!r} must have four numbers (x0, y0, x1, y1)")

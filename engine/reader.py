@@ -15,7 +15,8 @@ Every kernel reports problems as (code, byte offset, record type); ``ClipmillErr
 Reading rules (KLayout's where the format leaves room):
 * BOUNDARY: the closing point is dropped when it repeats the first; fewer than 3 points left ->
   skipped with a warning (still counted). BOX: the bounding box of its points, 4 vertices.
-* PATH: engine.paths (KLayout's hull); zero-width paths make no polygon (counted, warned).
+* PATH: engine.paths (KLayout's hull); zero-width paths make no polygon (counted, warned); a
+  round-ended path's poly_bbox is KLayout's box (the square-ended hull's), see _square_path_bbox.
 * SREF/AREF: GDSII order (reflect about x, magnify, rotate CCW, translate); an ANGLE within 1e-9
   of a multiple of 90 degrees gives exact 0/+-mag matrix entries. COLROW 0 is read as 1, and an
   AREF axis whose lattice vector is zero gets 1 copy (as KLayout). Absolute MAG/ANGLE flags in
@@ -460,6 +461,29 @@ def _poly_bbox(vtx, a, b, pb, ip):
 
 
 @jit
+def _square_path_bbox(xs, ys, n, w, b_ext, e_ext, rx, ry, hull, pb, ip):
+    """KLayout's bbox of a round-ended path (``db::path::box``): the bbox of the hull built with
+    square ends of the same extensions, not of the rounded polygon. Selection ("touching") uses
+    this box, so for round-ended paths the stored vertices may lie outside poly_bbox (slanted
+    ends: the box is larger; custom negative extensions: a few vertices beyond it). Clamped to
+    int32."""
+    k = path_hull(xs, ys, n, w, b_ext, e_ext, False, rx, ry, hull, 0)
+    x0 = hull[0, 0]
+    y0 = hull[0, 1]
+    x1 = x0
+    y1 = y0
+    for j in range(1, k):
+        x0 = min(x0, hull[j, 0])
+        y0 = min(y0, hull[j, 1])
+        x1 = max(x1, hull[j, 0])
+        y1 = max(y1, hull[j, 1])
+    pb[ip, 0] = max(x0, I32MIN)
+    pb[ip, 1] = max(y0, I32MIN)
+    pb[ip, 2] = min(x1, I32MAX)
+    pb[ip, 3] = min(y1, I32MAX)
+
+
+@jit
 def _i32u(buf, p):
     """Big-endian int32 at unsigned offset p (unsigned indexing: no negative-index wraparound
     code in the hot loops)."""
@@ -785,9 +809,13 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     vtx[iv, 0] = x
                                     vtx[iv, 1] = y
                                     iv += 1
-                                _poly_bbox(vtx, a, iv, poly_bbox, ip)
-                                if k == 4 and _is_rect(vtx, a):
-                                    iv = a                     # a rectangle: its bbox
+                                if pathtype == 1:
+                                    _square_path_bbox(xs, ys, nxy, w, b_ext, e_ext, rx, ry, hull,
+                                                      poly_bbox, ip)
+                                else:
+                                    _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                                    if k == 4 and _is_rect(vtx, a):
+                                        iv = a                 # a rectangle: its bbox
                         if stored:
                             _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                             poly_layer[ip] = lid

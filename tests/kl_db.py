@@ -84,7 +84,7 @@ def from_klayout(ly: kdb.Layout):
                 vtx.extend(pts)
                 vtx_off.append(len(vtx))
                 play.append(lr)
-                b = p.bbox()
+                b = sh.bbox()  # KLayout's (a round-ended path's: its square-ended hull's)
                 own += b
                 pbox.append(_box(b))
                 pkind.append(KIND_PATH if sh.is_path() else KIND_BOUNDARY)

@@ -9,6 +9,7 @@ database units, so tests compare clipmill's DBLoad arrays against it:
     klayers_geometry(kl)             # layers that carry polygons, boxes or paths somewhere
     kbbox_dbu(kl, top)               # [x0, y0, x1, y1] integer dbu of a cell (or union of tops)
     kareas2(kl)                      # {cell: {(layer, datatype): twice the area, exact int}}
+    kshape_bboxes(kl)                # {cell: {(layer, datatype): sorted shape bboxes [n, 4]}}
     kplacements(kl)                  # columns: parent, child, mag, angle, mirror, tx, ty, na,
                                      #   nb, ax, ay, bx, by (dbu); kplacement_matrices(p) -> [n,6]
 
@@ -185,6 +186,27 @@ def kshape_counts(kl) -> dict[str, dict[tuple[int, int], int]]:
                 per[(info.layer, info.datatype)] = n
         out[c.name] = per
     return out
+
+
+def kshape_bboxes(kl) -> dict[str, dict[tuple[int, int], np.ndarray]]:
+    """Per cell and layer: KLayout's ``Shape.bbox`` of every geometry shape, int64 [n, 4] rows
+    (x0, y0, x1, y1) sorted lexicographically (a round-ended path's box is its square-ended
+    hull's, not its polygon's)."""
+    out = {}
+    for c in kl.each_cell():
+        per = {}
+        for li in kl.layer_indexes():
+            rows = [(b.left, b.bottom, b.right, b.top)
+                    for b in (sh.bbox() for sh in geom_shapes(c.shapes(li)))]
+            if rows:
+                info = kl.get_info(li)
+                per[(info.layer, info.datatype)] = _sorted_rows(np.array(rows, dtype=np.int64))
+        out[c.name] = per
+    return out
+
+
+def _sorted_rows(a: np.ndarray) -> np.ndarray:
+    return a[np.lexsort(a.T[::-1])] if len(a) else a
 
 
 def kplacements(kl) -> dict:

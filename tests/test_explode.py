@@ -462,3 +462,138 @@ def test_threads_explode_concurrently(synth):
         t.join()
     for k in range(4):
         assert all(np.array_equal(a, b) for a, b in zip(ref, out[k]))
+
+
+# -- paths: KLayout selects by the path's own bbox ----------------------------------------------
+
+# (pathtype, width, points, bgnextn, endextn): slanted segments, every pathtype, negative widths
+PATHS = [
+    (1, 200, [(0, 0), (1000, 400)], None, None),
+    (1, 300, [(2000, 0), (3000, 400), (3500, 1800)], None, None),
+    (1, 100, [(5000, 0), (5700, 700)], None, None),
+    (1, 200, [(7000, 0), (8000, 400)], -30, 80),           # custom ends on a round path
+    (1, -160, [(9000, 0), (9900, -350)], None, None),       # negative width
+    (1, 250, [(11000, 0), (11000, 900), (11600, 1300)], None, None),
+    (0, 200, [(0, 3000), (1000, 3400)], None, None),
+    (2, 200, [(2000, 3000), (3000, 3400), (3300, 4400)], None, None),
+    (2, -180, [(5000, 3000), (5800, 3350)], None, None),
+    (4, 150, [(7000, 3000), (7900, 3500)], 60, -20),
+    (4, -150, [(9000, 3000), (9600, 2500)], 40, 70),
+    (0, -120, [(11000, 3000), (11700, 3300)], None, None),
+]
+
+
+def _paths_gds(path):
+    from gdsbytes import GDS
+    g = GDS()
+    g.begin()
+    g.bgnstr("P")
+    for k, (pt, w, pts, b, e) in enumerate(PATHS):
+        g.path(1 + k % 3, 0, pts, w, pathtype=pt, bgnextn=b, endextn=e)
+    g.endstr()
+    g.bgnstr("TOP")
+    g.sref("P", 0, 0)
+    g.sref("P", 0, 20000, angle=90.0, reflect=True)
+    g.sref("P", 30000, 0, angle=17.0, mag=1.5)
+    g.endstr()
+    g.endlib()
+    path.write_bytes(g.bytes())
+
+
+def _near_box_windows(b, rng):
+    """Small windows just inside / on / just outside each side and corner of box b."""
+    x0, y0, x1, y1 = b
+    out = []
+    for d in (-2, 0, 1, 4, 25):
+        for s in (0, 10):
+            out += [(x0 - d - s, y0 - d - s, x0 - d, y0 - d),
+                    (x1 + d, y1 + d, x1 + d + s, y1 + d + s),
+                    (x0 - d - s, y1 + d, x0 - d, y1 + d + s),
+                    (x1 + d, y0 - d - s, x1 + d + s, y0 - d)]
+            cx = int(rng.integers(x0, x1 + 1))
+            cy = int(rng.integers(y0, y1 + 1))
+            out += [(x0 - d - s, cy, x0 - d, cy + s), (x1 + d, cy, x1 + d + s, cy + s),
+                    (cx, y0 - d - s, cx + s, y0 - d), (cx, y1 + d, cx + s, y1 + d + s)]
+    return out
+
+
+def test_paths_touch_by_klayout_box(tmp_path):
+    """Round-ended paths: KLayout's bbox is that of the square-ended hull (not of the rounded
+    polygon); windows near the ends of slanted paths of every pathtype give KLayout's touching
+    count and clipped area, loaded by engine.reader."""
+    from engine.layout import open_layout
+    p = tmp_path / "paths.gds"
+    _paths_gds(p)
+    ly = read(p)
+    rng = np.random.default_rng(11)
+    boxes = []
+    for inst in ly.cell("TOP").each_inst():
+        t = inst.cplx_trans
+        for li in ly.layer_indexes():
+            for sh in ly.cell("P").shapes(li).each(SHAPES):
+                boxes.append(sh.bbox().transformed(t))
+                boxes.append(sh.polygon.bbox().transformed(t))
+    with open_layout(p) as L:
+        for b in boxes:
+            for w in _near_box_windows((b.left, b.bottom, b.right, b.top), rng):
+                compare(L, ly, "TOP", w, what="paths")
+        # the own cell, untransformed: the stored boxes are KLayout's
+        P = ly.cell("P")
+        for li in ly.layer_indexes():
+            for sh in P.shapes(li).each(SHAPES):
+                b = sh.bbox()
+                for w in _near_box_windows((b.left, b.bottom, b.right, b.top), rng):
+                    compare(L, ly, "P", w, what="paths P")
+
+
+# -- the public call's fast paths give the general path's results ----------------------------------
+
+def _slow_window(window, dbu):
+    w = np.asarray(window, dtype=np.float64).reshape(-1)
+    assert w.shape == (4,) and np.all(np.isfinite(w)) and w[2] >= w[0] and w[3] >= w[1]
+    return w / dbu
+
+
+@pytest.mark.parametrize("window", [
+    (0, 0, 1, 1), (0.1, -0.3, 0.7, 2.9), [1e-9, 2, 3, 4], (np.float32(0.1), 0, 1, 1),
+    (np.int64(3), np.int32(-2), 7, 7.5), np.array([0.3, 0.1, 0.7, 0.9]), np.array([1, 2, 3, 4]),
+    np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32), (2 ** 60 + 1, 0, 2 ** 61, 1),
+    (-1e300, -1e300, 1e300, 1e300), ((0, 0), (1, 1)), (True, 0, 1, 1),
+])
+def test_window_fast_path_same_result(window):
+    from engine.layout import check_window
+    for dbu in (0.001, 0.0005, 1e-5):
+        got = check_window(window, dbu)
+        assert got.dtype == np.float64 and np.array_equal(got, _slow_window(window, dbu))
+
+
+@pytest.mark.parametrize("window", [
+    (0, 0, float("inf"), 1), (float("-inf"), 0, 1, 1), (0, float("nan"), 1, 1), (2, 0, 1, 1),
+    (0, 2, 1, 1), (0, 0, 10 ** 400, 1), (0, 0, 1), (0, 0, 1, 1, 1), ("a", 0, 1, 1), None,
+])
+def test_window_bad(window):
+    from engine.layout import check_window
+    with pytest.raises(ClipmillError):
+        check_window(window, 0.001)
+
+
+def test_cached_state_follows_arguments_and_close(synth):
+    """Layer masks and the top cell are cached per layout: other arguments in any order give
+    what a fresh layout gives; after close() nothing cached is used (clear error)."""
+    ly, L = synth
+    calls = [dict(), dict(layers=[(1, 0)]), dict(layers=[(3, 5), (1, 0)]), dict(layers=[2]),
+             dict(cell="B"), dict(layers=[(1, 0)], cell="C", depth=1), dict(clip=True), dict()]
+    w = (-5.0, -5.0, 25.0, 12.0)
+    first = [L.explode(w, **kw) for kw in calls]
+    with kl_layout(ly, leaf_size=4) as fresh:
+        for kw, P in zip(calls[::-1], first[::-1]):
+            Q = fresh.explode(w, **kw)
+            assert np.array_equal(P.xy, Q.xy) and np.array_equal(P.offsets, Q.offsets)
+            assert np.array_equal(P.layer, Q.layer) and P.layer.dtype == np.int32
+    with pytest.raises(ClipmillError, match="unknown layer"):
+        L.explode(w, layers=[(99, 0)])
+    other = kl_layout(ly)
+    assert len(other.explode(w)) == len(first[0])
+    other.close()
+    with pytest.raises(ClipmillError):
+        other.explode(w)
