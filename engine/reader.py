@@ -912,10 +912,11 @@ def _rnd(v):
 
 @jit
 def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colvec, aref_rowvec,
-             r, b, outb):
+             r, b0, b1, b2, b3):
     """Enclosing box of placement r (all lattice copies) of a child with bbox b: the 4 corners
     of b transformed and rounded to the grid, then moved by the 4 lattice corner displacements
-    (rounded), as KLayout's array bbox."""
+    (rounded), as KLayout's array bbox. Returns (x0, y0, x1, y1). Scalars in and out: an array
+    view per call (child bbox row, output row) costs more than the arithmetic."""
     x0 = np.inf
     y0 = np.inf
     x1 = -np.inf
@@ -929,8 +930,8 @@ def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colve
     tx = float(ref_org[r, 0])
     ty = float(ref_org[r, 1])
     for ci in range(4):
-        px = float(b[0]) if (ci & 1) == 0 else float(b[2])
-        py = float(b[1]) if (ci & 2) == 0 else float(b[3])
+        px = float(b0) if (ci & 1) == 0 else float(b2)
+        py = float(b1) if (ci & 2) == 0 else float(b3)
         qx = _rnd(m0 * px + m1 * py + tx)
         qy = _rnd(m2 * px + m3 * py + ty)
         x0 = min(x0, qx)
@@ -958,10 +959,7 @@ def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colve
         y0 += dy0
         x1 += dx1
         y1 += dy1
-    outb[0] = np.int64(x0)
-    outb[1] = np.int64(y0)
-    outb[2] = np.int64(x1)
-    outb[3] = np.int64(y1)
+    return np.int64(x0), np.int64(y0), np.int64(x1), np.int64(y1)
 
 
 @jit
@@ -1014,7 +1012,6 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, xf_mat, ref
                 sp += 1
                 stack[sp, 0] = ch
                 stack[sp, 1] = cell_ref_off[ch]
-    tmp = np.empty(4, dtype=np.int64)
     for k in range(n):
         c = order[k]
         x0 = cell_own_bbox[c, 0]
@@ -1022,28 +1019,44 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, xf_mat, ref
         x1 = cell_own_bbox[c, 2]
         y1 = cell_own_bbox[c, 3]
         for r in range(np.uint64(cell_ref_off[c]), np.uint64(cell_ref_off[c + 1])):
-            b = cell_bbox[ref_cell[r]]
-            if b[0] > b[2]:
+            ch = ref_cell[r]
+            b0 = cell_bbox[ch, 0]
+            b1 = cell_bbox[ch, 1]
+            b2 = cell_bbox[ch, 2]
+            b3 = cell_bbox[ch, 3]
+            if b0 > b2:
                 ref_bbox[r, 0] = big
                 ref_bbox[r, 1] = big
                 ref_bbox[r, 2] = -big
                 ref_bbox[r, 3] = -big
             else:
-                _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colvec,
-                         aref_rowvec, r, b, tmp)
-                ref_bbox[r, 0] = tmp[0]
-                ref_bbox[r, 1] = tmp[1]
-                ref_bbox[r, 2] = tmp[2]
-                ref_bbox[r, 3] = tmp[3]
-                x0 = min(x0, tmp[0])
-                y0 = min(y0, tmp[1])
-                x1 = max(x1, tmp[2])
-                y1 = max(y1, tmp[3])
+                q0, q1, q2, q3 = _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows,
+                                          aref_colvec, aref_rowvec, r, b0, b1, b2, b3)
+                ref_bbox[r, 0] = q0
+                ref_bbox[r, 1] = q1
+                ref_bbox[r, 2] = q2
+                ref_bbox[r, 3] = q3
+                x0 = min(x0, q0)
+                y0 = min(y0, q1)
+                x1 = max(x1, q2)
+                y1 = max(y1, q3)
         cell_bbox[c, 0] = x0
         cell_bbox[c, 1] = y0
         cell_bbox[c, 2] = x1
         cell_bbox[c, 3] = y1
     return n
+
+
+@jit
+def _count_rows(rows, counts):
+    for i in range(rows.shape[0]):
+        counts[rows[i]] += 1
+
+
+@jit
+def _remap_rows(rows, remap, out):
+    for i in range(rows.shape[0]):
+        out[i] = remap[rows[i]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1248,7 +1261,9 @@ def load_gdsii(path, layers=None):
     L = int(nlay[0])
     keys = lkeys[:L]
     poly_layer = poly_layer[:P]
-    used = np.bincount(poly_layer, minlength=L)[:L] > 0
+    used = np.zeros(L, dtype=np.int64)
+    _count_rows(poly_layer, used)
+    used = used > 0
     order = np.argsort(keys[used], kind="stable")
     remap = np.full(L, -1, dtype=np.int32)
     remap[np.flatnonzero(used)[order]] = np.arange(int(used.sum()), dtype=np.int32)
@@ -1256,7 +1271,9 @@ def load_gdsii(path, layers=None):
         raise ClipmillError(f"{int(used.sum())} distinct layer/datatype pairs with geometry: more "
                             "than the 65535 the database holds (select layers with layers=)",
                             file=path)
-    poly_layer = remap[poly_layer].astype(np.uint16)
+    poly_layer16 = np.empty(P, dtype=np.uint16)
+    _remap_rows(poly_layer, remap, poly_layer16)
+    poly_layer = poly_layer16
     sk = keys[used][order]
     layer_ld = np.stack([sk // 65536, sk % 65536], axis=1).astype(np.int32).reshape(-1, 2)
 
