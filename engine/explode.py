@@ -54,32 +54,34 @@ def _round(v):
 
 
 @jit
-def _clip_axis(src, n, dst, axis, bound, keep_ge):
-    """One Sutherland-Hodgman pass: keep coord[axis] >= bound (keep_ge) or <= bound."""
+def _clip_axis(buf, src, n, dst, axis, bound, keep_ge):
+    """One Sutherland-Hodgman pass from buf[src, :n] into buf[dst]: keep coord[axis] >= bound
+    (keep_ge) or <= bound. (Indexes into one buffer, no array views: a view costs reference
+    counting per call.)"""
     m = 0
     if n == 0:
         return 0
-    px = src[n - 1, 0]
-    py = src[n - 1, 1]
-    pv = src[n - 1, axis]
+    px = buf[src, n - 1, 0]
+    py = buf[src, n - 1, 1]
+    pv = buf[src, n - 1, axis]
     pin = pv >= bound if keep_ge else pv <= bound
     for i in range(n):
-        cx = src[i, 0]
-        cy = src[i, 1]
-        cv = src[i, axis]
+        cx = buf[src, i, 0]
+        cy = buf[src, i, 1]
+        cv = buf[src, i, axis]
         cin = cv >= bound if keep_ge else cv <= bound
         if cin != pin:
             t = (bound - pv) / (cv - pv)
             if axis == 0:
-                dst[m, 0] = bound
-                dst[m, 1] = py + t * (cy - py)
+                buf[dst, m, 0] = bound
+                buf[dst, m, 1] = py + t * (cy - py)
             else:
-                dst[m, 0] = px + t * (cx - px)
-                dst[m, 1] = bound
+                buf[dst, m, 0] = px + t * (cx - px)
+                buf[dst, m, 1] = bound
             m += 1
         if cin:
-            dst[m, 0] = cx
-            dst[m, 1] = cy
+            buf[dst, m, 0] = cx
+            buf[dst, m, 1] = cy
             m += 1
         px = cx
         py = cy
@@ -89,36 +91,86 @@ def _clip_axis(src, n, dst, axis, bound, keep_ge):
 
 
 @jit
-def _clip_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
-    """Transform polygon p and clip it to the window; result in cbuf[0, :m]. Returns m (0 when
-    nothing with a non-zero area is left)."""
+def _transform_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
+    """Transform polygon p into cbuf[0, :k]. Returns k when it lies wholly inside the window
+    (no cut needed), 0 when it is then degenerate (zero area: its area, only tested against
+    zero, is summed here in the same order as ``_cut`` sums it), -1 when it crosses a side
+    (``_cut`` next). Kept small and call-free: this shape compiles to a fast loop."""
     s = vtx_off[p]
     k = vtx_off[p + 1] - s
-    a = cbuf[0]
-    b = cbuf[1]
-    inside = True
+    t0 = T[0]
+    t1 = T[1]
+    t2 = T[2]
+    t3 = T[3]
+    t4 = T[4]
+    t5 = T[5]
+    out = False
+    area = 0.0
+    pu = 0.0
+    pv = 0.0
     for i in range(k):
         x = float(vtx[s + i, 0])
         y = float(vtx[s + i, 1])
-        u = T[0] * x + T[1] * y + T[4]
-        v = T[2] * x + T[3] * y + T[5]
-        a[i, 0] = u
-        a[i, 1] = v
+        u = t0 * x + t1 * y + t4
+        v = t2 * x + t3 * y + t5
+        cbuf[0, i, 0] = u
+        cbuf[0, i, 1] = v
         if u < wx0 or u > wx1 or v < wy0 or v > wy1:
-            inside = False
-    if inside:  # nothing to cut
-        m = k
-    else:
-        m = _clip_axis(a, k, b, 0, wx0, True)
-        m = _clip_axis(b, m, a, 0, wx1, False)
-        m = _clip_axis(a, m, b, 1, wy0, True)
-        m = _clip_axis(b, m, a, 1, wy1, False)
+            out = True
+        if i > 0:
+            area += pu * v - u * pv
+        pu = u
+        pv = v
+    if out:
+        return -1
+    if k < 3:
+        return 0
+    area += pu * cbuf[0, 0, 1] - cbuf[0, 0, 0] * pv
+    return 0 if area == 0.0 else k
+
+
+@jit
+def _cut(cbuf, k, wx0, wy0, wx1, wy1):
+    """Clip the polygon in cbuf[0, :k] to the window; result in cbuf[0, :m]. Returns m (0 when
+    nothing with a non-zero area is left). Only the passes for the sides that some vertex
+    crosses are run: the others would keep every vertex unchanged (cut points interpolate
+    between vertices, so they never fall beyond a side no vertex crosses)."""
+    sides = 0
+    for i in range(k):
+        u = cbuf[0, i, 0]
+        v = cbuf[0, i, 1]
+        if u < wx0:
+            sides |= 1
+        if u > wx1:
+            sides |= 2
+        if v < wy0:
+            sides |= 4
+        if v > wy1:
+            sides |= 8
+    m = k
+    src = 0
+    if sides & 1:
+        m = _clip_axis(cbuf, src, m, 1 - src, 0, wx0, True)
+        src = 1 - src
+    if sides & 2:
+        m = _clip_axis(cbuf, src, m, 1 - src, 0, wx1, False)
+        src = 1 - src
+    if sides & 4:
+        m = _clip_axis(cbuf, src, m, 1 - src, 1, wy0, True)
+        src = 1 - src
+    if sides & 8:
+        m = _clip_axis(cbuf, src, m, 1 - src, 1, wy1, False)
+        src = 1 - src
     if m < 3:
         return 0
+    if src == 1:
+        for i in range(m):
+            cbuf[0, i, 0] = cbuf[1, i, 0]
+            cbuf[0, i, 1] = cbuf[1, i, 1]
     area = 0.0
     for i in range(m):
         j = i + 1 if i + 1 < m else 0
-        area += a[i, 0] * a[j, 1] - a[j, 0] * a[i, 1]
+        area += cbuf[0, i, 0] * cbuf[0, j, 1] - cbuf[0, j, 0] * cbuf[0, i, 1]
     if area == 0.0:
         return 0
     return m
@@ -300,7 +352,10 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                 if not all_layers and layer_mask[poly_layer[p]] == 0:
                     continue
                 if clip:
-                    m = _clip_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    m = _transform_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    if m < 0:
+                        m = _cut(cbuf, poly_vtx_off[p + 1] - poly_vtx_off[p], wx0, wy0, wx1,
+                                 wy1)
                     if m == 0:
                         continue
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
