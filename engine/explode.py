@@ -28,8 +28,16 @@ buffers live in an ``ExplodeScratch`` reused from call to call; the kernel alloc
 when a buffer is too small, keeps counting and reports the size it needs; the wrapper grows the
 buffer (output: to the counted size + 25%, at least doubling; frame stack: doubling) and runs
 again, so in steady state there is one kernel call per window. Leaves of the R-trees are visited
-with ``engine.index.tree_next`` (no hit list). The kernel only reads the database (safe from
-forked workers sharing it).
+with ``engine.index.tree_next`` (no hit list); a leaf whose node box lies inside the local
+region selects all its polygons without per-polygon box tests. ``clip=True`` transforms each
+polygon in a small call-free pass (``_transform_poly``) and cuts (``_cut``) only those crossing a
+window side, along the sides crossed. The kernel only reads the database (safe from forked
+workers sharing it).
+
+The public ``explode`` keeps what does not change between calls in an ``ExplodeState`` on the
+layout (kernel arguments, top cell, layer masks, per-thread scratch), dropped by
+``Layout.close``; the kernel also writes each polygon's (layer, datatype), so a call costs the
+kernel plus a few microseconds (window check, copies of the outputs, the dbu scaling).
 """
 from __future__ import annotations
 
