@@ -607,9 +607,12 @@ class ExplodeState:
 
     def mask(self, layout, layers):
         try:
-            key = None if layers is None else tuple(layers)
+            if layers is not None and type(layers) not in (list, tuple):
+                raise TypeError  # str, number, iterator ...: not cached
+            # the type is part of the key: (1, 0) is layer 1/0, [1, 0] layers 1 and 0
+            key = None if layers is None else (type(layers), tuple(layers))
             m = self.masks.get(key)
-        except TypeError:      # unhashable items, or not a sequence: no caching
+        except TypeError:      # unhashable items too: no caching
             return np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)
         if m is None:
             m = np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)
