@@ -45,7 +45,7 @@ import threading
 
 import numpy as np
 
-from engine.database import KIND_AREF
+from engine.database import vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.index import MAX_LEVELS, tree_next, tree_start
 from engine.jit import jit
@@ -53,6 +53,7 @@ from engine.layout import check_window
 from engine.polygons import Polygons
 
 OK, ERR_CYCLE, OUT_FULL, STACK_FULL = 0, 1, 2, 3
+ARG_F = -2      # position of the leaf size in db_args (then layer_ld, last)
 
 
 @jit
@@ -99,13 +100,13 @@ def _clip_axis(buf, src, n, dst, axis, bound, keep_ge):
 
 
 @jit
-def _transform_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
-    """Transform polygon p into cbuf[0, :k]. Returns k when it lies wholly inside the window
-    (no cut needed), 0 when it is then degenerate (zero area: its area, only tested against
-    zero, is summed here in the same order as ``_cut`` sums it), -1 when it crosses a side
-    (``_cut`` next). Kept small and call-free: this shape compiles to a fast loop."""
-    s = vtx_off[p]
-    k = vtx_off[p + 1] - s
+def _transform_poly(s, k, vtx, T, wx0, wy0, wx1, wy1, cbuf):
+    """Transform the polygon vtx[s:s+k] into cbuf[0, :k]. Returns k when it lies wholly inside
+    the window (no cut needed), 0 when it is then degenerate (zero area: its area, only tested
+    against zero, is summed here in the same order as ``_cut`` sums it), -1 when it crosses a
+    side (``_cut`` next). Kept small and call-free (no array-taking helper, not even an inlined
+    one): a function with such calls pays reference counting of its arrays per call, and this
+    shape compiles to a fast loop."""
     t0 = T[0]
     t1 = T[1]
     t2 = T[2]
@@ -135,6 +136,43 @@ def _transform_poly(p, vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf):
         return 0
     area += pu * cbuf[0, 0, 1] - cbuf[0, 0, 0] * pv
     return 0 if area == 0.0 else k
+
+
+@jit
+def _transform_rect(p, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf):
+    """``_transform_poly`` for the rectangle poly_bbox[p] (a polygon stored without vertices:
+    counter-clockwise from (x0, y0)); same results, 4 vertices."""
+    t0 = T[0]
+    t1 = T[1]
+    t2 = T[2]
+    t3 = T[3]
+    t4 = T[4]
+    t5 = T[5]
+    bx0 = float(poly_bbox[p, 0])
+    by0 = float(poly_bbox[p, 1])
+    bx1 = float(poly_bbox[p, 2])
+    by1 = float(poly_bbox[p, 3])
+    out = False
+    area = 0.0
+    pu = 0.0
+    pv = 0.0
+    for i in range(4):
+        x = bx1 if (i == 1 or i == 2) else bx0
+        y = by1 if i >= 2 else by0
+        u = t0 * x + t1 * y + t4
+        v = t2 * x + t3 * y + t5
+        cbuf[0, i, 0] = u
+        cbuf[0, i, 1] = v
+        if u < wx0 or u > wx1 or v < wy0 or v > wy1:
+            out = True
+        if i > 0:
+            area += pu * v - u * pv
+        pu = u
+        pv = v
+    if out:
+        return -1
+    area += pu * cbuf[0, 0, 1] - cbuf[0, 0, 0] * pv
+    return 0 if area == 0.0 else 4
 
 
 @jit
@@ -266,10 +304,10 @@ def _hi_index(v, n, eps):
 
 
 @jit
-def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
-                   cell_ref_off, cell_bbox, ref_cell, ref_mat, ref_cols, ref_rows, ref_colvec,
-                   ref_rowvec, ref_bbox, ref_kind, pnode_off, pnode_bbox, rnode_off, rnode_bbox,
-                   F, layer_ld, top, win, layer_mask, max_depth, clip,
+def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
+                   cell_ref_off, cell_bbox, ref_cell, ref_xf, ref_org, ref_aref, ref_bbox, xf_mat,
+                   aref_cols, aref_rows, aref_colvec, aref_rowvec, pnode_off, pnode_bbox,
+                   rnode_off, rnode_bbox, F, layer_ld, top, win, layer_mask, max_depth, clip,
                    out_xy, out_off, out_lay, out_ld, st_cell, st_depth, st_T, st_R, tstack, starts,
                    cbuf):
     """The whole descent. win: float64[4] window in dbu (top-cell coordinates).
@@ -359,11 +397,15 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                     continue
                 if not all_layers and layer_mask[poly_layer[p]] == 0:
                     continue
+                s0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p)
+                k0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p + 1) - s0
                 if clip:
-                    m = _transform_poly(p, poly_vtx_off, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    if k0 > 0:
+                        m = _transform_poly(s0, k0, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    else:
+                        m = _transform_rect(p, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf)
                     if m < 0:
-                        m = _cut(cbuf, poly_vtx_off[p + 1] - poly_vtx_off[p], wx0, wy0, wx1,
-                                 wy1)
+                        m = _cut(cbuf, k0 if k0 > 0 else 4, wx0, wy0, wx1, wy1)
                     if m == 0:
                         continue
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
@@ -373,16 +415,28 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                             out_xy[nv + i, 0] = cbuf[0, i, 0]
                             out_xy[nv + i, 1] = cbuf[0, i, 1]
                 else:
-                    s0 = poly_vtx_off[p]
-                    m = poly_vtx_off[p + 1] - s0
+                    m = k0 if k0 > 0 else 4
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
                         write = False
-                    if write:
+                    if write and k0 > 0:
                         for i in range(m):
                             x = float(vtx[s0 + i, 0])
                             y = float(vtx[s0 + i, 1])
                             out_xy[nv + i, 0] = t0 * x + t1 * y + t4
                             out_xy[nv + i, 1] = t2 * x + t3 * y + t5
+                    elif write:  # the rectangle poly_bbox[p], counter-clockwise from (x0, y0)
+                        x0 = float(poly_bbox[p, 0])
+                        y0 = float(poly_bbox[p, 1])
+                        x1 = float(poly_bbox[p, 2])
+                        y1 = float(poly_bbox[p, 3])
+                        out_xy[nv, 0] = t0 * x0 + t1 * y0 + t4
+                        out_xy[nv, 1] = t2 * x0 + t3 * y0 + t5
+                        out_xy[nv + 1, 0] = t0 * x1 + t1 * y0 + t4
+                        out_xy[nv + 1, 1] = t2 * x1 + t3 * y0 + t5
+                        out_xy[nv + 2, 0] = t0 * x1 + t1 * y1 + t4
+                        out_xy[nv + 2, 1] = t2 * x1 + t3 * y1 + t5
+                        out_xy[nv + 3, 0] = t0 * x0 + t1 * y1 + t4
+                        out_xy[nv + 3, 1] = t2 * x0 + t3 * y1 + t5
                 nv += m
                 if write:
                     lr = poly_layer[p]
@@ -412,8 +466,11 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                 cy1 = float(cell_bbox[ch, 3])
                 if cx0 > cx1 or cy0 > cy1:
                     continue
-                for q in range(6):
-                    M[q] = ref_mat[r, q]
+                xr = ref_xf[r]
+                for q in range(4):
+                    M[q] = xf_mat[xr, q]
+                M[4] = float(ref_org[r, 0])
+                M[5] = float(ref_org[r, 1])
                 det = M[0] * M[3] - M[1] * M[2]
                 Mi[0] = M[3] / det
                 Mi[1] = -M[1] / det
@@ -434,16 +491,21 @@ def explode_kernel(cell_poly_off, poly_vtx_off, vtx, poly_layer, poly_bbox,
                 dy0 = R1 - (_round(bb[3]) + M[5])
                 dx1 = R2 - (_round(bb[0]) + M[4])
                 dy1 = R3 - (_round(bb[1]) + M[5])
-                ax = ref_colvec[r, 0]
-                ay = ref_colvec[r, 1]
-                bx = ref_rowvec[r, 0]
-                by = ref_rowvec[r, 1]
-                if ref_kind[r] != KIND_AREF:
+                ia = ref_aref[r]
+                if ia < 0:      # SREF
                     if dx0 > 0.0 or dx1 < 0.0 or dy0 > 0.0 or dy1 < 0.0:
                         continue
+                    ax = 0.0
+                    ay = 0.0
+                    bx = 0.0
+                    by = 0.0
                     i0, i1, j0, j1 = 0, 1, 0, 1
                 else:
-                    i0, i1, j0, j1 = _lattice_range(ref_cols[r], ref_rows[r], ax, ay, bx, by,
+                    ax = aref_colvec[ia, 0]
+                    ay = aref_colvec[ia, 1]
+                    bx = aref_rowvec[ia, 0]
+                    by = aref_rowvec[ia, 1]
+                    i0, i1, j0, j1 = _lattice_range(aref_cols[ia], aref_rows[ia], ax, ay, bx, by,
                                                     dx0, dy0, dx1, dy1)
                 for j in range(j0, j1):
                     for i in range(i0, i1):
@@ -523,9 +585,11 @@ def db_args(db) -> tuple:
     if "ix_leaf" not in a:
         raise ClipmillError("layout has no spatial index (ix_* arrays); build it with "
                             "engine.index.build_index")
-    return (a["cell_poly_off"], a["poly_vtx_off"], a["vtx"], a["poly_layer"], a["poly_bbox"],
-            a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_mat"], a["ref_cols"],
-            a["ref_rows"], a["ref_colvec"], a["ref_rowvec"], a["ref_bbox"], a["ref_kind"],
+    return (a["cell_poly_off"], a["poly_vtx_blk"], a["poly_vtx_rel"], a["vtx"], a["poly_layer"],
+            a["poly_bbox"],
+            a["cell_ref_off"], a["cell_bbox"], a["ref_cell"], a["ref_xf"], a["ref_org"],
+            a["ref_aref"], a["ref_bbox"], a["xf_mat"], a["aref_cols"], a["aref_rows"],
+            a["aref_colvec"], a["aref_rowvec"],
             a["ix_pnode_off"], a["ix_pnode_bbox"], a["ix_rnode_off"], a["ix_rnode_bbox"],
             int(a["ix_leaf"][0]), a["layer_ld"])
 
@@ -534,8 +598,8 @@ def max_poly_vertices(db) -> int:
     """Most vertices of any polygon (sizes the clipping buffer); cached on ``db``."""
     v = db.__dict__.get("_explode_maxv")
     if v is None:
-        off = db.arena.arrays["poly_vtx_off"]
-        v = int(np.diff(off).max()) if len(off) > 1 else 3
+        off = vertex_offsets(db.arena.arrays)
+        v = max(int(np.diff(off).max()), 4) if len(off) > 1 else 4
         db.__dict__["_explode_maxv"] = v
     return v
 
@@ -581,7 +645,7 @@ def explode_arrays(db, window_dbu, cell: int, layer_mask, depth: int, clip: bool
     s = scratch
     window_dbu = np.ascontiguousarray(window_dbu, dtype=np.float64)
     layer_mask = np.ascontiguousarray(layer_mask, dtype=np.uint8)
-    _fit_scratch(s, max_poly_vertices(db), args[19])
+    _fit_scratch(s, max_poly_vertices(db), args[ARG_F])
     d = int(depth) if depth >= 0 else 1 << 40
     npoly, nv = _run(args, window_dbu, int(cell), layer_mask, d, bool(clip), s)
     return s.out_xy[:nv], s.out_off[:npoly + 1], s.out_lay[:npoly]
@@ -599,7 +663,7 @@ class ExplodeState:
         db = layout.db
         self.args = db_args(db)
         self.maxv = max_poly_vertices(db)
-        self.F = self.args[19]
+        self.F = self.args[ARG_F]
         self.dbu = layout.dbu_um
         self.masks = {}
         self.top = None

@@ -2,7 +2,7 @@
 
 For every cell, its polygons (rows ``cell_poly_off[c]:cell_poly_off[c+1]``) and its placements
 (rows ``cell_ref_off[c]:cell_ref_off[c+1]``) are sorted by the Morton key of their bbox centre and
-the rows are REORDERED in place of the database (``poly_vtx_off``/``vtx``/``poly_*`` and every
+the rows are REORDERED in place of the database (``poly_vtx_*``/``vtx``/``poly_*`` and every
 ``ref_*`` array move together; ``cell_poly_off``/``cell_ref_off`` are unchanged), so that leaf ``k``
 of a cell holds items ``k*F .. min((k+1)*F, n)`` of that cell (``F`` = ``leaf_size``).
 
@@ -11,7 +11,7 @@ Above the leaves, level ``l`` has ``ceil(count[l-1] / F)`` nodes, node ``k`` cov
 
   ix_pnode_off   int64 [C+1]  nodes of cell c's polygon tree: ix_pnode_bbox[off[c]:off[c+1]],
                               stored level by level from the leaves (level 0) up to the root
-  ix_pnode_bbox  int64 [Np,4] x0,y0,x1,y1 of each node (closed intervals)
+  ix_pnode_bbox  int32 [Np,4] x0,y0,x1,y1 of each node (closed intervals)
   ix_rnode_off   int64 [C+1]  the same over the placements' ``ref_bbox`` (AREFs are one item each,
   ix_rnode_bbox  int64 [Nr,4] with the bbox of the whole array)
   ix_leaf        int64 [1]    leaf_size (also the fan-out of inner levels)
@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from engine.database import VTX_BLOCK_SHIFT, vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.jit import jit
 
@@ -114,10 +115,10 @@ def _morton_perm(item_off, bbox) -> np.ndarray:
 
 
 @jit
-def _build_nodes(item_off, bbox, F, node_off):
-    """Node bboxes, level by level, for every cell (items already in leaf order)."""
+def _build_nodes(item_off, bbox, F, node_off, nodes):
+    """Node bboxes into ``nodes`` (node_off[C] x 4), level by level, for every cell (items
+    already in leaf order)."""
     C = len(item_off) - 1
-    nodes = np.empty((node_off[C], 4), dtype=np.int64)
     starts = np.zeros(MAX_LEVELS + 1, dtype=np.int64)
     for c in range(C):
         a, b = item_off[c], item_off[c + 1]
@@ -153,26 +154,35 @@ def _build_nodes(item_off, bbox, F, node_off):
                 nodes[j, 1] = y0
                 nodes[j, 2] = x1
                 nodes[j, 3] = y1
-    return nodes
 
 
 @jit
-def _gather_vertices(vtx_off, vtx, perm):
+def _gather_polygons(blk, rel, vtx, layer, bbox, kind, perm, new_blk, new_rel, new_vtx,
+                     new_layer, new_bbox, new_kind):
+    """The polygons in the order ``perm`` (new row -> old row), in one pass: vertices into the
+    two-level offsets new_blk/new_rel and new_vtx (as long as vtx), layer, bbox and kind rows."""
     P = len(perm)
-    new_off = np.empty(P + 1, dtype=np.int64)
-    new_off[0] = 0
+    d = 0
     for i in range(P):
         p = perm[i]
-        new_off[i + 1] = new_off[i] + (vtx_off[p + 1] - vtx_off[p])
-    new_vtx = np.empty((new_off[P], 2), dtype=vtx.dtype)
-    for i in range(P):
-        p = perm[i]
-        s = vtx_off[p]
-        d = new_off[i]
-        for k in range(vtx_off[p + 1] - s):
+        new_layer[i] = layer[p]
+        new_kind[i] = kind[p]
+        for q in range(4):
+            new_bbox[i, q] = bbox[p, q]
+        s = vtx_start(blk, rel, p)
+        e = vtx_start(blk, rel, p + 1)
+        b = i >> VTX_BLOCK_SHIFT
+        if (i & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+            new_blk[b] = d
+        new_rel[i] = d - new_blk[b]
+        for k in range(e - s):
             new_vtx[d + k, 0] = vtx[s + k, 0]
             new_vtx[d + k, 1] = vtx[s + k, 1]
-    return new_off, new_vtx
+        d += e - s
+    b = P >> VTX_BLOCK_SHIFT
+    if (P & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+        new_blk[b] = d
+    new_rel[P] = d - new_blk[b]
 
 
 def _validate(arrays) -> None:
@@ -184,54 +194,82 @@ def _validate(arrays) -> None:
         off = arrays[name]
         if len(off) != C + 1 or off[0] != 0 or off[-1] != total or np.any(np.diff(off) < 0):
             raise ClipmillError(f"database array {name} is not a valid offset table")
-    off = arrays["poly_vtx_off"]
-    if (len(off) != P + 1 or (P and (off[0] != 0 or off[-1] != len(arrays["vtx"])))
-            or np.any(np.diff(off) < 1)):
-        raise ClipmillError("database array poly_vtx_off is not a valid offset table")
+    blk, rel = arrays["poly_vtx_blk"], arrays["poly_vtx_rel"]
+    if len(rel) != P + 1 or len(blk) != (P >> VTX_BLOCK_SHIFT) + 1:
+        raise ClipmillError("database arrays poly_vtx_blk/poly_vtx_rel have the wrong length")
+    off = vertex_offsets(arrays)
+    n = np.diff(off)
+    if (off[0] != 0 or off[-1] != len(arrays["vtx"]) or np.any(n < 0)
+            or np.any((n > 0) & (n < 3))):
+        raise ClipmillError("database arrays poly_vtx_blk/poly_vtx_rel are not a valid offset "
+                            "table (0 vertices = rectangle, else at least 3)")
     if R and (arrays["ref_cell"].min() < 0 or arrays["ref_cell"].max() >= C):
         raise ClipmillError("database placement references a cell row out of range")
     L = len(arrays["layer_ld"])
     if P and (arrays["poly_layer"].min() < 0 or arrays["poly_layer"].max() >= L):
         raise ClipmillError("database polygon layer row out of range")
-    if R and (arrays["ref_cols"].min() < 1 or arrays["ref_rows"].min() < 1):
-        raise ClipmillError("database placement with fewer than one column or row")
+    X, A = len(arrays["xf_mat"]), len(arrays["aref_cols"])
+    if R and (arrays["ref_xf"].min() < 0 or arrays["ref_xf"].max() >= X):
+        raise ClipmillError("database placement transform row out of range")
+    if R and (arrays["ref_aref"].min() < -1 or arrays["ref_aref"].max() >= A):
+        raise ClipmillError("database placement array row out of range")
+    if A and (arrays["aref_cols"].min() < 1 or arrays["aref_rows"].min() < 1
+              or len(arrays["aref_rows"]) != A or len(arrays["aref_colvec"]) != A
+              or len(arrays["aref_rowvec"]) != A):
+        raise ClipmillError("database array with fewer than one column or row")
 
 
-def build_index(arrays: dict, meta: dict, leaf_size: int = 16) -> dict:
+def _specs(arrays, pnode_off, rnode_off, pbox_dtype, rbox_dtype):
+    """(name, dtype, shape) of every array build_index returns."""
+    specs = [(k, v.dtype, v.shape) for k, v in arrays.items()]
+    return specs + [("ix_pnode_off", np.int64, pnode_off.shape),
+                    ("ix_pnode_bbox", pbox_dtype, (int(pnode_off[-1]), 4)),
+                    ("ix_rnode_off", np.int64, rnode_off.shape),
+                    ("ix_rnode_bbox", rbox_dtype, (int(rnode_off[-1]), 4)),
+                    ("ix_leaf", np.int64, (1,))]
+
+
+def _alloc_numpy(specs) -> dict:
+    return {name: np.empty(shape, dtype=dtype) for name, dtype, shape in specs}
+
+
+def build_index(arrays: dict, meta: dict, leaf_size: int = 16, alloc=None) -> dict:
     """Reorder each cell's polygons and placements spatially and add the ``ix_*`` node arrays.
 
-    Returns a new dict (input arrays are not modified); records ``meta["index"]``."""
+    Returns a new dict (input arrays are not modified); records ``meta["index"]``. ``alloc``
+    (``specs -> {name: array}``, specs a list of (name, dtype, shape)) supplies the output arrays:
+    the coordinator passes an arena's allocator, so the database is written straight into shared
+    memory (one pass: the spatial reordering is the copy); default: new numpy arrays."""
     leaf_size = int(leaf_size)
     if leaf_size < 2:
         raise ClipmillError(f"leaf_size must be at least 2 (got {leaf_size})")
     t0 = time.perf_counter()
     _validate(arrays)
-    out = dict(arrays)
-    P = len(arrays["poly_layer"])
-    R = len(arrays["ref_cell"])
-    # polygons
     perm = _morton_perm(arrays["cell_poly_off"], arrays["poly_bbox"])
-    if not np.array_equal(perm, np.arange(P)):
-        out["poly_vtx_off"], out["vtx"] = _gather_vertices(arrays["poly_vtx_off"], arrays["vtx"],
-                                                           perm)
-        for k, v in arrays.items():
-            if k.startswith("poly_") and k != "poly_vtx_off" and len(v) == P:
-                out[k] = v[perm]
-    pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
-    out["ix_pnode_off"] = pnode_off
-    out["ix_pnode_bbox"] = _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size,
-                                        pnode_off)
-    # placements
     rperm = _morton_perm(arrays["cell_ref_off"], arrays["ref_bbox"])
-    if not np.array_equal(rperm, np.arange(R)):
-        for k, v in arrays.items():
-            if k.startswith("ref_") and len(v) == R:
-                out[k] = v[rperm]
+    pnode_off = _node_counts(arrays["cell_poly_off"], leaf_size)
     rnode_off = _node_counts(arrays["cell_ref_off"], leaf_size)
-    out["ix_rnode_off"] = rnode_off
-    out["ix_rnode_bbox"] = _build_nodes(arrays["cell_ref_off"], out["ref_bbox"], leaf_size,
-                                        rnode_off)
-    out["ix_leaf"] = np.array([leaf_size], dtype=np.int64)
+    out = (alloc or _alloc_numpy)(_specs(arrays, pnode_off, rnode_off, arrays["poly_bbox"].dtype,
+                                         arrays["ref_bbox"].dtype))
+    P, R = len(perm), len(rperm)
+    polys = ("poly_vtx_blk", "poly_vtx_rel", "vtx", "poly_layer", "poly_bbox", "poly_kind")
+    for k, v in arrays.items():
+        if k in polys:
+            continue
+        if k.startswith("poly_") and len(v) == P:
+            np.take(v, perm, axis=0, out=out[k])
+        elif k.startswith("ref_") and len(v) == R:
+            np.take(v, rperm, axis=0, out=out[k])
+        else:
+            out[k][...] = v
+    _gather_polygons(*(arrays[k] for k in polys), perm, *(out[k] for k in polys))
+    out["ix_pnode_off"][...] = pnode_off
+    _build_nodes(arrays["cell_poly_off"], out["poly_bbox"], leaf_size, pnode_off,
+                 out["ix_pnode_bbox"])
+    out["ix_rnode_off"][...] = rnode_off
+    _build_nodes(arrays["cell_ref_off"], out["ref_bbox"], leaf_size, rnode_off,
+                 out["ix_rnode_bbox"])
+    out["ix_leaf"][0] = leaf_size
     nbytes = sum(out[k].nbytes for k in ("ix_pnode_off", "ix_pnode_bbox", "ix_rnode_off",
                                          "ix_rnode_bbox", "ix_leaf"))
     meta["index"] = {"leaf_size": leaf_size, "bytes": int(nbytes),

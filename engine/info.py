@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.database import vertex_offsets
+
 COUNT_KEYS = ("boundary", "path", "box", "text", "node", "sref", "aref")
 
 
@@ -28,6 +30,7 @@ def layout_info(layout) -> dict:
     if arena_bytes is None:
         arena_bytes = sum(int(a.nbytes) for a in layout.arena.arrays.values())
     counts = dict(meta.get("counts", {}))
+    rects = int(np.count_nonzero(np.diff(vertex_offsets(db.arena.arrays)) == 0))
     return {
         "dbu_um": dbu,
         "user_unit": meta.get("user_unit"),
@@ -41,8 +44,10 @@ def layout_info(layout) -> dict:
         "bbox_um": _bbox_um(db.cell_bbox, tops, dbu),
         "file_bytes": int(meta.get("file_bytes", meta.get("source", {}).get("size", 0))),
         "db_bytes": int(arena_bytes),
-        "polygons": int(len(db.poly_vtx_off) - 1),
-        "vertices": int(len(db.vtx)),
+        "polygons": int(len(db.poly_layer)),
+        "rectangles": rects,
+        "vertices": int(len(db.vtx)) + 4 * rects,     # of every polygon, rectangles included
+        "vertices_stored": int(len(db.vtx)),
         "placements": int(len(db.ref_cell)),
         "seconds": {k: float(v) for k, v in meta.get("seconds", {}).items()},
         "index": meta.get("index"),

@@ -22,6 +22,7 @@ from engine.layers import layer_mask
 from shm.arena import Arena
 
 DEFAULT_LEAF_SIZE = 16
+META_RESERVE = 1 << 16   # header room for meta added after the arena is made
 
 
 def source_stamp(path: str) -> dict:
@@ -62,20 +63,33 @@ def _check_cache(arena: Arena, path: str | None, layers, leaf_size) -> None:
 
 
 def _build(path: str, layers, leaf_size: int) -> Arena:
+    """Scan + load, then build the index straight into a new shared-memory arena (the spatial
+    reordering writes every array into its final place; nothing is copied afterwards)."""
     from engine import index, reader
     t0 = time.perf_counter()
     arrays, meta = reader.load_gdsii(path, layers=layers)
     t1 = time.perf_counter()
-    arrays = index.build_index(arrays, meta, leaf_size=leaf_size)
-    t2 = time.perf_counter()
     meta["schema"] = SCHEMA_VERSION
     meta["source"] = source_stamp(path)
     meta["layers_filter"] = _norm_layers(layers)
-    seconds = meta.setdefault("seconds", {})
-    seconds.setdefault("load", t1 - t0)
-    seconds["index"] = t2 - t1
-    arena = Arena.from_arrays(arrays, meta, tag="db")
-    seconds["arena"] = time.perf_counter() - t2
+    made = []
+
+    def alloc(specs):
+        made.append(Arena.create(specs, meta, tag="db", reserve=META_RESERVE))
+        return made[0].arrays
+
+    try:
+        index.build_index(arrays, meta, leaf_size=leaf_size, alloc=alloc)
+        del arrays
+        arena = made[0]
+        seconds = meta.setdefault("seconds", {})
+        seconds.setdefault("load", t1 - t0)
+        seconds["index"] = time.perf_counter() - t1
+        arena.write_meta(meta)
+    except BaseException:
+        for a in made:
+            a.close()
+        raise
     return arena
 
 

@@ -38,7 +38,8 @@ import numpy as np
 
 from engine import records as R
 from engine.codec import real8_at
-from engine.database import EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF
+from engine.database import (EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH,
+                             KIND_SREF, VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
 from engine.jit import jit
 from engine.layers import ANY, parse_layers
@@ -494,7 +495,8 @@ def _i32u(buf, p):
 @jit
 def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     """BOUNDARY points (closing point dropped) into vtx[iv:], bbox into poly_bbox[ip].
-    Returns the new vertex count; unchanged when fewer than 3 points remain."""
+    Returns the new vertex count (unchanged for an axis-parallel rectangle, which is stored as
+    its bbox alone), or -1 when fewer than 3 points remain (nothing stored)."""
     m = nxy
     p0 = np.uint64(xy)
     last = np.uint64(xy + 8 * (m - 1))
@@ -502,7 +504,7 @@ def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
             _i32u(buf, p0 + np.uint64(4)) == _i32u(buf, last + np.uint64(4)):
         m -= 1
     if m < 3:
-        return iv
+        return -1
     x0 = _i32u(buf, p0)
     y0 = _i32u(buf, p0 + np.uint64(4))
     x1 = x0
@@ -523,17 +525,87 @@ def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     poly_bbox[ipu, 1] = y0
     poly_bbox[ipu, 2] = x1
     poly_bbox[ipu, 3] = y1
+    if m == 4 and _is_rect(vtx, iv):
+        return iv
     return iv + m
+
+
+@jit
+def _is_rect(vtx, a):
+    """Are the 4 vertices vtx[a:a+4] an axis-parallel rectangle (edges alternate vertical and
+    horizontal)?"""
+    b = np.uint64(a)
+    b1 = b + np.uint64(1)
+    b2 = b + np.uint64(2)
+    b3 = b + np.uint64(3)
+    if vtx[b, 0] == vtx[b1, 0] and vtx[b1, 1] == vtx[b2, 1] and vtx[b2, 0] == vtx[b3, 0] \
+            and vtx[b3, 1] == vtx[b, 1]:
+        return True
+    return vtx[b, 1] == vtx[b1, 1] and vtx[b1, 0] == vtx[b2, 0] and vtx[b2, 1] == vtx[b3, 1] \
+        and vtx[b3, 0] == vtx[b, 0]
+
+
+@jit
+def _set_off(blk, rel, q, iv):
+    """Offset of polygon q's first vertex (two-level, see engine.database)."""
+    b = q >> VTX_BLOCK_SHIFT
+    if (q & ((1 << VTX_BLOCK_SHIFT) - 1)) == 0:
+        blk[b] = iv
+    rel[q] = np.uint32(iv - blk[b])
+
+
+@jit
+def _xf_row(mag, angle, reflect, xf_mat, xf_strans, xf_tab, out):
+    """Row of the transform (mag, angle, reflect) in xf_mat/xf_strans, added when new (out[9]
+    counts rows); an open-addressing hash table xf_tab (-1 = free) finds it. Returns -1 when
+    the table is half full (the caller retries with a bigger one)."""
+    mask = xf_tab.shape[0] - 1
+    rf = 1.0 if reflect else 0.0
+    a = angle % 360.0
+    h = (np.int64(a * 1000.0) * np.int64(1000003) + np.int64(mag * 1e6) * np.int64(7919)
+         + np.int64(rf)) & mask
+    while True:
+        k = xf_tab[h]
+        if k < 0:
+            break
+        if xf_strans[k, 0] == mag and xf_strans[k, 1] == angle and xf_strans[k, 2] == rf:
+            return k
+        h = (h + 1) & mask
+    k = out[9]
+    if 2 * (k + 1) > xf_tab.shape[0] or k >= xf_mat.shape[0]:
+        return -1
+    out[9] = k + 1
+    xf_tab[h] = k
+    q = angle / 90.0
+    qi = math.floor(q + 0.5)
+    if abs(q - qi) <= 1e-9:          # multiples of 90 degrees exactly
+        r = int(qi) % 4
+        co = 1.0 if r == 0 else (-1.0 if r == 2 else 0.0)
+        si = 1.0 if r == 1 else (-1.0 if r == 3 else 0.0)
+    else:
+        a_r = angle * math.pi / 180.0
+        co = math.cos(a_r)
+        si = math.sin(a_r)
+    f = -1.0 if reflect else 1.0
+    xf_mat[k, 0] = mag * co
+    xf_mat[k, 1] = -mag * si * f + 0.0
+    xf_mat[k, 2] = mag * si
+    xf_mat[k, 3] = mag * co * f
+    xf_strans[k, 0] = mag
+    xf_strans[k, 1] = angle
+    xf_strans[k, 2] = rf
+    return k
 
 
 @jit
 def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
           ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter,
-          cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
-          ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
-          xs, ys, rx, ry, hull, out):
-    """Pass 2. out: int64[8] = (n polygons, n vertices, n refs, err code, err offset, err record,
-    n skipped degenerate boundaries, n zero-width paths); out[8] absolute-transform flags seen."""
+          cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
+          poly_kind, ref_cell, ref_xf, ref_org, ref_aref, ref_kind, xf_mat, xf_strans, xf_tab,
+          aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, out):
+    """Pass 2. out: int64[12] = (n polygons, n vertices, n refs, err code, err offset, err record,
+    n skipped degenerate boundaries, n zero-width paths, absolute-transform flags seen,
+    n transforms (xf rows), n AREFs, 1 when E_RETRY is for a full transform table)."""
     ip = 0
     iv = 0
     ir = 0
@@ -542,7 +614,12 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
     last_sname = 0
     last_snamelen = -1
     last_cell = -1
-    poly_vtx_off[0] = 0
+    last_mag = np.nan
+    last_angle = np.nan
+    last_refl = False
+    last_xf = -1
+    poly_vtx_blk[0] = 0
+    poly_vtx_rel[0] = 0
     for s in range(s_bgn.shape[0]):
         cell_poly_off[s] = ip
         cell_ref_off[s] = ir
@@ -598,11 +675,11 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 last_key = key
                                 last_lid = lid
                             if lid >= 0:
-                                a = iv
-                                iv = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
-                                                     poly_bbox, ip)
-                                if iv > a:
-                                    poly_vtx_off[ip + 1] = iv
+                                e = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
+                                                    poly_bbox, ip)
+                                if e >= 0:
+                                    iv = e
+                                    _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                                     poly_layer[ip] = lid
                                     poly_kind[ip] = KIND_BOUNDARY
                                     ip += 1
@@ -675,10 +752,14 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                         return
                     if lid >= 0:
                         a = iv
+                        stored = True
                         if kind == K_BOUNDARY:
-                            iv = _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip)
-                            if iv == a:
+                            e = _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip)
+                            if e < 0:
                                 out[6] += 1
+                                stored = False
+                            else:
+                                iv = e
                         elif kind == K_BOX:
                             x0 = _i32(buf, xy)
                             y0 = _i32(buf, xy + 4)
@@ -691,15 +772,10 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 x1 = max(x1, x)
                                 y0 = min(y0, y)
                                 y1 = max(y1, y)
-                            vtx[iv, 0] = x0
-                            vtx[iv, 1] = y0
-                            vtx[iv + 1, 0] = x1
-                            vtx[iv + 1, 1] = y0
-                            vtx[iv + 2, 0] = x1
-                            vtx[iv + 2, 1] = y1
-                            vtx[iv + 3, 0] = x0
-                            vtx[iv + 3, 1] = y1
-                            iv += 4
+                            poly_bbox[ip, 0] = x0      # a rectangle: no vertices
+                            poly_bbox[ip, 1] = y0
+                            poly_bbox[ip, 2] = x1
+                            poly_bbox[ip, 3] = y1
                         else:
                             if pathtype != 0 and pathtype != 1 and pathtype != 2 and pathtype != 4:
                                 pathtype = 0
@@ -710,6 +786,7 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                             e_ext = endx if has_end else (half if sq else 0)
                             if w == 0:
                                 out[7] += 1
+                                stored = False
                             else:
                                 for j in range(nxy):
                                     xs[j] = _i32(buf, xy + 8 * j)
@@ -732,16 +809,18 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     vtx[iv, 0] = x
                                     vtx[iv, 1] = y
                                     iv += 1
-                                if pathtype == 1 and iv > a:
+                                if pathtype == 1:
                                     _square_path_bbox(xs, ys, nxy, w, b_ext, e_ext, rx, ry, hull,
                                                       poly_bbox, ip)
-                        if iv > a:
-                            poly_vtx_off[ip + 1] = iv
+                                else:
+                                    _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                                    if k == 4 and _is_rect(vtx, a):
+                                        iv = a                 # a rectangle: its bbox
+                        if stored:
+                            _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                             poly_layer[ip] = lid
                             poly_kind[ip] = KIND_BOUNDARY if kind == K_BOUNDARY else (
                                 KIND_BOX if kind == K_BOX else KIND_PATH)
-                            if kind == K_BOX or (kind == K_PATH and pathtype != 1):
-                                _poly_bbox(vtx, a, iv, poly_bbox, ip)
                             ip += 1
                 elif kind == K_SREF or kind == K_AREF:
                     if sname < 0:
@@ -771,29 +850,24 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                         out[5] = rt
                         return
                     reflect = (strans & 0x8000) != 0
-                    q = angle / 90.0
-                    qi = math.floor(q + 0.5)
-                    if abs(q - qi) <= 1e-9:
-                        r = int(qi) % 4
-                        co = 1.0 if r == 0 else (-1.0 if r == 2 else 0.0)
-                        si = 1.0 if r == 1 else (-1.0 if r == 3 else 0.0)
+                    if mag == last_mag and angle == last_angle and reflect == last_refl:
+                        xf = last_xf
                     else:
-                        a_r = angle * math.pi / 180.0
-                        co = math.cos(a_r)
-                        si = math.sin(a_r)
-                    f = -1.0 if reflect else 1.0
-                    tx = float(_i32(buf, xy))
-                    ty = float(_i32(buf, xy + 4))
+                        xf = _xf_row(mag, angle, reflect, xf_mat, xf_strans, xf_tab, out)
+                        if xf < 0:
+                            out[3] = E_RETRY
+                            out[11] = 1
+                            return
+                        last_mag = mag
+                        last_angle = angle
+                        last_refl = reflect
+                        last_xf = xf
+                    tx = _i32(buf, xy)
+                    ty = _i32(buf, xy + 4)
                     ref_cell[ir] = c
-                    ref_mat[ir, 0] = mag * co
-                    ref_mat[ir, 1] = -mag * si * f + 0.0
-                    ref_mat[ir, 2] = mag * si
-                    ref_mat[ir, 3] = mag * co * f
-                    ref_mat[ir, 4] = tx
-                    ref_mat[ir, 5] = ty
-                    ref_strans[ir, 0] = mag
-                    ref_strans[ir, 1] = angle
-                    ref_strans[ir, 2] = 1.0 if reflect else 0.0
+                    ref_xf[ir] = xf
+                    ref_org[ir, 0] = tx
+                    ref_org[ir, 1] = ty
                     if kind == K_AREF:
                         cx = float(_i32(buf, xy + 8)) - tx
                         cy = float(_i32(buf, xy + 12)) - ty
@@ -805,20 +879,18 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                             nc = 1
                         if rx_ == 0.0 and ry_ == 0.0:
                             nr = 1
-                        ref_cols[ir] = nc
-                        ref_rows[ir] = nr
-                        ref_colvec[ir, 0] = cx / max(cols, 1)
-                        ref_colvec[ir, 1] = cy / max(cols, 1)
-                        ref_rowvec[ir, 0] = rx_ / max(rows, 1)
-                        ref_rowvec[ir, 1] = ry_ / max(rows, 1)
+                        ia = out[10]
+                        out[10] = ia + 1
+                        aref_cols[ia] = nc
+                        aref_rows[ia] = nr
+                        aref_colvec[ia, 0] = cx / max(cols, 1)
+                        aref_colvec[ia, 1] = cy / max(cols, 1)
+                        aref_rowvec[ia, 0] = rx_ / max(rows, 1)
+                        aref_rowvec[ia, 1] = ry_ / max(rows, 1)
+                        ref_aref[ir] = ia
                         ref_kind[ir] = KIND_AREF
                     else:
-                        ref_cols[ir] = 1
-                        ref_rows[ir] = 1
-                        ref_colvec[ir, 0] = 0.0
-                        ref_colvec[ir, 1] = 0.0
-                        ref_rowvec[ir, 0] = 0.0
-                        ref_rowvec[ir, 1] = 0.0
+                        ref_aref[ir] = -1
                         ref_kind[ir] = KIND_SREF
                     ir += 1
                 kind = K_NONE
@@ -839,7 +911,8 @@ def _rnd(v):
 
 
 @jit
-def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
+def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colvec, aref_rowvec,
+             r, b, outb):
     """Enclosing box of placement r (all lattice copies) of a child with bbox b: the 4 corners
     of b transformed and rounded to the grid, then moved by the 4 lattice corner displacements
     (rounded), as KLayout's array bbox."""
@@ -848,12 +921,13 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
     x1 = -np.inf
     y1 = -np.inf
     r = np.uint64(r)
-    m0 = ref_mat[r, 0]
-    m1 = ref_mat[r, 1]
-    m2 = ref_mat[r, 2]
-    m3 = ref_mat[r, 3]
-    tx = ref_mat[r, 4]
-    ty = ref_mat[r, 5]
+    x = np.uint64(ref_xf[r])
+    m0 = xf_mat[x, 0]
+    m1 = xf_mat[x, 1]
+    m2 = xf_mat[x, 2]
+    m3 = xf_mat[x, 3]
+    tx = float(ref_org[r, 0])
+    ty = float(ref_org[r, 1])
     for ci in range(4):
         px = float(b[0]) if (ci & 1) == 0 else float(b[2])
         py = float(b[1]) if (ci & 2) == 0 else float(b[3])
@@ -863,9 +937,10 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
         y0 = min(y0, qy)
         x1 = max(x1, qx)
         y1 = max(y1, qy)
-    cols = ref_cols[r]
-    rows = ref_rows[r]
-    if cols > 1 or rows > 1:
+    ia = ref_aref[r]
+    if ia >= 0 and (aref_cols[ia] > 1 or aref_rows[ia] > 1):
+        cols = aref_cols[ia]
+        rows = aref_rows[ia]
         dx0 = 0.0
         dy0 = 0.0
         dx1 = 0.0
@@ -873,8 +948,8 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
         for li in range(1, 4):
             i = 0 if (li & 1) == 0 else cols - 1
             j = 0 if (li & 2) == 0 else rows - 1
-            dx = _rnd(i * ref_colvec[r, 0] + j * ref_rowvec[r, 0])
-            dy = _rnd(i * ref_colvec[r, 1] + j * ref_rowvec[r, 1])
+            dx = _rnd(i * aref_colvec[ia, 0] + j * aref_rowvec[ia, 0])
+            dy = _rnd(i * aref_colvec[ia, 1] + j * aref_rowvec[ia, 1])
             dx0 = min(dx0, dx)
             dy0 = min(dy0, dy)
             dx1 = max(dx1, dx)
@@ -890,8 +965,9 @@ def _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, outb):
 
 
 @jit
-def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, ref_cols, ref_rows,
-            ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox, color, stack, order):
+def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, xf_mat, ref_xf, ref_org,
+            ref_aref, aref_cols, aref_rows, aref_colvec, aref_rowvec, cell_bbox, cell_own_bbox,
+            ref_bbox, color, stack, order):
     """Bottom-up bboxes. A post-order DFS (iterative, explicit stack) gives children before
     parents; then each cell's placements (contiguous rows) are boxed from the children's final
     bboxes. Returns the number of cells ordered, or -1 on a reference cycle."""
@@ -953,7 +1029,8 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, ref_mat, re
                 ref_bbox[r, 2] = -big
                 ref_bbox[r, 3] = -big
             else:
-                _ref_box(ref_mat, ref_cols, ref_rows, ref_colvec, ref_rowvec, r, b, tmp)
+                _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colvec,
+                         aref_rowvec, r, b, tmp)
                 ref_bbox[r, 0] = tmp[0]
                 ref_bbox[r, 1] = tmp[1]
                 ref_bbox[r, 2] = tmp[2]
@@ -1070,6 +1147,7 @@ def load_gdsii(path, layers=None):
     npoly = int(s_npoly.sum())
     nvtx = int(s_nvtx.sum())
     extra = min(nref, 1 << 16)
+    xcap = 1 << 10                  # transform hash table slots (grown when half full)
     while True:
         ccap = ns + extra
         table = np.full(_pow2(2 * ccap + 1), -1, dtype=np.int32)
@@ -1096,31 +1174,41 @@ def load_gdsii(path, layers=None):
         f_all, f_keys = _filter_tables(layers)
         cell_poly_off = np.zeros(ns + 1, dtype=np.int64)
         cell_ref_off = np.zeros(ns + 1, dtype=np.int64)
-        poly_vtx_off = np.empty(npoly + 1, dtype=np.int64)
+        poly_vtx_blk = np.empty((npoly >> VTX_BLOCK_SHIFT) + 1, dtype=np.int64)
+        poly_vtx_rel = np.empty(npoly + 1, dtype=np.uint32)
         vtx = np.empty((nvtx, 2), dtype=np.int32)
         poly_layer = np.empty(npoly, dtype=np.int32)
         poly_bbox = np.empty((npoly, 4), dtype=np.int32)
         poly_kind = np.empty(npoly, dtype=np.uint8)
         ref_cell = np.empty(nref, dtype=np.int32)
-        ref_mat = np.empty((nref, 6), dtype=np.float64)
-        ref_strans = np.empty((nref, 3), dtype=np.float64)
-        ref_cols = np.empty(nref, dtype=np.int32)
-        ref_rows = np.empty(nref, dtype=np.int32)
-        ref_colvec = np.empty((nref, 2), dtype=np.float64)
-        ref_rowvec = np.empty((nref, 2), dtype=np.float64)
+        ref_xf = np.empty(nref, dtype=np.int32)
+        ref_org = np.empty((nref, 2), dtype=np.int32)
+        ref_aref = np.empty(nref, dtype=np.int32)
         ref_kind = np.empty(nref, dtype=np.uint8)
+        # distinct transforms: rows only written when new (untouched pages cost nothing)
+        xf_mat = np.empty((nref, 4), dtype=np.float64)
+        xf_strans = np.empty((nref, 3), dtype=np.float64)
+        xf_tab = np.full(_pow2(xcap), -1, dtype=np.int32)
+        narefs = int(stats[S_NAREF])
+        aref_cols = np.empty(narefs, dtype=np.int32)
+        aref_rows = np.empty(narefs, dtype=np.int32)
+        aref_colvec = np.empty((narefs, 2), dtype=np.float64)
+        aref_rowvec = np.empty((narefs, 2), dtype=np.float64)
         xs = np.empty(MAX_XY + 1, dtype=np.int64)
         ys = np.empty(MAX_XY + 1, dtype=np.int64)
         rx = np.empty(MAX_XY + 1, dtype=np.int64)
         ry = np.empty(MAX_XY + 1, dtype=np.int64)
         hull = np.empty((6 * (MAX_XY + 1) + 2 * SEMI_CIRCLE_POINTS + 8, 2), dtype=np.int64)
-        out = np.zeros(10, dtype=np.int64)
+        out = np.zeros(12, dtype=np.int64)
         ta = time.perf_counter()
         _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
               ltab, lkeys, lacc, nlay, f_all, f_keys, layers is not None,
-              cell_poly_off, cell_ref_off, poly_vtx_off, vtx, poly_layer, poly_bbox, poly_kind,
-              ref_cell, ref_mat, ref_strans, ref_cols, ref_rows, ref_colvec, ref_rowvec, ref_kind,
-              xs, ys, rx, ry, hull, out)
+              cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
+              poly_kind, ref_cell, ref_xf, ref_org, ref_aref, ref_kind, xf_mat, xf_strans, xf_tab,
+              aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, out)
+        if out[3] == E_RETRY and out[11] == 1:      # transform table full
+            xcap *= 8
+            continue
         if out[3] == E_RETRY:
             extra = max(2 * extra, min(nref, 1 << 20), 1024)
             continue
@@ -1164,7 +1252,11 @@ def load_gdsii(path, layers=None):
     order = np.argsort(keys[used], kind="stable")
     remap = np.full(L, -1, dtype=np.int32)
     remap[np.flatnonzero(used)[order]] = np.arange(int(used.sum()), dtype=np.int32)
-    poly_layer = remap[poly_layer]
+    if used.sum() > np.iinfo(np.uint16).max:
+        raise ClipmillError(f"{int(used.sum())} distinct layer/datatype pairs with geometry: more "
+                            "than the 65535 the database holds (select layers with layers=)",
+                            file=path)
+    poly_layer = remap[poly_layer].astype(np.uint16)
     sk = keys[used][order]
     layer_ld = np.stack([sk // 65536, sk % 65536], axis=1).astype(np.int32).reshape(-1, 2)
 
@@ -1173,8 +1265,11 @@ def load_gdsii(path, layers=None):
     cell_bbox = np.empty((C, 4), dtype=np.int64)
     cell_own_bbox = np.empty((C, 4), dtype=np.int64)
     ref_bbox = np.empty((nr, 4), dtype=np.int64)
-    done = _bboxes(C, cell_poly_off, cell_ref_off, poly_bbox[:P], ref_cell, ref_mat, ref_cols,
-                   ref_rows, ref_colvec, ref_rowvec, cell_bbox, cell_own_bbox, ref_bbox,
+    X, A = int(out[9]), int(out[10])
+    xf_mat, xf_strans = xf_mat[:X].copy(), xf_strans[:X].copy()
+    done = _bboxes(C, cell_poly_off, cell_ref_off, poly_bbox[:P], ref_cell, xf_mat, ref_xf,
+                   ref_org, ref_aref, aref_cols, aref_rows, aref_colvec, aref_rowvec, cell_bbox,
+                   cell_own_bbox, ref_bbox,
                    np.empty(C, np.int8), np.empty((C + 1, 2), np.int64), np.empty(C, np.int64))
     if done < C:
         _raise_cycle(cell_ref_off, ref_cell, names, s_bgn, path)
@@ -1189,11 +1284,14 @@ def load_gdsii(path, layers=None):
         "cell_poly_off": cell_poly_off, "cell_ref_off": cell_ref_off,
         "cell_bbox": cell_bbox, "cell_own_bbox": cell_own_bbox, "cell_defined": cell_defined,
         "cell_offset": cell_offset, "top_cells": tops,
-        "poly_vtx_off": poly_vtx_off[:P + 1], "vtx": vtx[:V], "poly_layer": poly_layer,
+        "poly_vtx_blk": poly_vtx_blk[:(P >> VTX_BLOCK_SHIFT) + 1],
+        "poly_vtx_rel": poly_vtx_rel[:P + 1],
+        "vtx": vtx[:V], "poly_layer": poly_layer,
         "poly_bbox": poly_bbox[:P], "poly_kind": poly_kind[:P], "layer_ld": layer_ld,
-        "ref_cell": ref_cell, "ref_mat": ref_mat, "ref_strans": ref_strans,
-        "ref_cols": ref_cols, "ref_rows": ref_rows, "ref_colvec": ref_colvec,
-        "ref_rowvec": ref_rowvec, "ref_bbox": ref_bbox, "ref_kind": ref_kind,
+        "ref_cell": ref_cell, "ref_xf": ref_xf, "ref_org": ref_org, "ref_aref": ref_aref,
+        "ref_bbox": ref_bbox, "ref_kind": ref_kind, "xf_mat": xf_mat, "xf_strans": xf_strans,
+        "aref_cols": aref_cols[:A], "aref_rows": aref_rows[:A], "aref_colvec": aref_colvec[:A],
+        "aref_rowvec": aref_rowvec[:A],
     }
     counts = {k: int(stats[i]) for k, i in zip(COUNT_KEYS, (S_NBOUNDARY, S_NPATH, S_NBOX, S_NTEXT,
                                                             S_NNODE, S_NSREF, S_NAREF))}

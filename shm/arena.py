@@ -77,9 +77,9 @@ def _plan(specs):
     return entries, pos
 
 
-def _header_bytes(entries, meta, data_start=None):
+def _header_bytes(entries, meta, data_start=None, reserve=1024):
     js = json.dumps({"arrays": entries, "meta": meta}, separators=(",", ":")).encode()
-    start = data_start if data_start is not None else _align(64 + len(js) + 1024)
+    start = data_start if data_start is not None else _align(64 + len(js) + reserve)
     if 64 + len(js) > start:
         raise ClipmillError("arena header grew past its reserved space")
     return _FIXED.pack(MAGIC, VERSION, 0, len(js), start) + js, start
@@ -140,11 +140,12 @@ class Arena:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def create(cls, specs, meta=None, tag="db"):
-        """Empty arena with arrays ``specs = [(name, dtype, shape), ...]`` (zero-filled)."""
+    def create(cls, specs, meta=None, tag="db", reserve=1024):
+        """Empty arena with arrays ``specs = [(name, dtype, shape), ...]`` (zero-filled);
+        ``reserve`` bytes of header room for meta written later (``write_meta``)."""
         meta = dict(meta or {})
         entries, data = _plan(specs)
-        head, start = _header_bytes(entries, meta)
+        head, start = _header_bytes(entries, meta, reserve=reserve)
         shm = create_block(start + data, tag)
         shm.buf[:len(head)] = head
         return cls(shm.buf, entries, meta, start, shm=shm, owner=True)
@@ -191,6 +192,16 @@ class Arena:
 
     def keys(self):
         return self.arrays.keys()
+
+    def write_meta(self, meta=None) -> None:
+        """Rewrite the header with ``meta`` (default: ``self.meta``) so that processes attaching
+        from now on see it (owner of a shared block only; the header must fit its room)."""
+        if self._shm is None or not self.owner:
+            raise ClipmillError("only the owner of a shared-memory arena rewrites its header")
+        if meta is not None:
+            self.meta = meta
+        head, _ = _header_bytes(self.entries, self.meta, self.data_start)
+        self._shm.buf[:len(head)] = head
 
     def save(self, path, meta=None):
         """Write the arena's bytes to ``path`` (atomically), optionally with updated meta."""

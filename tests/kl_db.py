@@ -13,7 +13,7 @@ import klayout.db as kdb
 import numpy as np
 
 from engine.database import (EMPTY_BBOX, KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
-                             SCHEMA_VERSION)
+                             SCHEMA_VERSION, offsets_to_blocks, placement_arrays)
 
 SHAPES = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes | kdb.Shapes.SPaths
 
@@ -122,19 +122,16 @@ def from_klayout(ly: kdb.Layout):
         "cell_defined": np.ones(len(cells), dtype=np.uint8),
         "cell_offset": np.full(len(cells), -1, dtype=np.int64),
         "top_cells": np.array([crow[c.cell_index()] for c in tops], dtype=np.int32),
-        "poly_vtx_off": np.array(vtx_off, dtype=np.int64),
+        # every polygon with explicit vertices (rectangles too: the schema allows both)
+        "poly_vtx_blk": offsets_to_blocks(vtx_off)[0],
+        "poly_vtx_rel": offsets_to_blocks(vtx_off)[1],
         "vtx": np.array(vtx, dtype=np.int32).reshape(-1, 2),
-        "poly_layer": np.array(play, dtype=np.int32),
+        "poly_layer": np.array(play, dtype=np.uint16),
         "poly_bbox": np.array(pbox, dtype=np.int32).reshape(-1, 4),
         "poly_kind": np.array(pkind, dtype=np.uint8),
         "layer_ld": np.array([(l, d) for l, d, _ in infos], dtype=np.int32).reshape(-1, 2),
         "ref_cell": np.array(rcell, dtype=np.int32),
-        "ref_mat": np.array(rmat, dtype=np.float64).reshape(-1, 6),
-        "ref_strans": np.array(rstrans, dtype=np.float64).reshape(-1, 3),
-        "ref_cols": np.array(rcols, dtype=np.int32),
-        "ref_rows": np.array(rrows, dtype=np.int32),
-        "ref_colvec": np.array(rcv, dtype=np.float64).reshape(-1, 2),
-        "ref_rowvec": np.array(rrv, dtype=np.float64).reshape(-1, 2),
+        **placement_arrays(rmat, rcols, rrows, rcv, rrv, np.array(rkind) == KIND_AREF),
         "ref_bbox": np.array(rbbox, dtype=np.int64).reshape(-1, 4),
         "ref_kind": np.array(rkind, dtype=np.uint8),
     }

@@ -170,8 +170,11 @@ def _wait_gone(names, timeout):
 
 @pytest.mark.parametrize("how", sorted(SCRIPTS))
 def test_no_block_survives(how):
+    # a shell's background job inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the default disposition, as a terminal would
     p = subprocess.Popen([sys.executable, "-c", SCRIPTS[how]], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+                         stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = p.stdout.readline()
         assert line.startswith("READY"), (line, p.stderr.read() if p.poll() is not None else "")

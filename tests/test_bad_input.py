@@ -17,6 +17,7 @@ import pytest
 import kref
 from gdsbytes import GDS, i16, i32, real8, record, simple_library, xy_payload
 
+from engine.database import polygon_arrays, ref_matrices
 from engine.errors import ClipmillError
 
 
@@ -413,7 +414,8 @@ def test_huge_aref_is_one_placement(tmp_path):
     path = tmp_path / "huge.gds"
     path.write_bytes(g.bytes())
     arrays, meta = load(path)
-    assert len(arrays["ref_cell"]) == 1 and arrays["ref_cols"][0] == n and arrays["ref_rows"][0] == n
+    assert len(arrays["ref_cell"]) == 1 and arrays["ref_aref"][0] == 0
+    assert arrays["aref_cols"][0] == n and arrays["aref_rows"][0] == n
     kb = kref.kbboxes_geometry(kref.kload(path))
     off = arrays["cell_name_off"]
     names = [bytes(arrays["cell_name_data"][off[i]:off[i + 1]]).decode() for i in range(len(off) - 1)]
@@ -487,8 +489,7 @@ def test_every_record_kind_vs_klayout(tmp_path):
     layers = [tuple(map(int, r)) for r in arrays["layer_ld"]]
     assert layers == kref.klayers_geometry(kl)
     # per cell, per layer: twice the area, exact
-    v = arrays["vtx"].astype(np.int64)
-    po = arrays["poly_vtx_off"]
+    po, v = polygon_arrays(arrays)      # rectangles expanded from their bbox
     ref = kref.kareas2(kl)
     for c, name in enumerate(names):
         mine = {}
@@ -515,9 +516,10 @@ def test_every_record_kind_vs_klayout(tmp_path):
     p = kref.kplacements(kl)
     kp = sorted(zip(p["parent"], p["child"], map(tuple, kref.kplacement_matrices(p))), key=key)
     mine = []
+    mats = ref_matrices(arrays)
     for c, name in enumerate(names):
         for k in range(arrays["cell_ref_off"][c], arrays["cell_ref_off"][c + 1]):
-            mine.append((name, names[arrays["ref_cell"][k]], tuple(arrays["ref_mat"][k])))
+            mine.append((name, names[arrays["ref_cell"][k]], tuple(mats[k])))
     mine.sort(key=key)
     assert len(mine) == len(kp)
     for (p1, c1, m1), (p2, c2, m2) in zip(mine, kp):

@@ -69,7 +69,8 @@ def _start(scenario, por, workers=2, **env):
     e = dict(os.environ, PYTHONPATH=str(HERE.parent), **env)
     p = subprocess.Popen([sys.executable, str(CHILD), scenario, por, str(workers)], cwd=HERE.parent,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
-                         start_new_session=True)
+                         start_new_session=True,  # SIGINT: default, also from a background job
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pids = None
     results = 0
     for line in p.stdout:                     # wait for the worker pids and a few results

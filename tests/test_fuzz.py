@@ -106,24 +106,32 @@ def mutate(data: bytes, ops) -> bytes:
 
 def check_consistent(arrays, meta) -> None:
     """A database that loaded must hang together (every index in range)."""
-    from engine.database import check_schema
+    from engine.database import check_schema, vertex_offsets
     check_schema(arrays)
     C = len(arrays["cell_name_off"]) - 1
-    P = len(arrays["poly_vtx_off"]) - 1
+    P = len(arrays["poly_vtx_rel"]) - 1
+    vo = vertex_offsets(arrays)
     R = len(arrays["ref_cell"])
     L = len(arrays["layer_ld"])
     assert len(arrays["cell_poly_off"]) == C + 1 and len(arrays["cell_ref_off"]) == C + 1
     for name, total in (("cell_poly_off", P), ("cell_ref_off", R),
-                        ("poly_vtx_off", len(arrays["vtx"])),
+                        ("vertex offsets", len(arrays["vtx"])),
                         ("cell_name_off", len(arrays["cell_name_data"]))):
-        off = arrays[name]
+        off = vo if name == "vertex offsets" else arrays[name]
         assert off[0] == 0 and off[-1] == total and np.all(np.diff(off) >= 0), name
-    assert np.all(np.diff(arrays["poly_vtx_off"]) >= 3)
+    n = np.diff(vo)
+    assert np.all((n == 0) | (n >= 3))        # 0: a rectangle, its bbox
     if P:
         assert arrays["poly_layer"].min() >= 0 and arrays["poly_layer"].max() < L
     if R:
         assert arrays["ref_cell"].min() >= 0 and arrays["ref_cell"].max() < C
-        assert arrays["ref_cols"].min() >= 1 and arrays["ref_rows"].min() >= 1
+        X, A = len(arrays["xf_mat"]), len(arrays["aref_cols"])
+        assert arrays["ref_xf"].min() >= 0 and arrays["ref_xf"].max() < X
+        assert arrays["ref_aref"].min() >= -1 and arrays["ref_aref"].max() < A
+        assert np.array_equal(np.flatnonzero(arrays["ref_aref"] >= 0),
+                              np.flatnonzero(arrays["ref_kind"] == 1))
+        if A:
+            assert arrays["aref_cols"].min() >= 1 and arrays["aref_rows"].min() >= 1
     t = arrays["top_cells"]
     assert np.all((t >= 0) & (t < C))
     assert set(meta["counts"]) >= {"boundary", "path", "box", "text", "node", "sref", "aref"}

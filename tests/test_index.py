@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.database import EMPTY_BBOX
+from engine.database import EMPTY_BBOX, offsets_to_blocks, placement_arrays, vertex_offsets
 from engine.errors import ClipmillError
 from engine.index import build_index, query
 
@@ -21,12 +21,15 @@ def random_db(rng, ncells, max_polys, max_refs, span):
         cx, cy = rng.integers(-span, span, 2)
         pts = np.stack([cx + rng.integers(0, span // 10 + 1, k),
                         cy + rng.integers(0, span // 10 + 1, k)], 1)
+        pbox.append([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+        if k == 6:      # a rectangle: no vertices, the bbox is the polygon
+            k, pts = 0, pts[:0]
         vtx.append(pts)
         vtx_off.append(vtx_off[-1] + k)
-        pbox.append([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
     rb = rng.integers(-span, span, (R, 2))
     rbbox = np.concatenate([rb, rb + rng.integers(0, span // 5 + 1, (R, 2))], 1)
     C = ncells
+    blk, rel = offsets_to_blocks(vtx_off)
     arrays = {
         "cell_name_data": np.frombuffer(b"".join(b"c%d" % i for i in range(C)), np.uint8).copy(),
         "cell_name_off": np.concatenate([[0], np.cumsum([len(b"c%d" % i) for i in range(C)])]),
@@ -37,19 +40,17 @@ def random_db(rng, ncells, max_polys, max_refs, span):
         "cell_defined": np.ones(C, np.uint8),
         "cell_offset": np.full(C, -1, np.int64),
         "top_cells": np.zeros(1, np.int32),
-        "poly_vtx_off": np.array(vtx_off, np.int64),
+        "poly_vtx_blk": blk,
+        "poly_vtx_rel": rel,
         "vtx": (np.concatenate(vtx) if P else np.zeros((0, 2))).astype(np.int32),
-        "poly_layer": rng.integers(0, 3, P).astype(np.int32),
+        "poly_layer": rng.integers(0, 3, P).astype(np.uint16),
         "poly_bbox": np.array(pbox, np.int32).reshape(-1, 4),
         "poly_kind": rng.integers(0, 3, P).astype(np.uint8),
         "layer_ld": np.array([[1, 0], [2, 0], [3, 1]], np.int32),
         "ref_cell": rng.integers(0, C, R).astype(np.int32),
-        "ref_mat": rng.normal(size=(R, 6)),
-        "ref_strans": rng.normal(size=(R, 3)),
-        "ref_cols": rng.integers(1, 4, R).astype(np.int32),
-        "ref_rows": rng.integers(1, 4, R).astype(np.int32),
-        "ref_colvec": rng.normal(size=(R, 2)),
-        "ref_rowvec": rng.normal(size=(R, 2)),
+        **placement_arrays(rng.normal(size=(R, 6)) * 1000, rng.integers(1, 4, R),
+                           rng.integers(1, 4, R), rng.normal(size=(R, 2)),
+                           rng.normal(size=(R, 2))),
         "ref_bbox": rbbox.astype(np.int64),
         "ref_kind": rng.integers(0, 2, R).astype(np.uint8),
     }
@@ -60,7 +61,8 @@ def poly_rows(a, c):
     """Each polygon of cell c as a hashable tuple of everything attached to its row."""
     out = []
     for p in range(a["cell_poly_off"][c], a["cell_poly_off"][c + 1]):
-        v = a["vtx"][a["poly_vtx_off"][p]:a["poly_vtx_off"][p + 1]]
+        off = vertex_offsets(a)
+        v = a["vtx"][off[p]:off[p + 1]]
         out.append((tuple(map(tuple, v.tolist())), int(a["poly_layer"][p]),
                     tuple(a["poly_bbox"][p].tolist()), int(a["poly_kind"][p])))
     return sorted(out)
@@ -69,9 +71,8 @@ def poly_rows(a, c):
 def ref_rows(a, c):
     out = []
     for r in range(a["cell_ref_off"][c], a["cell_ref_off"][c + 1]):
-        out.append(tuple(np.concatenate([[a["ref_cell"][r], a["ref_cols"][r], a["ref_rows"][r],
-                                          a["ref_kind"][r]], a["ref_mat"][r], a["ref_strans"][r],
-                                         a["ref_colvec"][r], a["ref_rowvec"][r],
+        out.append(tuple(np.concatenate([[a["ref_cell"][r], a["ref_kind"][r], a["ref_xf"][r],
+                                          a["ref_aref"][r]], a["ref_org"][r],
                                          a["ref_bbox"][r]]).tolist()))
     return sorted(out)
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import SHARED, SKIP_SHARED, shared_gds
 
-from engine.database import check_schema
+from engine.database import check_schema, vertex_offsets
 from engine.reader import load_gdsii
 
 PICK = ["klayout/gds/arefs_skew.gds", "klayout/designs/blend_crash_au.gds",
@@ -48,8 +48,9 @@ def test_against_manifest(e):
     assert np.all(box_um[:2] >= np.array(e["bbox_um"][:2]) - 1e-4)
     assert np.all(box_um[2:] <= np.array(e["bbox_um"][2:]) + 1e-4)
     # structure of the arrays
-    off = a["poly_vtx_off"]
-    assert off[0] == 0 and off[-1] == len(a["vtx"]) and np.all(np.diff(off) >= 3)
+    off = vertex_offsets(a)
+    n = np.diff(off)
+    assert off[0] == 0 and off[-1] == len(a["vtx"]) and np.all((n == 0) | (n >= 3))
     assert np.all(np.diff(a["cell_poly_off"]) >= 0)
     assert a["cell_poly_off"][-1] == len(a["poly_kind"])
     assert np.all(a["ref_cell"] < len(names))

@@ -23,7 +23,8 @@ import pytest
 import kref
 from conftest import SHARED, SKIP_SHARED, shared_gds
 
-from engine.database import check_schema
+from engine.database import (check_schema, polygon_arrays, ref_lattices, ref_matrices,
+                             vertex_offsets)
 
 KINDS = ["boundary", "path", "box", "text", "node", "sref", "aref"]
 
@@ -73,12 +74,11 @@ class Ours:
         """{cell: {(layer, datatype): sum of |2 * signed area|}} by the shoelace formula, exact
         int64 arithmetic, polygons closed implicitly (last vertex -> first)."""
         a = self.arrays
-        off = a["poly_vtx_off"]
+        off, v = polygon_arrays(a)          # rectangles expanded from their bbox
         npoly = len(off) - 1
         out = {n: {} for n in self.names}
         if npoly == 0:
             return out
-        v = a["vtx"].astype(np.int64)
         x, y = v[:, 0], v[:, 1]
         nxt = np.arange(1, len(v) + 1, dtype=np.int64)
         nxt[off[1:] - 1] = off[:-1]
@@ -161,8 +161,10 @@ def test_schema_and_cells(pair):
     assert sorted(ours.info["top_cells"]) == kref.ktop_cells(kl)
     a = ours.arrays
     assert ours.info["file_bytes"] == os.path.getsize(e["path"])
-    assert ours.info["polygons"] == len(a["poly_vtx_off"]) - 1
-    assert ours.info["vertices"] == len(a["vtx"])
+    assert ours.info["polygons"] == len(a["poly_vtx_rel"]) - 1 == len(a["poly_layer"])
+    n = np.diff(vertex_offsets(a))
+    assert ours.info["rectangles"] == np.count_nonzero(n == 0)
+    assert ours.info["vertices"] == len(a["vtx"]) + 4 * ours.info["rectangles"]
     assert ours.info["placements"] == len(a["ref_cell"])
     assert ours.info["db_bytes"] >= sum(v.nbytes for v in a.values())
     assert isinstance(ours.info["seconds"], dict) and "index" in ours.info
@@ -263,10 +265,18 @@ def test_bboxes(pair):
 def test_poly_bbox_and_kind(pair):
     e, ours, kl = pair
     a = ours.arrays
-    off = a["poly_vtx_off"]
-    assert off[0] == 0 and off[-1] == len(a["vtx"]) and np.all(np.diff(off) >= 3)
+    n = np.diff(vertex_offsets(a))
+    assert np.all((n == 0) | (n >= 3))         # 0 vertices: the rectangle poly_bbox
+    # every axis-parallel 4-vertex polygon is stored as its bbox alone (the compact form)
+    so = vertex_offsets(a)[:-1][n == 4]
+    q = [a["vtx"][so + i].astype(np.int64) for i in range(4)]
+    rect_a = (q[0][:, 0] == q[1][:, 0]) & (q[1][:, 1] == q[2][:, 1]) & (q[2][:, 0] == q[3][:, 0]) \
+        & (q[3][:, 1] == q[0][:, 1])
+    rect_b = (q[0][:, 1] == q[1][:, 1]) & (q[1][:, 0] == q[2][:, 0]) & (q[2][:, 1] == q[3][:, 1]) \
+        & (q[3][:, 0] == q[0][:, 0])
+    assert not np.any(rect_a | rect_b)
+    off, v = polygon_arrays(a)
     if len(off) > 1:
-        v = a["vtx"]
         mn = np.stack([np.minimum.reduceat(v[:, 0], off[:-1]), np.minimum.reduceat(v[:, 1], off[:-1])], 1)
         mx = np.stack([np.maximum.reduceat(v[:, 0], off[:-1]), np.maximum.reduceat(v[:, 1], off[:-1])], 1)
         vb = np.concatenate([mn, mx], axis=1)
@@ -327,6 +337,11 @@ def _lattice(n1, v1, n2, v2):
     return np.concatenate([first, second], axis=1)
 
 
+def _our_lattice(a):
+    cols, rows, colvec, rowvec = ref_lattices(a)
+    return _lattice(cols, colvec, rows, rowvec)
+
+
 def _placement_table(parents, children, mats, lattice, ids):
     """Rows sorted canonically: [parent id, child id, m00, m01, m10, m11, tx, ty, lattice x6]."""
     t = np.column_stack([np.array([ids[p] for p in parents], dtype=np.float64),
@@ -346,9 +361,7 @@ def test_placements(pair):
     counts = np.diff(a["cell_ref_off"])
     parents = [n for n, k in zip(ours.names, counts.tolist()) for _ in range(k)]
     children = [ours.names[i] for i in a["ref_cell"].tolist()]
-    mine = _placement_table(parents, children, a["ref_mat"],
-                            _lattice(a["ref_cols"], a["ref_colvec"], a["ref_rows"], a["ref_rowvec"]),
-                            ids)
+    mine = _placement_table(parents, children, ref_matrices(a), _our_lattice(a), ids)
     p = kref.kplacements(kl)
     ref = _placement_table(p["parent"], p["child"], kref.kplacement_matrices(p),
                            _lattice(p["na"], np.column_stack([p["ax"], p["ay"]]),
@@ -418,7 +431,8 @@ def test_layer_filter(suffix, spec):
         assert pc[cell] == {ld: v for ld, v in fc[cell].items() if ld in want_layers}, cell
     # hierarchy unchanged by the filter
     assert part.names == full.names
-    for k in ("ref_cell", "ref_mat", "ref_cols", "ref_rows", "cell_ref_off"):
+    for k in ("ref_cell", "ref_xf", "ref_org", "ref_aref", "xf_mat", "aref_cols", "aref_rows",
+              "cell_ref_off"):
         assert np.array_equal(part.arrays[k], full.arrays[k]), k
     assert [tuple(x) for x in part.info["layers"]] == want_layers
 
@@ -443,8 +457,6 @@ def test_reader_direct_equals_open_layout(suffix):
         a = o.arrays
         parents = [n for n, k in zip(o.names, np.diff(a["cell_ref_off"]).tolist()) for _ in range(k)]
         children = [o.names[i] for i in a["ref_cell"].tolist()]
-        return _placement_table(parents, children, a["ref_mat"],
-                                _lattice(a["ref_cols"], a["ref_colvec"], a["ref_rows"],
-                                         a["ref_rowvec"]), ids)
+        return _placement_table(parents, children, ref_matrices(a), _our_lattice(a), ids)
 
     assert np.array_equal(table(direct), table(full))
