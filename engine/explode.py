@@ -28,8 +28,16 @@ buffers live in an ``ExplodeScratch`` reused from call to call; the kernel alloc
 when a buffer is too small, keeps counting and reports the size it needs; the wrapper grows the
 buffer (output: to the counted size + 25%, at least doubling; frame stack: doubling) and runs
 again, so in steady state there is one kernel call per window. Leaves of the R-trees are visited
-with ``engine.index.tree_next`` (no hit list). The kernel only reads the database (safe from
-forked workers sharing it).
+with ``engine.index.tree_next`` (no hit list); a leaf whose node box lies inside the local
+region selects all its polygons without per-polygon box tests. ``clip=True`` transforms each
+polygon in a small call-free pass (``_transform_poly``) and cuts (``_cut``) only those crossing a
+window side, along the sides crossed. The kernel only reads the database (safe from forked
+workers sharing it).
+
+The public ``explode`` keeps what does not change between calls in an ``ExplodeState`` on the
+layout (kernel arguments, top cell, layer masks, per-thread scratch), dropped by
+``Layout.close``; the kernel also writes each polygon's (layer, datatype), so a call costs the
+kernel plus a few microseconds (window check, copies of the outputs, the dbu scaling).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ import numpy as np
 from engine.database import vertex_offsets, vtx_start
 from engine.errors import ClipmillError
 from engine.index import MAX_LEVELS, tree_next, tree_start
-from engine.jit import jit, njit
+from engine.jit import jit
 from engine.layout import check_window
 from engine.polygons import Polygons
 
@@ -55,32 +63,34 @@ def _round(v):
 
 
 @jit
-def _clip_axis(src, n, dst, axis, bound, keep_ge):
-    """One Sutherland-Hodgman pass: keep coord[axis] >= bound (keep_ge) or <= bound."""
+def _clip_axis(buf, src, n, dst, axis, bound, keep_ge):
+    """One Sutherland-Hodgman pass from buf[src, :n] into buf[dst]: keep coord[axis] >= bound
+    (keep_ge) or <= bound. (Indexes into one buffer, no array views: a view costs reference
+    counting per call.)"""
     m = 0
     if n == 0:
         return 0
-    px = src[n - 1, 0]
-    py = src[n - 1, 1]
-    pv = src[n - 1, axis]
+    px = buf[src, n - 1, 0]
+    py = buf[src, n - 1, 1]
+    pv = buf[src, n - 1, axis]
     pin = pv >= bound if keep_ge else pv <= bound
     for i in range(n):
-        cx = src[i, 0]
-        cy = src[i, 1]
-        cv = src[i, axis]
+        cx = buf[src, i, 0]
+        cy = buf[src, i, 1]
+        cv = buf[src, i, axis]
         cin = cv >= bound if keep_ge else cv <= bound
         if cin != pin:
             t = (bound - pv) / (cv - pv)
             if axis == 0:
-                dst[m, 0] = bound
-                dst[m, 1] = py + t * (cy - py)
+                buf[dst, m, 0] = bound
+                buf[dst, m, 1] = py + t * (cy - py)
             else:
-                dst[m, 0] = px + t * (cx - px)
-                dst[m, 1] = bound
+                buf[dst, m, 0] = px + t * (cx - px)
+                buf[dst, m, 1] = bound
             m += 1
         if cin:
-            dst[m, 0] = cx
-            dst[m, 1] = cy
+            buf[dst, m, 0] = cx
+            buf[dst, m, 1] = cy
             m += 1
         px = cx
         py = cy
@@ -89,46 +99,124 @@ def _clip_axis(src, n, dst, axis, bound, keep_ge):
     return m
 
 
-@njit(inline="always")
-def _vertex(vtx, poly_bbox, p, s, k, i):
-    """Vertex i of polygon p (vertices vtx[s:s+k]; k == 0: the rectangle poly_bbox[p],
-    counter-clockwise from (x0, y0)) as floats."""
-    if k == 0:
-        x = poly_bbox[p, 2] if (i == 1 or i == 2) else poly_bbox[p, 0]
-        y = poly_bbox[p, 3] if i >= 2 else poly_bbox[p, 1]
-        return float(x), float(y)
-    return float(vtx[s + i, 0]), float(vtx[s + i, 1])
+@jit
+def _transform_poly(s, k, vtx, T, wx0, wy0, wx1, wy1, cbuf):
+    """Transform the polygon vtx[s:s+k] into cbuf[0, :k]. Returns k when it lies wholly inside
+    the window (no cut needed), 0 when it is then degenerate (zero area: its area, only tested
+    against zero, is summed here in the same order as ``_cut`` sums it), -1 when it crosses a
+    side (``_cut`` next). Kept small and call-free (no array-taking helper, not even an inlined
+    one): a function with such calls pays reference counting of its arrays per call, and this
+    shape compiles to a fast loop."""
+    t0 = T[0]
+    t1 = T[1]
+    t2 = T[2]
+    t3 = T[3]
+    t4 = T[4]
+    t5 = T[5]
+    out = False
+    area = 0.0
+    pu = 0.0
+    pv = 0.0
+    for i in range(k):
+        x = float(vtx[s + i, 0])
+        y = float(vtx[s + i, 1])
+        u = t0 * x + t1 * y + t4
+        v = t2 * x + t3 * y + t5
+        cbuf[0, i, 0] = u
+        cbuf[0, i, 1] = v
+        if u < wx0 or u > wx1 or v < wy0 or v > wy1:
+            out = True
+        if i > 0:
+            area += pu * v - u * pv
+        pu = u
+        pv = v
+    if out:
+        return -1
+    if k < 3:
+        return 0
+    area += pu * cbuf[0, 0, 1] - cbuf[0, 0, 0] * pv
+    return 0 if area == 0.0 else k
 
 
 @jit
-def _clip_poly(p, s, k, vtx, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf):
-    """Transform polygon p (vertices vtx[s:s+k], k == 0: a rectangle) and clip it to the window;
-    result in cbuf[0, :m]. Returns m (0 when nothing with a non-zero area is left)."""
-    a = cbuf[0]
-    b = cbuf[1]
-    inside = True
-    n = k if k > 0 else 4
-    for i in range(n):
-        x, y = _vertex(vtx, poly_bbox, p, s, k, i)
-        u = T[0] * x + T[1] * y + T[4]
-        v = T[2] * x + T[3] * y + T[5]
-        a[i, 0] = u
-        a[i, 1] = v
+def _transform_rect(p, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf):
+    """``_transform_poly`` for the rectangle poly_bbox[p] (a polygon stored without vertices:
+    counter-clockwise from (x0, y0)); same results, 4 vertices."""
+    t0 = T[0]
+    t1 = T[1]
+    t2 = T[2]
+    t3 = T[3]
+    t4 = T[4]
+    t5 = T[5]
+    bx0 = float(poly_bbox[p, 0])
+    by0 = float(poly_bbox[p, 1])
+    bx1 = float(poly_bbox[p, 2])
+    by1 = float(poly_bbox[p, 3])
+    out = False
+    area = 0.0
+    pu = 0.0
+    pv = 0.0
+    for i in range(4):
+        x = bx1 if (i == 1 or i == 2) else bx0
+        y = by1 if i >= 2 else by0
+        u = t0 * x + t1 * y + t4
+        v = t2 * x + t3 * y + t5
+        cbuf[0, i, 0] = u
+        cbuf[0, i, 1] = v
         if u < wx0 or u > wx1 or v < wy0 or v > wy1:
-            inside = False
-    if inside:  # nothing to cut
-        m = n
-    else:
-        m = _clip_axis(a, n, b, 0, wx0, True)
-        m = _clip_axis(b, m, a, 0, wx1, False)
-        m = _clip_axis(a, m, b, 1, wy0, True)
-        m = _clip_axis(b, m, a, 1, wy1, False)
+            out = True
+        if i > 0:
+            area += pu * v - u * pv
+        pu = u
+        pv = v
+    if out:
+        return -1
+    area += pu * cbuf[0, 0, 1] - cbuf[0, 0, 0] * pv
+    return 0 if area == 0.0 else 4
+
+
+@jit
+def _cut(cbuf, k, wx0, wy0, wx1, wy1):
+    """Clip the polygon in cbuf[0, :k] to the window; result in cbuf[0, :m]. Returns m (0 when
+    nothing with a non-zero area is left). Only the passes for the sides that some vertex
+    crosses are run: the others would keep every vertex unchanged (cut points interpolate
+    between vertices, so they never fall beyond a side no vertex crosses)."""
+    sides = 0
+    for i in range(k):
+        u = cbuf[0, i, 0]
+        v = cbuf[0, i, 1]
+        if u < wx0:
+            sides |= 1
+        if u > wx1:
+            sides |= 2
+        if v < wy0:
+            sides |= 4
+        if v > wy1:
+            sides |= 8
+    m = k
+    src = 0
+    if sides & 1:
+        m = _clip_axis(cbuf, src, m, 1 - src, 0, wx0, True)
+        src = 1 - src
+    if sides & 2:
+        m = _clip_axis(cbuf, src, m, 1 - src, 0, wx1, False)
+        src = 1 - src
+    if sides & 4:
+        m = _clip_axis(cbuf, src, m, 1 - src, 1, wy0, True)
+        src = 1 - src
+    if sides & 8:
+        m = _clip_axis(cbuf, src, m, 1 - src, 1, wy1, False)
+        src = 1 - src
     if m < 3:
         return 0
+    if src == 1:
+        for i in range(m):
+            cbuf[0, i, 0] = cbuf[1, i, 0]
+            cbuf[0, i, 1] = cbuf[1, i, 1]
     area = 0.0
     for i in range(m):
         j = i + 1 if i + 1 < m else 0
-        area += a[i, 0] * a[j, 1] - a[j, 0] * a[i, 1]
+        area += cbuf[0, i, 0] * cbuf[0, j, 1] - cbuf[0, j, 0] * cbuf[0, i, 1]
     if area == 0.0:
         return 0
     return m
@@ -312,7 +400,12 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
                 s0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p)
                 k0 = vtx_start(poly_vtx_blk, poly_vtx_rel, p + 1) - s0
                 if clip:
-                    m = _clip_poly(p, s0, k0, vtx, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf)
+                    if k0 > 0:
+                        m = _transform_poly(s0, k0, vtx, T, wx0, wy0, wx1, wy1, cbuf)
+                    else:
+                        m = _transform_rect(p, poly_bbox, T, wx0, wy0, wx1, wy1, cbuf)
+                    if m < 0:
+                        m = _cut(cbuf, k0 if k0 > 0 else 4, wx0, wy0, wx1, wy1)
                     if m == 0:
                         continue
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
@@ -325,11 +418,25 @@ def explode_kernel(cell_poly_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, p
                     m = k0 if k0 > 0 else 4
                     if write and (nv + m > cap_v or npoly + 1 > cap_p):
                         write = False
-                    if write:
+                    if write and k0 > 0:
                         for i in range(m):
-                            x, y = _vertex(vtx, poly_bbox, p, s0, k0, i)
+                            x = float(vtx[s0 + i, 0])
+                            y = float(vtx[s0 + i, 1])
                             out_xy[nv + i, 0] = t0 * x + t1 * y + t4
                             out_xy[nv + i, 1] = t2 * x + t3 * y + t5
+                    elif write:  # the rectangle poly_bbox[p], counter-clockwise from (x0, y0)
+                        x0 = float(poly_bbox[p, 0])
+                        y0 = float(poly_bbox[p, 1])
+                        x1 = float(poly_bbox[p, 2])
+                        y1 = float(poly_bbox[p, 3])
+                        out_xy[nv, 0] = t0 * x0 + t1 * y0 + t4
+                        out_xy[nv, 1] = t2 * x0 + t3 * y0 + t5
+                        out_xy[nv + 1, 0] = t0 * x1 + t1 * y0 + t4
+                        out_xy[nv + 1, 1] = t2 * x1 + t3 * y0 + t5
+                        out_xy[nv + 2, 0] = t0 * x1 + t1 * y1 + t4
+                        out_xy[nv + 2, 1] = t2 * x1 + t3 * y1 + t5
+                        out_xy[nv + 3, 0] = t0 * x0 + t1 * y1 + t4
+                        out_xy[nv + 3, 1] = t2 * x0 + t3 * y1 + t5
                 nv += m
                 if write:
                     lr = poly_layer[p]
@@ -564,9 +671,12 @@ class ExplodeState:
 
     def mask(self, layout, layers):
         try:
-            key = None if layers is None else tuple(layers)
+            if layers is not None and type(layers) not in (list, tuple):
+                raise TypeError  # str, number, iterator ...: not cached
+            # the type is part of the key: (1, 0) is layer 1/0, [1, 0] layers 1 and 0
+            key = None if layers is None else (type(layers), tuple(layers))
             m = self.masks.get(key)
-        except TypeError:      # unhashable items, or not a sequence: no caching
+        except TypeError:      # unhashable items too: no caching
             return np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)
         if m is None:
             m = np.ascontiguousarray(layout.layer_mask(layers), dtype=np.uint8)

@@ -582,6 +582,8 @@ def test_cached_state_follows_arguments_and_close(synth):
     what a fresh layout gives; after close() nothing cached is used (clear error)."""
     ly, L = synth
     calls = [dict(), dict(layers=[(1, 0)]), dict(layers=[(3, 5), (1, 0)]), dict(layers=[2]),
+             dict(layers=((1, 0), "3/5")), dict(layers="2"),
+             dict(layers=[[2, 0]]),
              dict(cell="B"), dict(layers=[(1, 0)], cell="C", depth=1), dict(clip=True), dict()]
     w = (-5.0, -5.0, 25.0, 12.0)
     first = [L.explode(w, **kw) for kw in calls]
@@ -592,6 +594,11 @@ def test_cached_state_follows_arguments_and_close(synth):
             assert np.array_equal(P.layer, Q.layer) and P.layer.dtype == np.int32
     with pytest.raises(ClipmillError, match="unknown layer"):
         L.explode(w, layers=[(99, 0)])
+    P, Q = L.explode(w, layers=iter([(1, 0), (2, 0)])), L.explode(w, layers=[(1, 0), (2, 0)])
+    assert len(P) > 0 and np.array_equal(P.xy, Q.xy) and np.array_equal(P.layer, Q.layer)
+    assert len(L.explode(w, layers=(3, 5))) > 0       # the layer 3/5
+    with pytest.raises(ClipmillError, match="unknown layer"):
+        L.explode(w, layers=[3, 5])                   # layers 3 and 5: no layer 5
     other = kl_layout(ly)
     assert len(other.explode(w)) == len(first[0])
     other.close()
