@@ -78,6 +78,7 @@ from engine.polygons import Polygons
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
 RING_MARK_MIN = 0.25   # rectangles marked as rings when their perimeter exceeds this x pixels
+COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 TILE = 2               # pixels per side of the tiles indexing polygons for the exact pass
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
@@ -435,30 +436,23 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @njit(inline="always")
-def _mark(pix, i, simple, owner, fpix, nflag):
+def _mark(pix, i, simple, owner):
     """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon, -2
-    several polygons (or a complex one); "several" pixels are listed once in fpix (their polygons
-    are found later through the tile index). Polygons are walked one after the other, so a
-    pixel owned by i is only revisited by i."""
+    several polygons (or a complex one). Polygons are walked one after the other, so a pixel
+    owned by i is only revisited by i."""
     o = owner[pix]
     if o == i or o == -2:
         return
-    if o == -1 and simple:
-        owner[pix] = i
-        return
-    f = nflag[0]
-    fpix[f] = pix
-    nflag[0] = f + 1
-    owner[pix] = -2
+    owner[pix] = i if (o == -1 and simple) else -2
 
 
 @jit
-def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner, fpix, nflag):
+def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, owner):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark; with rings, rectangles are left to _ring_flags). lacc (nrows+1, zeroed): row-difference
-    buffer for edges left of the window."""
+    see _mark). skiprect: rectangles are left out (the union sweep _rect_sweep does them).
+    lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -466,14 +460,15 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
             continue
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
+        if skiprect and rect[i] != 0:
+            continue
         doacc = ci == 1
-        ismark = not rings or rect[i] == 0   # rings: rectangles are marked by _ring_flags
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
             if v0 == v1:
                 # horizontal: no area, but it crosses pixel interiors unless on a row line
-                if v0 <= 0.0 or v0 >= nrows or not ismark:
+                if v0 <= 0.0 or v0 >= nrows:
                     continue
                 r = int(math.floor(v0))
                 if r == v0:
@@ -484,7 +479,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                    _mark(r * ncols + c, i, doacc, owner)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -518,8 +513,8 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         f = h * fr
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
-                    if inner and ismark:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                    if inner:
+                        _mark(r * ncols + c, i, doacc, owner)
                 continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
@@ -549,7 +544,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -579,7 +574,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner)
                     cu = nu
                     cv = nv
                     c += 1
@@ -591,59 +586,183 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
 
 
 @jit
-def _ring_flags(cls, rect, bbox, nrows, ncols, ringc, owner, fpix, nflag):
-    """Rectangles' marks, without walking: the pixels a rectangle's boundary crosses are those
-    its open box meets minus those it covers whole (a ring), counted per pixel through a 2-D
-    difference buffer ringc ((nrows+1) x (ncols+1), zeroed). Then every pixel crossed by two or
-    more polygons (rings and _walk's owner marks together) or by a complex one becomes "several"
-    (owner -2, listed in fpix, rebuilt here in pixel order); one rectangle alone: owner 0 (the
-    accumulated area is exact)."""
-    W = ncols + 1
+def _rect_rows(cls, rect, bbox, nrows, rstart):
+    """Pieces (rectangle x pixel row) per row of the union sweep: rstart[r + 1] = number of
+    rectangles meeting the open band (r, r + 1), then the prefix sum (rstart: nrows + 1).
+    Returns (total pieces, most pieces in a row)."""
+    for r in range(nrows + 1):
+        rstart[r] = 0
     for i in range(cls.shape[0]):
         if cls[i] != 1 or rect[i] == 0:
             continue
-        c0 = max(int(math.floor(bbox[i, 0])), 0)
-        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
         r0 = max(int(math.floor(bbox[i, 2])), 0)
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
-        if c0 > c1 or r0 > r1:
-            continue
-        ringc[r0 * W + c0] += 1
-        ringc[r0 * W + c1 + 1] -= 1
-        ringc[(r1 + 1) * W + c0] -= 1
-        ringc[(r1 + 1) * W + c1 + 1] += 1
-        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        if ca > cb or ra > rb:
-            continue
-        ringc[ra * W + ca] -= 1
-        ringc[ra * W + cb + 1] += 1
-        ringc[(rb + 1) * W + ca] += 1
-        ringc[(rb + 1) * W + cb + 1] -= 1
-    for r in range(1, nrows):
-        b = r * W
-        for c in range(W):
-            ringc[b + c] += ringc[b - W + c]
-    nf = 0
+        for r in range(r0, r1 + 1):
+            rstart[r + 1] += 1
+    most = 0
     for r in range(nrows):
-        b = r * W
-        acc = 0
-        for c in range(ncols):
-            acc += ringc[b + c]
-            pix = r * ncols + c
-            o = owner[pix]
-            if acc == 0:
-                if o == -2:
-                    fpix[nf] = pix
-                    nf += 1
-                continue
-            if acc == 1 and o == -1:
-                owner[pix] = 0
-                continue
-            owner[pix] = -2
-            fpix[nf] = pix
-            nf += 1
-    nflag[0] = nf
+        most = max(most, rstart[r + 1])
+        rstart[r + 1] += rstart[r]
+    return rstart[nrows], most
+
+
+@jit
+def _rect_fill(cls, rect, bbox, nrows, ncols, ccount, order, rstart, rlist):
+    """Row lists of the union sweep: rlist[rstart[r]:rstart[r + 1]] = the rectangles meeting row
+    r sorted by left side u0: a counting sort by first column, rows filled in that order, then
+    an insertion sort per row (only ties within a column are out of order). ccount (ncols + 1),
+    order (polygons): scratch."""
+    for c in range(ncols + 1):
+        ccount[c] = 0
+    n = 0
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] != 0:
+            ccount[min(max(int(math.floor(bbox[i, 0])), -1), ncols - 1) + 1] += 1
+            n += 1
+    run = 0
+    for c in range(ncols + 1):
+        k = ccount[c]
+        ccount[c] = run
+        run += k
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] != 0:
+            c = min(max(int(math.floor(bbox[i, 0])), -1), ncols - 1) + 1
+            order[ccount[c]] = i
+            ccount[c] += 1
+    for k in range(n):
+        i = order[k]
+        r0 = max(int(math.floor(bbox[i, 2])), 0)
+        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+        for r in range(r0, r1 + 1):
+            rlist[rstart[r]] = i
+            rstart[r] += 1
+    for r in range(nrows, 0, -1):
+        rstart[r] = rstart[r - 1]
+    rstart[0] = 0
+    for r in range(nrows):
+        for j in range(rstart[r] + 1, rstart[r + 1]):
+            i = rlist[j]
+            u = bbox[i, 0]
+            z = j
+            while z > rstart[r] and bbox[rlist[z - 1], 0] > u:
+                rlist[z] = rlist[z - 1]
+                z -= 1
+            rlist[z] = i
+
+
+@njit(inline="always")
+def _add_step(acc, rowb, x, dl, ncols):
+    """Coverage of the row steps by dl at u = x: the part of pixel floor(x) right of x, and all
+    pixels after it (through the prefix sum along the row)."""
+    if x >= ncols:
+        return
+    if x <= 0.0:
+        acc[rowb] += dl
+        return
+    c = int(x)
+    f = dl * (c + 1 - x)
+    acc[rowb + c] += f
+    acc[rowb + c + 1] += dl - f
+
+
+@njit(inline="always")
+def _piece_marks(bbox, u0, u1, y0, y1, r, ncols, owner):
+    """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
+    covers in part: a pixel crossed by one other simple polygon whose box meets the piece there
+    becomes "several" (-2). Pixels the piece covers whole are 1 anyway."""
+    ca = max(int(math.floor(u0)), 0)
+    cb = min(int(math.ceil(u1)) - 1, ncols - 1)
+    if ca > cb:
+        return
+    step = 1
+    if y1 - y0 >= 1.0 and cb > ca:
+        step = cb - ca   # full height: only the end columns can be partial
+    b = r * ncols
+    for c in range(ca, cb + 1, step):
+        o = owner[b + c]
+        if o < 0:
+            continue
+        if (bbox[o, 0] < min(u1, c + 1.0) and bbox[o, 1] > max(u0, float(c))
+                and bbox[o, 2] < y1 and bbox[o, 3] > y0):
+            owner[b + c] = -2
+
+
+@jit
+def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay1):
+    """Exact coverage of the union of the rectangles, row by row: in the band (r, r + 1) the
+    covered length L(u) of the cross-section at u is a step function changing only where a
+    piece starts or ends; each change dL at u is added to acc (flat nrows x (ncols + 1), zeroed;
+    coverage = prefix sum along the row) as by a vertical edge of height dL. L comes from the
+    active pieces kept sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a row).
+    mark: check the owner marks of the other polygons against the pieces (_piece_marks)."""
+    W = ncols + 1
+    for r in range(nrows):
+        rowb = r * W
+        fr = float(r)
+        fr1 = fr + 1.0
+        m = 0
+        nfull = 0
+        L = 0.0
+        j = rstart[r]
+        jend = rstart[r + 1]
+        while j < jend or m > 0:
+            ke = -1
+            xe = np.inf
+            for q in range(m):
+                if ae[q] < xe:
+                    xe = ae[q]
+                    ke = q
+            xs = bbox[rlist[j], 0] if j < jend else np.inf
+            if ke >= 0 and xe <= xs:
+                x = xe
+                if ay0[ke] <= fr and ay1[ke] >= fr1:
+                    nfull -= 1
+                for q in range(ke, m - 1):
+                    ae[q] = ae[q + 1]
+                    ay0[q] = ay0[q + 1]
+                    ay1[q] = ay1[q + 1]
+                m -= 1
+            else:
+                i = rlist[j]
+                j += 1
+                x = xs
+                y0 = max(bbox[i, 2], fr)
+                y1 = min(bbox[i, 3], fr1)
+                if mark:
+                    _piece_marks(bbox, xs, bbox[i, 1], y0, y1, r, ncols, owner)
+                if y0 <= fr and y1 >= fr1:
+                    nfull += 1
+                z = m
+                while z > 0 and ay0[z - 1] > y0:
+                    ae[z] = ae[z - 1]
+                    ay0[z] = ay0[z - 1]
+                    ay1[z] = ay1[z - 1]
+                    z -= 1
+                ae[z] = bbox[i, 1]
+                ay0[z] = y0
+                ay1[z] = y1
+                m += 1
+            if nfull > 0:
+                nl = 1.0
+            elif m == 0:
+                nl = 0.0
+            elif m == 1:
+                nl = ay1[0] - ay0[0]
+            else:
+                nl = 0.0
+                ca = ay0[0]
+                cb = ay1[0]
+                for q in range(1, m):
+                    if ay0[q] > cb:
+                        nl += cb - ca
+                        ca = ay0[q]
+                        cb = ay1[q]
+                    elif ay1[q] > cb:
+                        cb = ay1[q]
+                nl += cb - ca
+            if nl != L:
+                _add_step(acc, rowb, x, nl - L, ncols)
+                L = nl
 
 
 @jit
@@ -718,76 +837,39 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
     return area
 
 
-@njit(inline="always")
-def _inner_range(a, b, n):
-    """Pixels k (clamped to [0, n)) with [k, k+1] inside [a, b]."""
-    return max(int(math.ceil(a)), 0), min(int(math.floor(b)) - 1, n - 1)
-
-
 @jit
-def _full_cover(cls, rect, bbox, nrows, ncols, fullc):
-    """fullc[r * (ncols+1) + c] > 0 where a rectangle covers all of pixel (r, c) (2-D difference
-    buffer of (nrows+1) x (ncols+1), zeroed; prefix-summed here)."""
-    W = ncols + 1
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] == 0:
-            continue
-        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        if ca > cb or ra > rb:
-            continue
-        fullc[ra * W + ca] += 1
-        fullc[ra * W + cb + 1] -= 1
-        fullc[(rb + 1) * W + ca] -= 1
-        fullc[(rb + 1) * W + cb + 1] += 1
-    for r in range(1, nrows):
-        b = r * W
-        for c in range(W):
-            fullc[b + c] += fullc[b - W + c]
-    for r in range(nrows):
-        b = r * W
-        acc = 0
-        for c in range(W):
-            acc += fullc[b + c]
-            fullc[b + c] = acc
-
-
-@jit
-def _rect_sizes(cls, rect, bbox, nrows, ncols):
-    """Total area and perimeter (pixels) of the rectangles clipped to the image."""
-    a = 0.0
+def _rect_perimeter(cls, rect, bbox, nrows, ncols):
+    """Total perimeter (pixels) of the rectangles clipped to the image, number of the other
+    polygons in it."""
     p = 0.0
+    nother = 0
     for i in range(cls.shape[0]):
         if cls[i] == 1 and rect[i] != 0:
             w = min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0)
             h = min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)
-            a += w * h
             p += 2.0 * (w + h)
-    return a, p
-
-
-@njit(inline="always")
-def _tile_add(t, i, tstart, tlist, fill):
-    if fill:
-        tlist[tstart[t]] = i
-        tstart[t] += 1
-    else:
-        tstart[t + 1] += 1
+        elif cls[i] != 0:
+            nother += 1
+    return p, nother
 
 
 @jit
-def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fill):
+def _tiles_needed(fpix, nflag, ncols, T, ntc, tneed):
+    for k in range(nflag):
+        r = fpix[k] // ncols
+        tneed[(r // T) * ntc + (fpix[k] - r * ncols) // T] = 1
+
+
+@jit
+def _tile_index(cls, bbox, nrows, ncols, T, ntc, tneed, tstart, tlist, fill):
     """CSR of polygons per tile (T x T pixels): every polygon whose open box meets the open
-    interior of a pixel of the tile, except that a rectangle covering a whole tile is left out of
-    it and counted in tfull[tile] instead. tstart (ntiles+1), tlist, tfull (ntiles).
-    fill=False: count only (then prefix sum; returns the total); fill=True: write tlist (tstart
-    as counted)."""
+    interior of a pixel of the tile, for the tiles with tneed != 0 only (the others stay empty).
+    tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
-        for t in range(nt):
-            tfull[t] = 0
     for i in range(cls.shape[0]):
         if cls[i] == 0:
             continue
@@ -797,26 +879,16 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fil
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
-        ca, cb = c1 + 1, c0 - 1   # pixels wholly covered: none
-        ra, rb = r1 + 1, r0 - 1
-        if rect[i] != 0:
-            ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-            ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        tc0, tc1 = c0 // T, c1 // T
         for tr in range(r0 // T, r1 // T + 1):
-            le = tc1         # tiles tc0..le and rs..tc1 of this tile row get i
-            rs = tc1 + 1
-            if ca <= cb and tr * T >= ra and tr * T + T - 1 <= rb:
-                # tile rows wholly covered: the tiles whose columns all lie in ca..cb are full
-                le = min(max((ca - 1) // T if ca >= 1 else -1, tc0 - 1), tc1)
-                rs = min(max((cb + 1) // T, le + 1), tc1 + 1)
-                if not fill:
-                    for tc in range(le + 1, rs):
-                        tfull[tr * ntc + tc] += 1
-            for tc in range(tc0, le + 1):
-                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
-            for tc in range(rs, tc1 + 1):
-                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
+            for tc in range(c0 // T, c1 // T + 1):
+                t = tr * ntc + tc
+                if tneed[t] == 0:
+                    continue
+                if fill:
+                    tlist[tstart[t]] = i
+                    tstart[t] += 1
+                else:
+                    tstart[t + 1] += 1
     if fill:
         # tstart[t] now holds the end of tile t: shift back
         for t in range(nt, 0, -1):
@@ -829,14 +901,16 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fil
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tstart, tlist,
-           tfull, usefull, fullc, k_start, nflag,
+def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, rsweep, fpix, T, ntc, tstart, tlist,
+           k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
-    """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
-    because the polygons crossing the pixel are simple and their boxes do not overlap there).
-    cov is per pixel. The polygons of a pixel are those of its tile whose open box meets the open
-    pixel: every polygon crossing it or covering any of it (the ones covering all of it are
-    exactly the full boxes below).
+    """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
+    which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
+    when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
+    exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
+    not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
+    The polygons of a pixel are those of its tile whose open box meets the open pixel: every
+    polygon crossing it or covering any of it.
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -847,9 +921,6 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
         r = pix // ncols
         c = pix - r * ncols
         tt = (r // T) * ntc + c // T
-        if tfull[tt] > 0 or (usefull and fullc[r * (ncols + 1) + c] > 0):
-            cov[pix] = 1.0
-            continue
         npoly = 0
         fc = float(c)
         fr_ = float(r)
@@ -889,6 +960,8 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
             overlap = False
             for p in range(npoly):
                 for q in range(p + 1, npoly):
+                    if rsweep and rect[plocal[p]] != 0 and rect[plocal[q]] != 0:
+                        continue
                     if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
                             and bx[q, 2] < bx[p, 3]):
                         overlap = True
@@ -896,7 +969,6 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
                 if overlap:
                     break
             if not overlap:
-                cov[pix] = -1.0
                 continue
         if allrect:
             # every polygon meeting the pixel is listed: the union of their clipped boxes
@@ -1085,29 +1157,60 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
     return nflag
 
 
+@njit(inline="always")
+def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
+    """Gray level round(255 f) of pixel (r, c) into out (invert: 255 minus it)."""
+    g = int(math.floor(255.0 * f + 0.5))
+    out[nrows - 1 - r if flip_y else r, ncols - 1 - c if flip_x else c] = np.uint8(
+        255 - g if invert else g)
+
+
 @jit
-def _finish_gray(count, count2, has_complex, acc, owner, cov, nrows, ncols, invert,
-                 flip_x, flip_y, out):
+def _finish_gray(accr, rsweep, acc, owner, count2, has_complex, cov, fpix, nrows, ncols,
+                 invert, flip_x, flip_y, out):
+    """Prefix sums along the rows and the final values: rectangles' union coverage cR (accr, when
+    rsweep) and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
+    boundary: 1 when covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one
+    simple polygon whose box meets no rectangle piece there: min(cR + s, 1) (s = its area plus
+    the polygons covering the whole pixel). Several (-2): 1 when the rectangles cover it, else
+    listed in fpix with cov[pix] = min(cR + s, 1) for _exact. Returns the number listed."""
     W = ncols + 1
+    nf = 0
     for r in range(nrows):
-        ro = nrows - 1 - r if flip_y else r
         b = r * ncols
         s = 0.0
+        sr = 0.0
         for c in range(ncols):
             s += acc[r * W + c]
-            co = ncols - 1 - c if flip_x else c
+            cr = 0.0
+            if rsweep:
+                sr += accr[r * W + c]
+                cr = min(max(sr, 0.0), 1.0)
             o = owner[b + c]
             if o == -1:
-                f = 1.0 if count[b + c] != 0 else 0.0
-            elif o <= -2 and cov[b + c] >= 0.0:
-                f = cov[b + c]
-            elif has_complex and count2[b + c] != 0:
+                f = 1.0 if (s >= 0.5 or (has_complex and count2[b + c] != 0)) else cr
+            elif o >= 0:
+                if has_complex and count2[b + c] != 0:
+                    f = 1.0
+                else:
+                    f = min(cr + min(max(s, 0.0), 1.0), 1.0)
+            elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
             else:
-                f = min(max(s, 0.0), 1.0)
-            if invert:
-                f = 1.0 - f
-            out[ro, co] = np.uint8(math.floor(255.0 * f + 0.5))
+                cov[b + c] = min(cr + min(max(s, 0.0), 1.0), 1.0)
+                fpix[nf] = b + c
+                nf += 1
+                continue
+            _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y)
+    return nf
+
+
+@jit
+def _finish_listed(fpix, nflag, cov, nrows, ncols, invert, flip_x, flip_y, out):
+    for k in range(nflag):
+        pix = fpix[k]
+        r = pix // ncols
+        _put(out, r, pix - r * ncols, nrows, ncols, cov[pix], invert, flip_x, flip_y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1217,71 +1320,83 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     rect = sc.get("rect", npoly, np.int8)
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
     ncomplex = _classify(uv, off, rows, cols, cls, orient, rect, bbox)
-    count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-    _winding_simple(uv, off, cls, orient, rows, cols, count)
+    if mode == "binary":
+        count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
+        _winding_simple(uv, off, cls, orient, rows, cols, count)
+        if ncomplex:
+            local = sc.get("local", (rows + 1) * cols, np.int32)
+            _winding_complex(uv, off, cls, rows, cols, local, count, count)
+        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
+        return
+    _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, flip_x, flip_y,
+               img, sc)
+
+
+def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, flip_x, flip_y,
+               img, sc):
+    npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:
         local = sc.get("local", (rows + 1) * cols, np.int32)
-        _winding_complex(uv, off, cls, rows, cols, local, count, count2)
-    if mode == "binary":
-        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
-        return
+        _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
     acc = sc.get("acc", rows * (cols + 1), np.float32, zero=True)
     owner = sc.get("owner", npx, np.int32)
     owner.fill(-1)
-    fpix = sc.get("fpix", npx, np.int32)
-    nfl = sc.get("nflag", 1, np.int64, zero=True)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
-    rarea, rperim = _rect_sizes(cls, rect, bbox, rows, cols)
-    rings = rperim > RING_MARK_MIN * npx   # rectangles marked as rings (cost ~ pixels)
-    _walk(uv, off, cls, orient, rect, rings, rows, cols, acc, lacc, owner, fpix, nfl)
-    if rings:
-        ringc = sc.get("ringc", (rows + 1) * (cols + 1), np.int32, zero=True)
-        _ring_flags(cls, rect, bbox, rows, cols, ringc, owner, fpix, nfl)
-    nflag = int(nfl[0])
+    rperim, nother = _rect_perimeter(cls, rect, bbox, rows, cols)
+    rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
+    _walk(uv, off, cls, orient, rect, rsweep, rows, cols, acc, lacc, owner)
+    if rsweep:
+        accr = sc.get("accr", rows * (cols + 1), np.float32, zero=True)
+        rstart = sc.get("rstart", rows + 1, np.int64)
+        total, most = _rect_rows(cls, rect, bbox, rows, rstart)
+        rlist = sc.get("rlist", total, np.int32)
+        _rect_fill(cls, rect, bbox, rows, cols, sc.get("ccount", cols + 1, np.int64),
+                   sc.get("order", cls.shape[0], np.int32), rstart, rlist)
+        act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
+        _rect_sweep(bbox, rows, cols, rstart, rlist, accr, nother > 0, owner, *act)
+    else:
+        accr = acc[:1]
     cov = sc.get("cov", npx, np.float32)  # only read where written
-    if nflag:
-        T = TILE
-        ntc = (cols + T - 1) // T
-        ntiles = ntc * ((rows + T - 1) // T)
-        tstart = sc.get("tstart", ntiles + 1, np.int64)
-        tfull = sc.get("tfull", ntiles, np.int32)
-        usefull = rarea > npx   # heavy overlap
-        if usefull:
-            fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
-            _full_cover(cls, rect, bbox, rows, cols, fullc)
-        else:
-            fullc = tfull[:1]
-        total = _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart,
-                            tstart[:0].astype(np.int32), tfull, False)
-        tlist = sc.get("tlist", total, np.int32)
-        _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart, tlist, tfull, True)
-        caps = [64, 256, 16]
-        need = sc.get("need", 3, np.int64)
-        k = 0
-        while k < nflag:
-            cap_p, cap_v, cap_k = caps
-            bufs = [sc.get(nm, cap_p, dt) for nm, dt in (
-                ("pu0", np.float64), ("pv0", np.float64), ("pu1", np.float64),
-                ("pv1", np.float64), ("pd", np.int32), ("pj", np.int32))]
-            xs = sc.get("xs", cap_p, np.float64)
-            xd = sc.get("xd", cap_p, np.int32)
-            xj = sc.get("xj", cap_p, np.int32)
-            vs = sc.get("vs", cap_v, np.float64)
-            plocal = sc.get("plocal", cap_k, np.int32)
-            wcur = sc.get("wcur", cap_k, np.int64)
-            bx = sc.get("bx", 4 * cap_k, np.float64).reshape(-1, 4)
-            xb = sc.get("xb", 2 * cap_k, np.float64)
-            iv0 = sc.get("iv0", cap_k, np.float64)
-            iv1 = sc.get("iv1", cap_k, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, T, ntc, tstart, tlist,
-                       tfull, usefull, fullc, k, nflag,
-                       cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
-            if k < nflag:
-                caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
-                        max(cap_k, int(need[2]) + 4)]
-    _finish_gray(count, count2, bool(ncomplex), acc, owner, cov, rows, cols, invert,
-                 flip_x, flip_y, img)
+    fpix = sc.get("fpix", npx, np.int32)
+    nflag = _finish_gray(accr, rsweep, acc, owner, count2, bool(ncomplex), cov, fpix, rows, cols,
+                         invert, flip_x, flip_y, img)
+    if not nflag:
+        return
+    T = TILE
+    ntc = (cols + T - 1) // T
+    ntiles = ntc * ((rows + T - 1) // T)
+    tneed = sc.get("tneed", ntiles, np.int8, zero=True)
+    _tiles_needed(fpix, nflag, cols, T, ntc, tneed)
+    tstart = sc.get("tstart", ntiles + 1, np.int64)
+    total = _tile_index(cls, bbox, rows, cols, T, ntc, tneed, tstart, tstart[:0].astype(np.int32),
+                        False)
+    tlist = sc.get("tlist", total, np.int32)
+    _tile_index(cls, bbox, rows, cols, T, ntc, tneed, tstart, tlist, True)
+    caps = [64, 256, 16]
+    need = sc.get("need", 3, np.int64)
+    k = 0
+    while k < nflag:
+        cap_p, cap_v, cap_k = caps
+        bufs = [sc.get(nm, cap_p, dt) for nm, dt in (
+            ("pu0", np.float64), ("pv0", np.float64), ("pu1", np.float64),
+            ("pv1", np.float64), ("pd", np.int32), ("pj", np.int32))]
+        xs = sc.get("xs", cap_p, np.float64)
+        xd = sc.get("xd", cap_p, np.int32)
+        xj = sc.get("xj", cap_p, np.int32)
+        vs = sc.get("vs", cap_v, np.float64)
+        plocal = sc.get("plocal", cap_k, np.int32)
+        wcur = sc.get("wcur", cap_k, np.int64)
+        bx = sc.get("bx", 4 * cap_k, np.float64).reshape(-1, 4)
+        xb = sc.get("xb", 2 * cap_k, np.float64)
+        iv0 = sc.get("iv0", cap_k, np.float64)
+        iv1 = sc.get("iv1", cap_k, np.float64)
+        k = _exact(uv, off, cls, rect, bbox, rows, cols, rsweep, fpix, T, ntc, tstart, tlist,
+                   k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
+        if k < nflag:
+            caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
+                    max(cap_k, int(need[2]) + 4)]
+    _finish_listed(fpix, nflag, cov, rows, cols, invert, flip_x, flip_y, img)
 
 
 def rasterize_layout(layout, window, pixel_size, *, cell=None, layers=None, depth=None, **kw):
