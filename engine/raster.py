@@ -54,7 +54,7 @@ How (all numba kernels, scratch reused):
   2-D difference buffer and merged with the walked marks. Pixels crossed
   by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
   area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
-  polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
+  polygons per tile of 1 << TILE_SHIFT pixels a side by bounding box): every polygon whose open box meets the open
   pixel; a rectangle is left out of the tiles it covers whole and counted there instead (their
   pixels are 1); when the rectangles' total area exceeds the image (heavy overlap) a full-cover
   buffer (2-D difference of each rectangle's wholly covered pixels) settles such pixels first.
@@ -77,9 +77,10 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
-RING_MARK_MIN = 0.25   # rectangles marked as rings when their perimeter exceeds this x pixels
+RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter exceeds this x pixels
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
-TILE = 2               # pixels per side of the tiles indexing polygons for the exact pass
+RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
+TILE_SHIFT = 1         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
@@ -176,7 +177,8 @@ def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
 
 @jit
 def _is_simple(uv, s, n):
-    """True when polygon uv[s:s+n] certainly does not self-intersect or touch itself."""
+    """2 when polygon uv[s:s+n] is strictly convex, 1 when it is otherwise certainly simple (does
+    not self-intersect or touch itself), 0 when it may not be."""
     # fast path: strictly convex with one turn (rectangles, triangles, ...)
     sgn = 0
     convex = True
@@ -211,15 +213,15 @@ def _is_simple(uv, s, n):
             last = g
         if last != first:
             changes += 1
-        return changes == 2
+        return 2 if changes == 2 else 0
     if n > NMAX_SIMPLE:
-        return False
+        return 0
     for a in range(n):
         a0 = s + a
         a1 = s + (a + 1) % n
         ax, ay, bx, by = uv[a0, 0], uv[a0, 1], uv[a1, 0], uv[a1, 1]
         if ax == bx and ay == by:
-            return False
+            return 0
         for b in range(a + 1, n):
             b0 = s + b
             b1 = s + (b + 1) % n
@@ -230,11 +232,11 @@ def _is_simple(uv, s, n):
                 cr = ex * fy - ey * fx
                 tol = 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy))
                 if abs(cr) <= tol and ex * fx + ey * fy < 0:
-                    return False
+                    return 0
                 continue
             if _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
-                return False
-    return True
+                return 0
+    return 1
 
 
 @jit
@@ -252,8 +254,9 @@ def _is_rect(uv, s, n):
 @jit
 def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
     """cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient: +-1 so that
-    simple polygons get winding +1 inside. rect: axis-parallel rectangle. bbox: umin, umax, vmin,
-    vmax. Returns the number of complex polygons."""
+    simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other strictly
+    convex polygon, 0 else. bbox: umin, umax, vmin, vmax. Returns the number of complex
+    polygons."""
     ncomplex = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
@@ -293,8 +296,10 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
-        if _is_simple(uv, s, n):
+        simple = _is_simple(uv, s, n)
+        if simple:
             cls[i] = 1
+            rect[i] = 2 if simple == 2 else 0
         else:
             cls[i] = 2
             ncomplex += 1
@@ -460,7 +465,7 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
             continue
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
-        if skiprect and rect[i] != 0:
+        if skiprect and rect[i] == 1:
             continue
         doacc = ci == 1
         for k in range(s, e):
@@ -593,7 +598,7 @@ def _rect_rows(cls, rect, bbox, nrows, rstart):
     for r in range(nrows + 1):
         rstart[r] = 0
     for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] == 0:
+        if cls[i] != 1 or rect[i] != 1:
             continue
         r0 = max(int(math.floor(bbox[i, 2])), 0)
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
@@ -606,48 +611,120 @@ def _rect_rows(cls, rect, bbox, nrows, rstart):
     return rstart[nrows], most
 
 
+@njit(inline="always")
+def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
+    """True when the line of an edge of the convex polygon uv[s:e] (orientation o, see _classify)
+    leaves the box [bu0, bu1] x [bv0, bv1] wholly on its outer side (closed): no common area."""
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        au, av = uv[k, 0], uv[k, 1]
+        du, dv = uv[k2, 0] - au, uv[k2, 1] - av
+        if (o * (du * (bv0 - av) - dv * (bu0 - au)) >= 0.0
+                and o * (du * (bv0 - av) - dv * (bu1 - au)) >= 0.0
+                and o * (du * (bv1 - av) - dv * (bu0 - au)) >= 0.0
+                and o * (du * (bv1 - av) - dv * (bu1 - au)) >= 0.0):
+            return True
+    return False
+
+
+@njit(inline="always")
+def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner):
+    """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
+    covers in part: a pixel crossed by one other simple polygon whose box meets the piece there
+    (and, for a convex one, no edge line separates them) becomes "several" (-2). Pixels a piece
+    covers whole are 1 anyway, so a piece of full height checks its end columns only."""
+    ca = max(int(math.floor(u0)), 0)
+    cb = min(int(math.ceil(u1)) - 1, ncols - 1)
+    full = y1 - y0 >= 1.0
+    b = r * ncols
+    c = ca
+    while c <= cb:
+        o = owner[b + c]
+        if o >= 0:
+            bu0 = max(u0, float(c))
+            bu1 = min(u1, c + 1.0)
+            if (bbox[o, 0] < bu1 and bbox[o, 1] > bu0 and bbox[o, 2] < y1 and bbox[o, 3] > y0
+                    and not (rect[o] == 2 and _box_apart(uv, offsets[o], offsets[o + 1],
+                                                         orient[o], bu0, bu1, y0, y1))):
+                owner[b + c] = -2
+        c = cb if (full and c < cb) else c + 1
+
+
 @jit
-def _rect_fill(cls, rect, bbox, nrows, ncols, ccount, order, rstart, rlist):
-    """Row lists of the union sweep: rlist[rstart[r]:rstart[r + 1]] = the rectangles meeting row
-    r sorted by left side u0: a counting sort by first column, rows filled in that order, then
-    an insertion sort per row (only ties within a column are out of order). ccount (ncols + 1),
-    order (polygons): scratch."""
-    for c in range(ncols + 1):
-        ccount[c] = 0
-    n = 0
+def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
+               tmpc, mark, owner):
+    """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
+    the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _rect_rows counted), sorted by
+    u0 per row: filled in polygon order, then rows out of order get a counting sort by
+    RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
+    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
+    piece against the owner marks of the other polygons (_piece_mark)."""
     for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] != 0:
-            ccount[min(max(int(math.floor(bbox[i, 0])), -1), ncols - 1) + 1] += 1
-            n += 1
-    run = 0
-    for c in range(ncols + 1):
-        k = ccount[c]
-        ccount[c] = run
-        run += k
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] != 0:
-            c = min(max(int(math.floor(bbox[i, 0])), -1), ncols - 1) + 1
-            order[ccount[c]] = i
-            ccount[c] += 1
-    for k in range(n):
-        i = order[k]
-        r0 = max(int(math.floor(bbox[i, 2])), 0)
-        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
-        for r in range(r0, r1 + 1):
-            rlist[rstart[r]] = i
-            rstart[r] += 1
+        if cls[i] != 1 or rect[i] != 1:
+            continue
+        v0 = bbox[i, 2]
+        v1 = bbox[i, 3]
+        u0 = bbox[i, 0]
+        u1 = bbox[i, 1]
+        for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)) - 1, nrows - 1) + 1):
+            k = rstart[r]
+            rlist[k] = i
+            pc[k, 0] = u0
+            pc[k, 1] = u1
+            y0 = max(v0, float(r))
+            y1 = min(v1, r + 1.0)
+            pc[k, 2] = y0
+            pc[k, 3] = y1
+            rstart[r] = k + 1
+            if mark:
+                _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner)
     for r in range(nrows, 0, -1):
         rstart[r] = rstart[r - 1]
     rstart[0] = 0
+    nb = bcount.shape[0]
     for r in range(nrows):
-        for j in range(rstart[r] + 1, rstart[r + 1]):
-            i = rlist[j]
-            u = bbox[i, 0]
-            z = j
-            while z > rstart[r] and bbox[rlist[z - 1], 0] > u:
+        a = rstart[r]
+        b = rstart[r + 1]
+        ok = True
+        for j in range(a + 1, b):
+            if pc[j, 0] < pc[j - 1, 0]:
+                ok = False
+                break
+        if ok:
+            continue
+        for q in range(nb):
+            bcount[q] = 0
+        for j in range(a, b):
+            bcount[min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)] += 1
+        run = 0
+        for q in range(nb):
+            t = bcount[q]
+            bcount[q] = run
+            run += t
+        for j in range(a, b):
+            q = min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)
+            d = bcount[q]
+            bcount[q] = d + 1
+            tmpi[d] = rlist[j]
+            tmpc[d, 0] = pc[j, 0]
+            tmpc[d, 1] = pc[j, 1]
+            tmpc[d, 2] = pc[j, 2]
+            tmpc[d, 3] = pc[j, 3]
+        for d in range(b - a):
+            u = tmpc[d, 0]
+            z = a + d
+            while z > a and pc[z - 1, 0] > u:
+                pc[z, 0] = pc[z - 1, 0]
+                pc[z, 1] = pc[z - 1, 1]
+                pc[z, 2] = pc[z - 1, 2]
+                pc[z, 3] = pc[z - 1, 3]
                 rlist[z] = rlist[z - 1]
                 z -= 1
-            rlist[z] = i
+            pc[z, 0] = u
+            pc[z, 1] = tmpc[d, 1]
+            pc[z, 2] = tmpc[d, 2]
+            pc[z, 3] = tmpc[d, 3]
+            rlist[z] = tmpi[d]
 
 
 @njit(inline="always")
@@ -666,35 +743,63 @@ def _add_step(acc, rowb, x, dl, ncols):
 
 
 @njit(inline="always")
-def _piece_marks(bbox, u0, u1, y0, y1, r, ncols, owner):
-    """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
-    covers in part: a pixel crossed by one other simple polygon whose box meets the piece there
-    becomes "several" (-2). Pixels the piece covers whole are 1 anyway."""
-    ca = max(int(math.floor(u0)), 0)
-    cb = min(int(math.ceil(u1)) - 1, ncols - 1)
-    if ca > cb:
-        return
-    step = 1
-    if y1 - y0 >= 1.0 and cb > ca:
-        step = cb - ca   # full height: only the end columns can be partial
-    b = r * ncols
-    for c in range(ca, cb + 1, step):
-        o = owner[b + c]
-        if o < 0:
-            continue
-        if (bbox[o, 0] < min(u1, c + 1.0) and bbox[o, 1] > max(u0, float(c))
-                and bbox[o, 2] < y1 and bbox[o, 3] > y0):
-            owner[b + c] = -2
+def _poly_outside(uv, s, e, o, t0, t1):
+    """True when the line of an edge of the convex polygon uv[s:e] (orientation o) leaves every
+    vertex of polygon uv[t0:t1] on its outer side (closed)."""
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        au, av = uv[k, 0], uv[k, 1]
+        du, dv = uv[k2, 0] - au, uv[k2, 1] - av
+        out = True
+        for q in range(t0, t1):
+            if o * (du * (uv[q, 1] - av) - dv * (uv[q, 0] - au)) < 0.0:
+                out = False
+                break
+        if out:
+            return True
+    return False
 
 
 @jit
-def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay1):
+def _convex_apart(uv, offsets, orient, rect, bx, i, p, j, q):
+    """Convex polygons i and j (rect != 0; a rectangle taken as its box bx[p] / bx[q] clipped to
+    the pixel) certainly share no area: an edge line of one separates them."""
+    if rect[i] == 1:
+        return _box_apart(uv, offsets[j], offsets[j + 1], orient[j], bx[p, 0], bx[p, 1],
+                          bx[p, 2], bx[p, 3])
+    if rect[j] == 1:
+        return _box_apart(uv, offsets[i], offsets[i + 1], orient[i], bx[q, 0], bx[q, 1],
+                          bx[q, 2], bx[q, 3])
+    return (_poly_outside(uv, offsets[i], offsets[i + 1], orient[i], offsets[j], offsets[j + 1])
+            or _poly_outside(uv, offsets[j], offsets[j + 1], orient[j], offsets[i],
+                             offsets[i + 1]))
+
+
+@njit(inline="always")
+def _union_length(m, ay0, ay1):
+    """Length of the union of the intervals (ay0[q], ay1[q]), q < m, sorted by ay0."""
+    total = 0.0
+    ca = ay0[0]
+    cb = ay1[0]
+    for q in range(1, m):
+        if ay0[q] > cb:
+            total += cb - ca
+            ca = ay0[q]
+            cb = ay1[q]
+        elif ay1[q] > cb:
+            cb = ay1[q]
+    return total + cb - ca
+
+
+@jit
+def _rect_sweep(nrows, ncols, rstart, pc, acc, ae, ay0, ay1):
     """Exact coverage of the union of the rectangles, row by row: in the band (r, r + 1) the
     covered length L(u) of the cross-section at u is a step function changing only where a
-    piece starts or ends; each change dL at u is added to acc (flat nrows x (ncols + 1), zeroed;
-    coverage = prefix sum along the row) as by a vertical edge of height dL. L comes from the
-    active pieces kept sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a row).
-    mark: check the owner marks of the other polygons against the pieces (_piece_marks)."""
+    piece (pc, rstart: _rect_fill) starts or ends; each change dL at u is added to acc (flat
+    nrows x (ncols + 1), zeroed; coverage = prefix sum along the row) as by a vertical edge of
+    height dL. A piece meeting no other one in u steps by its height and back; else L comes from
+    the active pieces kept sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a
+    row)."""
     W = ncols + 1
     for r in range(nrows):
         rowb = r * W
@@ -703,18 +808,23 @@ def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay
         m = 0
         nfull = 0
         L = 0.0
+        emin = np.inf
         j = rstart[r]
         jend = rstart[r + 1]
-        while j < jend or m > 0:
-            ke = -1
-            xe = np.inf
-            for q in range(m):
-                if ae[q] < xe:
-                    xe = ae[q]
-                    ke = q
-            xs = bbox[rlist[j], 0] if j < jend else np.inf
-            if ke >= 0 and xe <= xs:
-                x = xe
+        while True:
+            if j < jend:
+                xs = pc[j, 0]
+            elif m == 0:
+                break
+            else:
+                xs = np.inf
+            if emin <= xs:
+                # the active piece ending first ends
+                x = emin
+                ke = 0
+                for q in range(1, m):
+                    if ae[q] < ae[ke]:
+                        ke = q
                 if ay0[ke] <= fr and ay1[ke] >= fr1:
                     nfull -= 1
                 for q in range(ke, m - 1):
@@ -722,14 +832,20 @@ def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay
                     ay0[q] = ay0[q + 1]
                     ay1[q] = ay1[q + 1]
                 m -= 1
+                emin = np.inf
+                for q in range(m):
+                    emin = min(emin, ae[q])
             else:
-                i = rlist[j]
-                j += 1
                 x = xs
-                y0 = max(bbox[i, 2], fr)
-                y1 = min(bbox[i, 3], fr1)
-                if mark:
-                    _piece_marks(bbox, xs, bbox[i, 1], y0, y1, r, ncols, owner)
+                u1 = pc[j, 1]
+                y0 = pc[j, 2]
+                y1 = pc[j, 3]
+                j += 1
+                if m == 0 and (j == jend or pc[j, 0] >= u1):
+                    # alone in u
+                    _add_step(acc, rowb, x, y1 - y0, ncols)
+                    _add_step(acc, rowb, u1, y0 - y1, ncols)
+                    continue
                 if y0 <= fr and y1 >= fr1:
                     nfull += 1
                 z = m
@@ -738,10 +854,11 @@ def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay
                     ay0[z] = ay0[z - 1]
                     ay1[z] = ay1[z - 1]
                     z -= 1
-                ae[z] = bbox[i, 1]
+                ae[z] = u1
                 ay0[z] = y0
                 ay1[z] = y1
                 m += 1
+                emin = min(emin, u1)
             if nfull > 0:
                 nl = 1.0
             elif m == 0:
@@ -749,17 +866,7 @@ def _rect_sweep(bbox, nrows, ncols, rstart, rlist, acc, mark, owner, ae, ay0, ay
             elif m == 1:
                 nl = ay1[0] - ay0[0]
             else:
-                nl = 0.0
-                ca = ay0[0]
-                cb = ay1[0]
-                for q in range(1, m):
-                    if ay0[q] > cb:
-                        nl += cb - ca
-                        ca = ay0[q]
-                        cb = ay1[q]
-                    elif ay1[q] > cb:
-                        cb = ay1[q]
-                nl += cb - ca
+                nl = _union_length(m, ay0, ay1)
             if nl != L:
                 _add_step(acc, rowb, x, nl - L, ncols)
                 L = nl
@@ -844,7 +951,7 @@ def _rect_perimeter(cls, rect, bbox, nrows, ncols):
     p = 0.0
     nother = 0
     for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] != 0:
+        if cls[i] == 1 and rect[i] == 1:
             w = min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0)
             h = min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)
             p += 2.0 * (w + h)
@@ -854,15 +961,16 @@ def _rect_perimeter(cls, rect, bbox, nrows, ncols):
 
 
 @jit
-def _tiles_needed(fpix, nflag, ncols, T, ntc, tneed):
+def _tiles_needed(fpix, nflag, ncols, tsh, ntc, tneed):
+    """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel."""
     for k in range(nflag):
         r = fpix[k] // ncols
-        tneed[(r // T) * ntc + (fpix[k] - r * ncols) // T] = 1
+        tneed[(r >> tsh) * ntc + ((fpix[k] - r * ncols) >> tsh)] = 1
 
 
 @jit
-def _tile_index(cls, bbox, nrows, ncols, T, ntc, tneed, tstart, tlist, fill):
-    """CSR of polygons per tile (T x T pixels): every polygon whose open box meets the open
+def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
+    """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon whose open box meets the open
     interior of a pixel of the tile, for the tiles with tneed != 0 only (the others stay empty).
     tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
@@ -879,8 +987,8 @@ def _tile_index(cls, bbox, nrows, ncols, T, ntc, tneed, tstart, tlist, fill):
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
-        for tr in range(r0 // T, r1 // T + 1):
-            for tc in range(c0 // T, c1 // T + 1):
+        for tr in range(r0 >> tsh, (r1 >> tsh) + 1):
+            for tc in range(c0 >> tsh, (c1 >> tsh) + 1):
                 t = tr * ntc + tc
                 if tneed[t] == 0:
                     continue
@@ -901,7 +1009,7 @@ def _tile_index(cls, bbox, nrows, ncols, T, ntc, tneed, tstart, tlist, fill):
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, rsweep, fpix, T, ntc, tstart, tlist,
+def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh, ntc, tstart, tlist,
            k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
@@ -920,7 +1028,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, rsweep, fpix, T, ntc, tst
         pix = fpix[k]
         r = pix // ncols
         c = pix - r * ncols
-        tt = (r // T) * ntc + c // T
+        tt = (r >> tsh) * ntc + (c >> tsh)
         npoly = 0
         fc = float(c)
         fr_ = float(r)
@@ -946,7 +1054,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, rsweep, fpix, T, ntc, tst
             bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
             bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
             bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
-            if rect[i] == 0:
+            if rect[i] != 1:
                 allrect = False
             elif (bx[jj, 0] == c and bx[jj, 1] == c + 1.0 and bx[jj, 2] == r
                     and bx[jj, 3] == r + 1.0):
@@ -960,10 +1068,15 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, rsweep, fpix, T, ntc, tst
             overlap = False
             for p in range(npoly):
                 for q in range(p + 1, npoly):
-                    if rsweep and rect[plocal[p]] != 0 and rect[plocal[q]] != 0:
+                    ip = plocal[p]
+                    iq = plocal[q]
+                    if rsweep and rect[ip] == 1 and rect[iq] == 1:
                         continue
                     if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
                             and bx[q, 2] < bx[p, 3]):
+                        if rect[ip] != 0 and rect[iq] != 0 and _convex_apart(
+                                uv, offsets, orient, rect, bx, ip, p, iq, q):
+                            continue
                         overlap = True
                         break
                 if overlap:
@@ -1351,10 +1464,13 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
         rstart = sc.get("rstart", rows + 1, np.int64)
         total, most = _rect_rows(cls, rect, bbox, rows, rstart)
         rlist = sc.get("rlist", total, np.int32)
-        _rect_fill(cls, rect, bbox, rows, cols, sc.get("ccount", cols + 1, np.int64),
-                   sc.get("order", cls.shape[0], np.int32), rstart, rlist)
+        pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
+        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
+                   sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
+                   sc.get("tmpi", most, np.int32),
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), nother > 0, owner)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
-        _rect_sweep(bbox, rows, cols, rstart, rlist, accr, nother > 0, owner, *act)
+        _rect_sweep(rows, cols, rstart, pc, accr, *act)
     else:
         accr = acc[:1]
     cov = sc.get("cov", npx, np.float32)  # only read where written
@@ -1363,16 +1479,16 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
                          invert, flip_x, flip_y, img)
     if not nflag:
         return
-    T = TILE
-    ntc = (cols + T - 1) // T
-    ntiles = ntc * ((rows + T - 1) // T)
+    tsh = TILE_SHIFT
+    ntc = ((cols - 1) >> tsh) + 1
+    ntiles = ntc * (((rows - 1) >> tsh) + 1)
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
-    _tiles_needed(fpix, nflag, cols, T, ntc, tneed)
+    _tiles_needed(fpix, nflag, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
-    total = _tile_index(cls, bbox, rows, cols, T, ntc, tneed, tstart, tstart[:0].astype(np.int32),
-                        False)
+    total = _tile_index(cls, bbox, rows, cols, tsh, ntc, tneed, tstart,
+                        tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
-    _tile_index(cls, bbox, rows, cols, T, ntc, tneed, tstart, tlist, True)
+    _tile_index(cls, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
     caps = [64, 256, 16]
     need = sc.get("need", 3, np.int64)
     k = 0
@@ -1391,7 +1507,7 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, rect, bbox, rows, cols, rsweep, fpix, T, ntc, tstart, tlist,
+        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart, tlist,
                    k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
