@@ -80,7 +80,8 @@ MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
 RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter exceeds this x pixels
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
-TILE_SHIFT = 1         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
+PIECE_MARKS = True
+TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
@@ -797,36 +798,41 @@ def _rect_sweep(nrows, ncols, rstart, pc, acc, ae, ay0, ay1):
     covered length L(u) of the cross-section at u is a step function changing only where a
     piece (pc, rstart: _rect_fill) starts or ends; each change dL at u is added to acc (flat
     nrows x (ncols + 1), zeroed; coverage = prefix sum along the row) as by a vertical edge of
-    height dL. A piece meeting no other one in u steps by its height and back; else L comes from
-    the active pieces kept sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a
-    row)."""
+    height dL. A piece meeting no other one in u steps by its height and back. Pieces of full
+    height make L = 1 over the union of their u-intervals, merged on the fly (they come sorted
+    by u0): only the end fe of the current merged one is kept. The others are kept active,
+    sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a row), for the length of
+    their union."""
     W = ncols + 1
     for r in range(nrows):
         rowb = r * W
         fr = float(r)
         fr1 = fr + 1.0
-        m = 0
-        nfull = 0
+        m = 0          # partial-height active pieces
+        fe = -np.inf   # end of the merged u-interval of full-height pieces (open while > x)
+        nh = 0         # 1 while that interval is open
         L = 0.0
-        emin = np.inf
+        emin = np.inf  # first end among the partial ones
         j = rstart[r]
         jend = rstart[r + 1]
         while True:
             if j < jend:
                 xs = pc[j, 0]
-            elif m == 0:
+            elif m == 0 and nh == 0:
                 break
             else:
                 xs = np.inf
-            if emin <= xs:
-                # the active piece ending first ends
+            xf = fe if nh > 0 else np.inf
+            if xf <= xs and xf <= emin:
+                x = xf
+                nh = 0
+            elif emin <= xs:
+                # the partial piece ending first ends
                 x = emin
                 ke = 0
                 for q in range(1, m):
                     if ae[q] < ae[ke]:
                         ke = q
-                if ay0[ke] <= fr and ay1[ke] >= fr1:
-                    nfull -= 1
                 for q in range(ke, m - 1):
                     ae[q] = ae[q + 1]
                     ay0[q] = ay0[q + 1]
@@ -841,25 +847,27 @@ def _rect_sweep(nrows, ncols, rstart, pc, acc, ae, ay0, ay1):
                 y0 = pc[j, 2]
                 y1 = pc[j, 3]
                 j += 1
-                if m == 0 and (j == jend or pc[j, 0] >= u1):
+                if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
                     # alone in u
                     _add_step(acc, rowb, x, y1 - y0, ncols)
                     _add_step(acc, rowb, u1, y0 - y1, ncols)
                     continue
                 if y0 <= fr and y1 >= fr1:
-                    nfull += 1
-                z = m
-                while z > 0 and ay0[z - 1] > y0:
-                    ae[z] = ae[z - 1]
-                    ay0[z] = ay0[z - 1]
-                    ay1[z] = ay1[z - 1]
-                    z -= 1
-                ae[z] = u1
-                ay0[z] = y0
-                ay1[z] = y1
-                m += 1
-                emin = min(emin, u1)
-            if nfull > 0:
+                    fe = max(fe, u1) if nh > 0 else u1
+                    nh = 1
+                else:
+                    z = m
+                    while z > 0 and ay0[z - 1] > y0:
+                        ae[z] = ae[z - 1]
+                        ay0[z] = ay0[z - 1]
+                        ay1[z] = ay1[z - 1]
+                        z -= 1
+                    ae[z] = u1
+                    ay0[z] = y0
+                    ay1[z] = y1
+                    m += 1
+                    emin = min(emin, u1)
+            if nh > 0:
                 nl = 1.0
             elif m == 0:
                 nl = 0.0
@@ -1279,7 +1287,7 @@ def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
 
 
 @jit
-def _finish_gray(accr, rsweep, acc, owner, count2, has_complex, cov, fpix, nrows, ncols,
+def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpix, nrows, ncols,
                  invert, flip_x, flip_y, out):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (accr, when
     rsweep) and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
@@ -1302,7 +1310,7 @@ def _finish_gray(accr, rsweep, acc, owner, count2, has_complex, cov, fpix, nrows
             o = owner[b + c]
             if o == -1:
                 f = 1.0 if (s >= 0.5 or (has_complex and count2[b + c] != 0)) else cr
-            elif o >= 0:
+            elif o >= 0 and (marked or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
                 if has_complex and count2[b + c] != 0:
                     f = 1.0
                 else:
@@ -1468,14 +1476,15 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
         _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), nother > 0, owner)
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), PIECE_MARKS and nother > 0,
+                   owner)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
         _rect_sweep(rows, cols, rstart, pc, accr, *act)
     else:
         accr = acc[:1]
     cov = sc.get("cov", npx, np.float32)  # only read where written
     fpix = sc.get("fpix", npx, np.int32)
-    nflag = _finish_gray(accr, rsweep, acc, owner, count2, bool(ncomplex), cov, fpix, rows, cols,
+    nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2, bool(ncomplex), cov, fpix, rows, cols,
                          invert, flip_x, flip_y, img)
     if not nflag:
         return
