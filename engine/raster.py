@@ -145,14 +145,6 @@ def _first_col(u0, v0, u1, v1, vc, ncols):
 
 
 @jit
-def _transform(xy, x0, y1, px, py, uv):
-    """um -> pixel units (u right, v down from the top-left corner)."""
-    for i in range(xy.shape[0]):
-        uv[i, 0] = (xy[i, 0] - x0) / px
-        uv[i, 1] = (y1 - xy[i, 1]) / py
-
-
-@jit
 def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
     """Closed segments ab and cd intersect or (nearly) touch: conservative."""
     if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
@@ -253,15 +245,27 @@ def _is_rect(uv, s, n):
 
 
 @jit
-def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
-    """cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient: +-1 so that
-    simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other strictly
-    convex polygon, 0 else. bbox: umin, umax, vmin, vmax. Returns the number of complex
-    polygons."""
+def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
+              rstart):
+    """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
+    classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
+    +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
+    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
+    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
+    see _rect_fill). Returns (complex polygons, other polygons than rectangles, rectangles'
+    perimeter clipped to the image, pieces, most pieces in a row)."""
     ncomplex = 0
+    nother = 0
+    perim = 0.0
+    if rows:
+        for r in range(nrows + 1):
+            rstart[r] = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
+        for k in range(s, e):
+            uv[k, 0] = (xy[k, 0] - x0) / px
+            uv[k, 1] = (y1 - xy[k, 1]) / py
         cls[i] = 0
         orient[i] = 1
         rect[i] = 0
@@ -275,6 +279,10 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
                 continue
             cls[i] = 1
             rect[i] = 1
+            perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
+            if rows:
+                for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
+                    rstart[r + 1] += 1
             # orientation from the turn at vertex 1
             cr = ((uv[s + 1, 0] - uv[s, 0]) * (uv[s + 2, 1] - uv[s + 1, 1])
                   - (uv[s + 1, 1] - uv[s, 1]) * (uv[s + 2, 0] - uv[s + 1, 0]))
@@ -297,6 +305,7 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
+        nother += 1
         simple = _is_simple(uv, s, n)
         if simple:
             cls[i] = 1
@@ -304,7 +313,12 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
         else:
             cls[i] = 2
             ncomplex += 1
-    return ncomplex
+    most = 0
+    if rows:
+        for r in range(nrows):
+            most = max(most, rstart[r + 1])
+            rstart[r + 1] += rstart[r]
+    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most
 
 
 # ----------------------------------------------------------------------------------------------
@@ -591,27 +605,6 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
     return 0
 
 
-@jit
-def _rect_rows(cls, rect, bbox, nrows, rstart):
-    """Pieces (rectangle x pixel row) per row of the union sweep: rstart[r + 1] = number of
-    rectangles meeting the open band (r, r + 1), then the prefix sum (rstart: nrows + 1).
-    Returns (total pieces, most pieces in a row)."""
-    for r in range(nrows + 1):
-        rstart[r] = 0
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] != 1:
-            continue
-        r0 = max(int(math.floor(bbox[i, 2])), 0)
-        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
-        for r in range(r0, r1 + 1):
-            rstart[r + 1] += 1
-    most = 0
-    for r in range(nrows):
-        most = max(most, rstart[r + 1])
-        rstart[r + 1] += rstart[r]
-    return rstart[nrows], most
-
-
 @njit(inline="always")
 def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
     """True when the line of an edge of the convex polygon uv[s:e] (orientation o, see _classify)
@@ -655,7 +648,7 @@ def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner
 def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
                tmpc, mark, owner):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
-    the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _rect_rows counted), sorted by
+    the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
     u0 per row: filled in polygon order, then rows out of order get a counting sort by
     RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
     (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
@@ -953,22 +946,6 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
 
 
 @jit
-def _rect_perimeter(cls, rect, bbox, nrows, ncols):
-    """Total perimeter (pixels) of the rectangles clipped to the image, number of the other
-    polygons in it."""
-    p = 0.0
-    nother = 0
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] == 1:
-            w = min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0)
-            h = min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)
-            p += 2.0 * (w + h)
-        elif cls[i] != 0:
-            nother += 1
-    return p, nother
-
-
-@jit
 def _tiles_needed(fpix, nflag, ncols, tsh, ntc, tneed):
     """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel."""
     for k in range(nflag):
@@ -1017,8 +994,8 @@ def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
 
 
 @jit
-def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh, ntc, tstart, tlist,
-           k_start, nflag,
+def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh, ntc, tstart,
+           tlist, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1433,15 +1410,16 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
 
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc):
     npoly = off.shape[0] - 1
-    npx = rows * cols
     uv = sc.get("uv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
-    _transform(xy, x0, y1, px, py, uv)
     cls = sc.get("cls", npoly, np.int8)
     orient = sc.get("orient", npoly, np.int8)
     rect = sc.get("rect", npoly, np.int8)
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
-    ncomplex = _classify(uv, off, rows, cols, cls, orient, rect, bbox)
-    if mode == "binary":
+    gray = mode == "gray"
+    rstart = sc.get("rstart", rows + 1, np.int64)
+    ncomplex, nother, rperim, total, most = _classify(xy, x0, y1, px, py, uv, off, rows, cols, cls,
+                                                      orient, rect, bbox, gray, rstart)
+    if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         _winding_simple(uv, off, cls, orient, rows, cols, count)
         if ncomplex:
@@ -1449,12 +1427,6 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
             _winding_complex(uv, off, cls, rows, cols, local, count, count)
         _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
         return
-    _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, flip_x, flip_y,
-               img, sc)
-
-
-def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, flip_x, flip_y,
-               img, sc):
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:
@@ -1464,28 +1436,25 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
     owner = sc.get("owner", npx, np.int32)
     owner.fill(-1)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
-    rperim, nother = _rect_perimeter(cls, rect, bbox, rows, cols)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
     _walk(uv, off, cls, orient, rect, rsweep, rows, cols, acc, lacc, owner)
     if rsweep:
         accr = sc.get("accr", rows * (cols + 1), np.float32, zero=True)
-        rstart = sc.get("rstart", rows + 1, np.int64)
-        total, most = _rect_rows(cls, rect, bbox, rows, rstart)
         rlist = sc.get("rlist", total, np.int32)
         pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
+        marks = PIECE_MARKS and nother > 0
         _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), PIECE_MARKS and nother > 0,
-                   owner)
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
         _rect_sweep(rows, cols, rstart, pc, accr, *act)
     else:
         accr = acc[:1]
     cov = sc.get("cov", npx, np.float32)  # only read where written
     fpix = sc.get("fpix", npx, np.int32)
-    nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2, bool(ncomplex), cov, fpix, rows, cols,
-                         invert, flip_x, flip_y, img)
+    nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2,
+                         bool(ncomplex), cov, fpix, rows, cols, invert, flip_x, flip_y, img)
     if not nflag:
         return
     tsh = TILE_SHIFT
@@ -1516,8 +1485,8 @@ def _gray_into(uv, off, cls, orient, rect, bbox, ncomplex, rows, cols, invert, f
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart, tlist,
-                   k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
+        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart,
+                   tlist, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
