@@ -25,15 +25,18 @@ binary
 
 gray
     round(255 * covered fraction of the pixel), the covered area of the union computed
-    analytically (exact up to float rounding, any edge angle): pixels crossed by the edges of one
-    simple polygon use an exact signed-area accumulation; pixels crossed by the edges of several
-    polygons (or of a self-intersecting one) get an exact local sweep of the union inside the
-    pixel (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
+    analytically (exact up to float rounding, any edge angle): axis-parallel rectangles through
+    an exact union sweep per pixel row; pixels crossed by the edges of one other simple polygon
+    use an exact signed-area accumulation added to the rectangles' coverage when they share no
+    area there; pixels crossed by the edges of several polygons (or of a self-intersecting one,
+    or of one overlapping a rectangle) get an exact local sweep of the union inside the pixel
+    (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
 
-``invert`` swaps inside and outside (1 - b, 255 - g). ``packed=True`` (binary only) returns
-``np.packbits(image, axis=1)``. ``out`` receives the image (uint8, C-contiguous, right shape).
-``scratch`` is a ``Scratch()`` kept per worker: every buffer is grown once and reused, so a window
-allocates nothing but its output and the kernels allocate nothing per polygon.
+``invert`` swaps inside and outside (1 - b, 255 - g with g the gray level above).
+``packed=True`` (binary only) returns ``np.packbits(image, axis=1)``. ``out`` receives the image
+(uint8, C-contiguous, right shape). ``scratch`` is a ``Scratch()`` kept per worker: every buffer
+is grown once and reused, so a window allocates nothing but its output and the kernels allocate
+nothing per polygon.
 
 Polygons are never clipped beforehand: edges outside the window are simply ignored (edges left of
 the window still count for the winding of the pixels to their right).
@@ -46,24 +49,34 @@ How (all numba kernels, scratch reused):
   +-1 per row it covers (vertical edges O(1): mark and cancel in the same column), prefix sums down
   the columns and along the rows; complex polygons add their own indicator (winding != 0) over
   their bounding box. Inside = count > 0.
-* gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
-  (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
-  simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap); rectangles are
-  not walked for this when their total perimeter exceeds RING_MARK_MIN x the pixel count: the
-  pixels their boundary crosses are a ring (box minus wholly covered pixels) counted through a
-  2-D difference buffer and merged with the walked marks. Pixels crossed
-  by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
-  area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
-  polygons per tile of 1 << TILE_SHIFT pixels a side by bounding box): every polygon whose open box meets the open
-  pixel; a rectangle is left out of the tiles it covers whole and counted there instead (their
-  pixels are 1); when the rectangles' total area exceeds the image (heavy overlap) a full-cover
-  buffer (2-D difference of each rectangle's wholly covered pixels) settles such pixels first.
-  If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
-  overlap, the accumulated sum is exact; otherwise the pixel's covered area is computed alone:
-  the union of boxes for rectangles, else the polygons' edges clipped to the pixel (parts left of
-  it projected onto its left side), where a polygon whose boundary misses the open pixel is
-  constant there (its centre winding says all or nothing), are swept in sub-bands split at every
-  end point and crossing, tracking each polygon's own winding.
+* gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
+  whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
+  row sorted by left side (filled in polygon order, counting sort by RECT_BUCKET-column buckets
+  per row). In a band the covered length L(u) of the union's cross-section is a step function
+  of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
+  vertical edge of height dL would (coverage = prefix sum along the row, as in font
+  rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
+  merge as u-intervals (L = 1), the others are kept active sorted by their lower end and L is
+  the length of the union of their intervals. Exact for any overlap, no per-pixel bookkeeping.
+* gray, other polygons: per edge piece, the exact signed area right of it goes into a second
+  accumulation buffer and each pixel records which simple polygon's boundary crosses it, or
+  "several" (no per-pixel lists). With PIECE_MARKS each rectangle piece is checked against the
+  marked pixels it covers in part: one whose polygon's box meets the piece there (and, for a
+  convex polygon, no edge line separates them) becomes "several"; without it such pixels are
+  listed whenever the rectangles cover them in part.
+* gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
+  a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
+  min(cR + its area (+ polygons covering the whole pixel), 1); "several": 1 when the
+  rectangles cover it, else listed. Listed pixels get their polygons from a tile index (CSR of
+  polygons per tile of 1 << TILE_SHIFT pixels a side, built only for tiles holding listed
+  pixels; shifts, never integer divisions): every polygon whose open box meets the open pixel.
+  If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
+  (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
+  count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
+  union of boxes for rectangles only, else the polygons' edges clipped to the pixel (parts left
+  of it projected onto its left side), where a polygon whose boundary misses the open pixel is
+  constant there (its centre winding says all or nothing), are swept in sub-bands split at
+  every end point and crossing, tracking each polygon's own winding.
 """
 from __future__ import annotations
 
@@ -78,9 +91,10 @@ from engine.polygons import Polygons
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
 RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter exceeds this x pixels
+#                        (inf: every polygon takes the general path; the name is historical)
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
-PIECE_MARKS = True
+PIECE_MARKS = True     # rectangle pieces checked against the other polygons' marks (see doc)
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
@@ -955,8 +969,9 @@ def _tiles_needed(fpix, nflag, ncols, tsh, ntc, tneed):
 
 @jit
 def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
-    """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon whose open box meets the open
-    interior of a pixel of the tile, for the tiles with tneed != 0 only (the others stay empty).
+    """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
+    whose open box meets the open interior of a pixel of the tile, for the tiles with
+    tneed != 0 only (the others stay empty).
     tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
@@ -1486,7 +1501,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart,
-                   tlist, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
+                   tlist, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
+                   need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
