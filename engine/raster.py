@@ -913,6 +913,21 @@ def _centre_winding(uv, s, e, r, c, ncols):
     return w
 
 
+@njit(inline="always")
+def _small_sort(a, n):
+    """Sort a[:n] in place: insertion sort for the short lists of one pixel, else numpy's."""
+    if n > 48:
+        a[:n].sort()
+        return
+    for t in range(1, n):
+        x = a[t]
+        z = t
+        while z > 0 and a[z - 1] > x:
+            a[z] = a[z - 1]
+            z -= 1
+        a[z] = x
+
+
 @jit
 def _rect_union_area(bx, k, xb, iv0, iv1):
     """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
@@ -922,7 +937,7 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
         xb[n + 1] = bx[j, 1]
         n += 2
     xv = xb[:n]
-    xv.sort()
+    _small_sort(xv, n)
     area = 0.0
     for t in range(n - 1):
         xa = xv[t]
@@ -1219,7 +1234,7 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh
                     vs[nv] = vx
                     nv += 1
         vv = vs[:nv]
-        vv.sort()
+        _small_sort(vv, nv)
         area = 0.0
         for t in range(nv - 1):
             y0 = vv[t]
