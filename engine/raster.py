@@ -660,13 +660,16 @@ def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner
 
 @jit
 def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
-               tmpc, mark, owner):
+               tmpc, mark, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
     the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
     u0 per row: filled in polygon order, then rows out of order get a counting sort by
     RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
     (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
-    piece against the owner marks of the other polygons (_piece_mark)."""
+    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest piece
+    of row r."""
+    for r in range(nrows):
+        wmax[r] = 0.0
     for i in range(cls.shape[0]):
         if cls[i] != 1 or rect[i] != 1:
             continue
@@ -684,6 +687,7 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
             pc[k, 2] = y0
             pc[k, 3] = y1
             rstart[r] = k + 1
+            wmax[r] = max(wmax[r], u1 - u0)
             if mark:
                 _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner)
     for r in range(nrows, 0, -1):
@@ -983,10 +987,11 @@ def _tiles_needed(fpix, nflag, ncols, tsh, ntc, tneed):
 
 
 @jit
-def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
+def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
     """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
     whose open box meets the open interior of a pixel of the tile, for the tiles with
-    tneed != 0 only (the others stay empty).
+    tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
+    in the rows of the union sweep).
     tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
@@ -994,7 +999,7 @@ def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
         for t in range(nt + 1):
             tstart[t] = 0
     for i in range(cls.shape[0]):
-        if cls[i] == 0:
+        if cls[i] == 0 or (skiprect and rect[i] == 1):
             continue
         c0 = max(int(math.floor(bbox[i, 0])), 0)
         c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
@@ -1025,7 +1030,7 @@ def _tile_index(cls, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
 
 @jit
 def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh, ntc, tstart,
-           tlist, k_start, nflag,
+           tlist, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1033,7 +1038,9 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh
     exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
     not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
-    polygon crossing it or covering any of it.
+    polygon crossing it or covering any of it; when rsweep the rectangles come instead from the
+    pieces of the pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0, so a binary
+    search and a walk back over at most the widest piece's width).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -1054,6 +1061,23 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh
                 if npoly < K:
                     plocal[npoly] = i
                 npoly += 1
+        if rsweep:
+            lo = rstart[r]
+            hi = rstart[r + 1]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if pc[mid, 0] < fc + 1.0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            reach = fc - wmax[r]
+            j = lo - 1
+            while j >= rstart[r] and pc[j, 0] >= reach:
+                if pc[j, 1] > fc:
+                    if npoly < K:
+                        plocal[npoly] = rlist[j]
+                    npoly += 1
+                j -= 1
         if npoly > K:
             need[0] = 0
             need[1] = 0
@@ -1471,16 +1495,20 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     if rsweep:
         accr = sc.get("accr", rows * (cols + 1), np.float32, zero=True)
         rlist = sc.get("rlist", total, np.int32)
+        wmax = sc.get("wmax", rows, np.float64)
         pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
         marks = PIECE_MARKS and nother > 0
         _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner)
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
         _rect_sweep(rows, cols, rstart, pc, accr, *act)
     else:
         accr = acc[:1]
+        pc = bbox[:0]
+        rlist = sc.get("rlist", 1, np.int32)
+        wmax = sc.get("wmax", 1, np.float64)
     cov = sc.get("cov", npx, np.float32)  # only read where written
     fpix = sc.get("fpix", npx, np.int32)
     nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2,
@@ -1493,10 +1521,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
     _tiles_needed(fpix, nflag, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
-    total = _tile_index(cls, bbox, rows, cols, tsh, ntc, tneed, tstart,
+    total = _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart,
                         tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
-    _tile_index(cls, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
+    _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
     caps = [64, 256, 16]
     need = sc.get("need", 3, np.int64)
     k = 0
@@ -1516,7 +1544,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart,
-                   tlist, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
+                   tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
                    need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
