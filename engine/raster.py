@@ -60,14 +60,16 @@ How (all numba kernels, scratch reused):
   the length of the union of their intervals. Exact for any overlap, no per-pixel bookkeeping.
 * gray, other polygons: per edge piece, the exact signed area right of it goes into a second
   accumulation buffer and each pixel records which simple polygon's boundary crosses it, or
-  "several" (no per-pixel lists). With PIECE_MARKS each rectangle piece is checked against the
-  marked pixels it covers in part: one whose polygon's box meets the piece there (and, for a
-  convex polygon, no edge line separates them) becomes "several"; without it such pixels are
-  listed whenever the rectangles cover them in part.
+  "several" (no per-pixel lists). A pixel crossed by one of them and covered in part by the
+  rectangles is listed for the exact pass (which mostly finds their boxes apart). With
+  PIECE_MARKS (off by default: the owner reads cost more than they save on real windows) each
+  rectangle piece is checked instead against the marked pixels it covers in part: one whose
+  polygon's box meets the piece there (and, for a convex polygon, no edge line separates them)
+  becomes "several", the others are settled without the exact pass.
 * gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
   a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
-  min(cR + its area (+ polygons covering the whole pixel), 1); "several": 1 when the
-  rectangles cover it, else listed. Listed pixels get their polygons from a tile index (CSR of
+  min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
+  known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed pixels get their polygons from a tile index (CSR of
   polygons per tile of 1 << TILE_SHIFT pixels a side, built only for tiles holding listed
   pixels; shifts, never integer divisions): every polygon whose open box meets the open pixel.
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
@@ -94,7 +96,7 @@ RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter ex
 #                        (inf: every polygon takes the general path; the name is historical)
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
-PIECE_MARKS = True     # rectangle pieces checked against the other polygons' marks (see doc)
+PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
