@@ -69,9 +69,11 @@ How (all numba kernels, scratch reused):
 * gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
   a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
-  known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed pixels get their polygons from a tile index (CSR of
-  polygons per tile of 1 << TILE_SHIFT pixels a side, built only for tiles holding listed
-  pixels; shifts, never integer divisions): every polygon whose open box meets the open pixel.
+  known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed
+  pixels get their polygons from a tile index (CSR of the non-rectangles per tile of
+  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels; shifts, never
+  integer divisions) and their rectangles from the sorted pieces of their row: every polygon
+  whose open box meets the open pixel.
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
@@ -1546,8 +1548,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart,
-                   tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1,
-                   need)
+                   tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
+                   wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
