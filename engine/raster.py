@@ -983,9 +983,12 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
 
 
 @jit
-def _tiles_needed(fpix, nflag, ncols, tsh, ntc, tneed):
-    """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel."""
+def _tiles_needed(fpix, nflag, owner, ncols, tsh, ntc, tneed):
+    """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel crossed by
+    several polygons (owner -2; see _exact)."""
     for k in range(nflag):
+        if owner[fpix[k]] >= 0:
+            continue
         r = fpix[k] // ncols
         tneed[(r >> tsh) * ntc + ((fpix[k] - r * ncols) >> tsh)] = 1
 
@@ -1033,8 +1036,8 @@ def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart
 
 
 @jit
-def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh, ntc, tstart,
-           tlist, rstart, pc, rlist, wmax, k_start, nflag,
+def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
+           tstart, tlist, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1044,7 +1047,9 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
     polygon crossing it or covering any of it; when rsweep the rectangles come instead from the
     pieces of the pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0, so a binary
-    search and a walk back over at most the widest piece's width).
+    search and a walk back over at most the widest piece's width), and a pixel crossed by one
+    other polygon only (owner >= 0) meets no other one but the rectangles (a polygon meeting it
+    without crossing it would cover all of it: such pixels are never listed)).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -1058,7 +1063,11 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, tsh
         npoly = 0
         fc = float(c)
         fr_ = float(r)
-        for t in range(tstart[tt], tstart[tt + 1]):
+        o = owner[pix]
+        if o >= 0:
+            plocal[0] = o
+            npoly = 1
+        for t in range(tstart[tt], tstart[tt + 1] if o < 0 else tstart[tt]):
             i = tlist[t]
             if (bbox[i, 0] < fc + 1.0 and bbox[i, 1] > fc and bbox[i, 2] < fr_ + 1.0
                     and bbox[i, 3] > fr_):
@@ -1327,9 +1336,11 @@ def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpi
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (accr, when
     rsweep) and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
     boundary: 1 when covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one
-    simple polygon whose box meets no rectangle piece there: min(cR + s, 1) (s = its area plus
-    the polygons covering the whole pixel). Several (-2): 1 when the rectangles cover it, else
-    listed in fpix with cov[pix] = min(cR + s, 1) for _exact. Returns the number listed."""
+    simple polygon: 1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the
+    polygons covering the whole pixel) when cR is 0 or 1 or s >= 1 or (marked) no rectangle
+    piece meets its box there, else listed. Several (-2): 1 when the rectangles cover it, else
+    listed. Listed pixels go to fpix with cov[pix] = min(cR + s, 1) for _exact. Returns the
+    number listed."""
     W = ncols + 1
     nf = 0
     for r in range(nrows):
@@ -1345,11 +1356,10 @@ def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpi
             o = owner[b + c]
             if o == -1:
                 f = 1.0 if (s >= 0.5 or (has_complex and count2[b + c] != 0)) else cr
+            elif o >= 0 and has_complex and count2[b + c] != 0:
+                f = 1.0
             elif o >= 0 and (marked or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
-                if has_complex and count2[b + c] != 0:
-                    f = 1.0
-                else:
-                    f = min(cr + min(max(s, 0.0), 1.0), 1.0)
+                f = min(cr + min(max(s, 0.0), 1.0), 1.0)
             elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
             else:
@@ -1523,7 +1533,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     ntc = ((cols - 1) >> tsh) + 1
     ntiles = ntc * (((rows - 1) >> tsh) + 1)
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
-    _tiles_needed(fpix, nflag, cols, tsh, ntc, tneed)
+    _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
     total = _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart,
                         tstart[:0].astype(np.int32), False)
@@ -1547,8 +1557,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, tsh, ntc, tstart,
-                   tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
+        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
+                   tstart, tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
                    wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),

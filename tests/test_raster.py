@@ -480,6 +480,13 @@ def _sweep_cases(rng):
         "layout_like_grid": grid,
         "mixed": rects(80, 3, 50) + quads(40) + random_polys(rng, 15, 400, "random")
         + random_polys(rng, 15, 400, "manhattan"),
+        # self-intersecting polygons covering pixels that a triangle crosses and rectangles
+        # cover in part
+        "complex_over_mixed": [[(0, 0), (400, 400), (400, 0), (0, 400)],
+                               [(0, 0), (200, 0), (200, 200), (0, 200), (0, 0), (50, 50),
+                                (50, 150), (150, 150), (150, 50), (50, 50)]]
+        + [[(x, y), (x + 23, y + 4), (x + 6, y + 19)] for x, y in rng.integers(0, 380, (40, 2))]
+        + rects(60, 3, 30),
     }
 
 
