@@ -25,15 +25,18 @@ binary
 
 gray
     round(255 * covered fraction of the pixel), the covered area of the union computed
-    analytically (exact up to float rounding, any edge angle): pixels crossed by the edges of one
-    simple polygon use an exact signed-area accumulation; pixels crossed by the edges of several
-    polygons (or of a self-intersecting one) get an exact local sweep of the union inside the
-    pixel (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
+    analytically (exact up to float rounding, any edge angle): axis-parallel rectangles through
+    an exact union sweep per pixel row; pixels crossed by the edges of one other simple polygon
+    use an exact signed-area accumulation added to the rectangles' coverage when they share no
+    area there; pixels crossed by the edges of several polygons (or of a self-intersecting one,
+    or of one overlapping a rectangle) get an exact local sweep of the union inside the pixel
+    (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
 
-``invert`` swaps inside and outside (1 - b, 255 - g). ``packed=True`` (binary only) returns
-``np.packbits(image, axis=1)``. ``out`` receives the image (uint8, C-contiguous, right shape).
-``scratch`` is a ``Scratch()`` kept per worker: every buffer is grown once and reused, so a window
-allocates nothing but its output and the kernels allocate nothing per polygon.
+``invert`` swaps inside and outside (1 - b, 255 - g with g the gray level above).
+``packed=True`` (binary only) returns ``np.packbits(image, axis=1)``. ``out`` receives the image
+(uint8, C-contiguous, right shape). ``scratch`` is a ``Scratch()`` kept per worker: every buffer
+is grown once and reused, so a window allocates nothing but its output and the kernels allocate
+nothing per polygon.
 
 Polygons are never clipped beforehand: edges outside the window are simply ignored (edges left of
 the window still count for the winding of the pixels to their right).
@@ -46,24 +49,38 @@ How (all numba kernels, scratch reused):
   +-1 per row it covers (vertical edges O(1): mark and cancel in the same column), prefix sums down
   the columns and along the rows; complex polygons add their own indicator (winding != 0) over
   their bounding box. Inside = count > 0.
-* gray: per edge piece, the exact signed area right of it goes into a per-row accumulation buffer
-  (coverage = prefix sum along the row, as in font rasterizers) and each pixel records which
-  simple polygon's boundary crosses it, or "several" (no per-pixel lists: cheap); rectangles are
-  not walked for this when their total perimeter exceeds RING_MARK_MIN x the pixel count: the
-  pixels their boundary crosses are a ring (box minus wholly covered pixels) counted through a
-  2-D difference buffer and merged with the walked marks. Pixels crossed
-  by no boundary: 0 / 255 from the binary count. Crossed by one simple polygon: the accumulated
-  area (clamped to 1) is exact. "Several" pixels get their polygons from a tile index (CSR of
-  polygons per TILE x TILE pixels by bounding box): every polygon whose open box meets the open
-  pixel; a rectangle is left out of the tiles it covers whole and counted there instead (their
-  pixels are 1); when the rectangles' total area exceeds the image (heavy overlap) a full-cover
-  buffer (2-D difference of each rectangle's wholly covered pixels) settles such pixels first.
-  If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not
-  overlap, the accumulated sum is exact; otherwise the pixel's covered area is computed alone:
-  the union of boxes for rectangles, else the polygons' edges clipped to the pixel (parts left of
-  it projected onto its left side), where a polygon whose boundary misses the open pixel is
-  constant there (its centre winding says all or nothing), are swept in sub-bands split at every
-  end point and crossing, tracking each polygon's own winding.
+* gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
+  whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
+  row sorted by left side (filled in polygon order, counting sort by RECT_BUCKET-column buckets
+  per row). In a band the covered length L(u) of the union's cross-section is a step function
+  of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
+  vertical edge of height dL would (coverage = prefix sum along the row, as in font
+  rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
+  merge as u-intervals (L = 1), the others are kept active sorted by their lower end and L is
+  the length of the union of their intervals. Exact for any overlap, no per-pixel bookkeeping.
+* gray, other polygons: per edge piece, the exact signed area right of it goes into a second
+  accumulation buffer and each pixel records which simple polygon's boundary crosses it, or
+  "several" (no per-pixel lists). A pixel crossed by one of them and covered in part by the
+  rectangles is listed for the exact pass (which mostly finds their boxes apart). With
+  PIECE_MARKS (off by default: the owner reads cost more than they save on real windows) each
+  rectangle piece is checked instead against the marked pixels it covers in part: one whose
+  polygon's box meets the piece there (and, for a convex polygon, no edge line separates them)
+  becomes "several", the others are settled without the exact pass.
+* gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
+  a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
+  min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
+  known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed
+  pixels get their polygons from a tile index (CSR of the non-rectangles per tile of
+  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels; shifts, never
+  integer divisions) and their rectangles from the sorted pieces of their row: every polygon
+  whose open box meets the open pixel.
+  If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
+  (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
+  count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
+  union of boxes for rectangles only, else the polygons' edges clipped to the pixel (parts left
+  of it projected onto its left side), where a polygon whose boundary misses the open pixel is
+  constant there (its centre winding says all or nothing), are swept in sub-bands split at
+  every end point and crossing, tracking each polygon's own winding.
 """
 from __future__ import annotations
 
@@ -77,8 +94,12 @@ from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
-RING_MARK_MIN = 0.25   # rectangles marked as rings when their perimeter exceeds this x pixels
-TILE = 2               # pixels per side of the tiles indexing polygons for the exact pass
+RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter exceeds this x pixels
+#                        (inf: every polygon takes the general path; the name is historical)
+COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
+RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
+PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
+TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
 
@@ -142,14 +163,6 @@ def _first_col(u0, v0, u1, v1, vc, ncols):
 
 
 @jit
-def _transform(xy, x0, y1, px, py, uv):
-    """um -> pixel units (u right, v down from the top-left corner)."""
-    for i in range(xy.shape[0]):
-        uv[i, 0] = (xy[i, 0] - x0) / px
-        uv[i, 1] = (y1 - xy[i, 1]) / py
-
-
-@jit
 def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
     """Closed segments ab and cd intersect or (nearly) touch: conservative."""
     if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
@@ -175,7 +188,8 @@ def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
 
 @jit
 def _is_simple(uv, s, n):
-    """True when polygon uv[s:s+n] certainly does not self-intersect or touch itself."""
+    """2 when polygon uv[s:s+n] is strictly convex, 1 when it is otherwise certainly simple (does
+    not self-intersect or touch itself), 0 when it may not be."""
     # fast path: strictly convex with one turn (rectangles, triangles, ...)
     sgn = 0
     convex = True
@@ -210,15 +224,15 @@ def _is_simple(uv, s, n):
             last = g
         if last != first:
             changes += 1
-        return changes == 2
+        return 2 if changes == 2 else 0
     if n > NMAX_SIMPLE:
-        return False
+        return 0
     for a in range(n):
         a0 = s + a
         a1 = s + (a + 1) % n
         ax, ay, bx, by = uv[a0, 0], uv[a0, 1], uv[a1, 0], uv[a1, 1]
         if ax == bx and ay == by:
-            return False
+            return 0
         for b in range(a + 1, n):
             b0 = s + b
             b1 = s + (b + 1) % n
@@ -229,11 +243,11 @@ def _is_simple(uv, s, n):
                 cr = ex * fy - ey * fx
                 tol = 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy))
                 if abs(cr) <= tol and ex * fx + ey * fy < 0:
-                    return False
+                    return 0
                 continue
             if _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
-                return False
-    return True
+                return 0
+    return 1
 
 
 @jit
@@ -249,14 +263,27 @@ def _is_rect(uv, s, n):
 
 
 @jit
-def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
-    """cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient: +-1 so that
-    simple polygons get winding +1 inside. rect: axis-parallel rectangle. bbox: umin, umax, vmin,
-    vmax. Returns the number of complex polygons."""
+def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
+              rstart):
+    """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
+    classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
+    +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
+    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
+    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
+    see _rect_fill). Returns (complex polygons, other polygons than rectangles, rectangles'
+    perimeter clipped to the image, pieces, most pieces in a row)."""
     ncomplex = 0
+    nother = 0
+    perim = 0.0
+    if rows:
+        for r in range(nrows + 1):
+            rstart[r] = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
+        for k in range(s, e):
+            uv[k, 0] = (xy[k, 0] - x0) / px
+            uv[k, 1] = (y1 - xy[k, 1]) / py
         cls[i] = 0
         orient[i] = 1
         rect[i] = 0
@@ -270,6 +297,10 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
                 continue
             cls[i] = 1
             rect[i] = 1
+            perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
+            if rows:
+                for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
+                    rstart[r + 1] += 1
             # orientation from the turn at vertex 1
             cr = ((uv[s + 1, 0] - uv[s, 0]) * (uv[s + 2, 1] - uv[s + 1, 1])
                   - (uv[s + 1, 1] - uv[s, 1]) * (uv[s + 2, 0] - uv[s + 1, 0]))
@@ -292,12 +323,20 @@ def _classify(uv, offsets, nrows, ncols, cls, orient, rect, bbox):
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
-        if _is_simple(uv, s, n):
+        nother += 1
+        simple = _is_simple(uv, s, n)
+        if simple:
             cls[i] = 1
+            rect[i] = 2 if simple == 2 else 0
         else:
             cls[i] = 2
             ncomplex += 1
-    return ncomplex
+    most = 0
+    if rows:
+        for r in range(nrows):
+            most = max(most, rstart[r + 1])
+            rstart[r + 1] += rstart[r]
+    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,30 +474,23 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @njit(inline="always")
-def _mark(pix, i, simple, owner, fpix, nflag):
+def _mark(pix, i, simple, owner):
     """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon, -2
-    several polygons (or a complex one); "several" pixels are listed once in fpix (their polygons
-    are found later through the tile index). Polygons are walked one after the other, so a
-    pixel owned by i is only revisited by i."""
+    several polygons (or a complex one). Polygons are walked one after the other, so a pixel
+    owned by i is only revisited by i."""
     o = owner[pix]
     if o == i or o == -2:
         return
-    if o == -1 and simple:
-        owner[pix] = i
-        return
-    f = nflag[0]
-    fpix[f] = pix
-    nflag[0] = f + 1
-    owner[pix] = -2
+    owner[pix] = i if (o == -1 and simple) else -2
 
 
 @jit
-def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner, fpix, nflag):
+def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, owner):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
     interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark; with rings, rectangles are left to _ring_flags). lacc (nrows+1, zeroed): row-difference
-    buffer for edges left of the window."""
+    see _mark). skiprect: rectangles are left out (the union sweep _rect_sweep does them).
+    lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
     W = ncols + 1
     for i in range(offsets.shape[0] - 1):
         ci = cls[i]
@@ -466,14 +498,15 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
             continue
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
+        if skiprect and rect[i] == 1:
+            continue
         doacc = ci == 1
-        ismark = not rings or rect[i] == 0   # rings: rectangles are marked by _ring_flags
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
             if v0 == v1:
                 # horizontal: no area, but it crosses pixel interiors unless on a row line
-                if v0 <= 0.0 or v0 >= nrows or not ismark:
+                if v0 <= 0.0 or v0 >= nrows:
                     continue
                 r = int(math.floor(v0))
                 if r == v0:
@@ -484,7 +517,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                    _mark(r * ncols + c, i, doacc, owner)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -518,8 +551,8 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         f = h * fr
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
-                    if inner and ismark:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                    if inner:
+                        _mark(r * ncols + c, i, doacc, owner)
                 continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
@@ -549,7 +582,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -579,7 +612,7 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _mark(r * ncols + c, i, doacc, owner, fpix, nflag)
+                        _mark(r * ncols + c, i, doacc, owner)
                     cu = nu
                     cv = nv
                     c += 1
@@ -590,60 +623,276 @@ def _walk(uv, offsets, cls, orient, rect, rings, nrows, ncols, acc, lacc, owner,
     return 0
 
 
+@njit(inline="always")
+def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
+    """True when the line of an edge of the convex polygon uv[s:e] (orientation o, see _classify)
+    leaves the box [bu0, bu1] x [bv0, bv1] wholly on its outer side (closed): no common area."""
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        au, av = uv[k, 0], uv[k, 1]
+        du, dv = uv[k2, 0] - au, uv[k2, 1] - av
+        if (o * (du * (bv0 - av) - dv * (bu0 - au)) >= 0.0
+                and o * (du * (bv0 - av) - dv * (bu1 - au)) >= 0.0
+                and o * (du * (bv1 - av) - dv * (bu0 - au)) >= 0.0
+                and o * (du * (bv1 - av) - dv * (bu1 - au)) >= 0.0):
+            return True
+    return False
+
+
+@njit(inline="always")
+def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner):
+    """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
+    covers in part: a pixel crossed by one other simple polygon whose box meets the piece there
+    (and, for a convex one, no edge line separates them) becomes "several" (-2). Pixels a piece
+    covers whole are 1 anyway, so a piece of full height checks its end columns only."""
+    ca = max(int(math.floor(u0)), 0)
+    cb = min(int(math.ceil(u1)) - 1, ncols - 1)
+    full = y1 - y0 >= 1.0
+    b = r * ncols
+    c = ca
+    while c <= cb:
+        o = owner[b + c]
+        if o >= 0:
+            bu0 = max(u0, float(c))
+            bu1 = min(u1, c + 1.0)
+            if (bbox[o, 0] < bu1 and bbox[o, 1] > bu0 and bbox[o, 2] < y1 and bbox[o, 3] > y0
+                    and not (rect[o] == 2 and _box_apart(uv, offsets[o], offsets[o + 1],
+                                                         orient[o], bu0, bu1, y0, y1))):
+                owner[b + c] = -2
+        c = cb if (full and c < cb) else c + 1
+
+
 @jit
-def _ring_flags(cls, rect, bbox, nrows, ncols, ringc, owner, fpix, nflag):
-    """Rectangles' marks, without walking: the pixels a rectangle's boundary crosses are those
-    its open box meets minus those it covers whole (a ring), counted per pixel through a 2-D
-    difference buffer ringc ((nrows+1) x (ncols+1), zeroed). Then every pixel crossed by two or
-    more polygons (rings and _walk's owner marks together) or by a complex one becomes "several"
-    (owner -2, listed in fpix, rebuilt here in pixel order); one rectangle alone: owner 0 (the
-    accumulated area is exact)."""
-    W = ncols + 1
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] == 0:
-            continue
-        c0 = max(int(math.floor(bbox[i, 0])), 0)
-        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
-        r0 = max(int(math.floor(bbox[i, 2])), 0)
-        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
-        if c0 > c1 or r0 > r1:
-            continue
-        ringc[r0 * W + c0] += 1
-        ringc[r0 * W + c1 + 1] -= 1
-        ringc[(r1 + 1) * W + c0] -= 1
-        ringc[(r1 + 1) * W + c1 + 1] += 1
-        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        if ca > cb or ra > rb:
-            continue
-        ringc[ra * W + ca] -= 1
-        ringc[ra * W + cb + 1] += 1
-        ringc[(rb + 1) * W + ca] += 1
-        ringc[(rb + 1) * W + cb + 1] -= 1
-    for r in range(1, nrows):
-        b = r * W
-        for c in range(W):
-            ringc[b + c] += ringc[b - W + c]
-    nf = 0
+def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
+               tmpc, mark, owner, wmax):
+    """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
+    the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
+    u0 per row: filled in polygon order, then rows out of order get a counting sort by
+    RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
+    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
+    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest piece
+    of row r."""
     for r in range(nrows):
-        b = r * W
-        acc = 0
-        for c in range(ncols):
-            acc += ringc[b + c]
-            pix = r * ncols + c
-            o = owner[pix]
-            if acc == 0:
-                if o == -2:
-                    fpix[nf] = pix
-                    nf += 1
-                continue
-            if acc == 1 and o == -1:
-                owner[pix] = 0
-                continue
-            owner[pix] = -2
-            fpix[nf] = pix
-            nf += 1
-    nflag[0] = nf
+        wmax[r] = 0.0
+    for i in range(cls.shape[0]):
+        if cls[i] != 1 or rect[i] != 1:
+            continue
+        v0 = bbox[i, 2]
+        v1 = bbox[i, 3]
+        u0 = bbox[i, 0]
+        u1 = bbox[i, 1]
+        for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)) - 1, nrows - 1) + 1):
+            k = rstart[r]
+            rlist[k] = i
+            pc[k, 0] = u0
+            pc[k, 1] = u1
+            y0 = max(v0, float(r))
+            y1 = min(v1, r + 1.0)
+            pc[k, 2] = y0
+            pc[k, 3] = y1
+            rstart[r] = k + 1
+            wmax[r] = max(wmax[r], u1 - u0)
+            if mark:
+                _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner)
+    for r in range(nrows, 0, -1):
+        rstart[r] = rstart[r - 1]
+    rstart[0] = 0
+    nb = bcount.shape[0]
+    for r in range(nrows):
+        a = rstart[r]
+        b = rstart[r + 1]
+        ok = True
+        for j in range(a + 1, b):
+            if pc[j, 0] < pc[j - 1, 0]:
+                ok = False
+                break
+        if ok:
+            continue
+        for q in range(nb):
+            bcount[q] = 0
+        for j in range(a, b):
+            bcount[min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)] += 1
+        run = 0
+        for q in range(nb):
+            t = bcount[q]
+            bcount[q] = run
+            run += t
+        for j in range(a, b):
+            q = min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)
+            d = bcount[q]
+            bcount[q] = d + 1
+            tmpi[d] = rlist[j]
+            tmpc[d, 0] = pc[j, 0]
+            tmpc[d, 1] = pc[j, 1]
+            tmpc[d, 2] = pc[j, 2]
+            tmpc[d, 3] = pc[j, 3]
+        for d in range(b - a):
+            u = tmpc[d, 0]
+            z = a + d
+            while z > a and pc[z - 1, 0] > u:
+                pc[z, 0] = pc[z - 1, 0]
+                pc[z, 1] = pc[z - 1, 1]
+                pc[z, 2] = pc[z - 1, 2]
+                pc[z, 3] = pc[z - 1, 3]
+                rlist[z] = rlist[z - 1]
+                z -= 1
+            pc[z, 0] = u
+            pc[z, 1] = tmpc[d, 1]
+            pc[z, 2] = tmpc[d, 2]
+            pc[z, 3] = tmpc[d, 3]
+            rlist[z] = tmpi[d]
+
+
+@njit(inline="always")
+def _add_step(acc, rowb, x, dl, ncols):
+    """Coverage of the row steps by dl at u = x: the part of pixel floor(x) right of x, and all
+    pixels after it (through the prefix sum along the row)."""
+    if x >= ncols:
+        return
+    if x <= 0.0:
+        acc[rowb] += dl
+        return
+    c = int(x)
+    f = dl * (c + 1 - x)
+    acc[rowb + c] += f
+    acc[rowb + c + 1] += dl - f
+
+
+@njit(inline="always")
+def _poly_outside(uv, s, e, o, t0, t1):
+    """True when the line of an edge of the convex polygon uv[s:e] (orientation o) leaves every
+    vertex of polygon uv[t0:t1] on its outer side (closed)."""
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        au, av = uv[k, 0], uv[k, 1]
+        du, dv = uv[k2, 0] - au, uv[k2, 1] - av
+        out = True
+        for q in range(t0, t1):
+            if o * (du * (uv[q, 1] - av) - dv * (uv[q, 0] - au)) < 0.0:
+                out = False
+                break
+        if out:
+            return True
+    return False
+
+
+@jit
+def _convex_apart(uv, offsets, orient, rect, bx, i, p, j, q):
+    """Convex polygons i and j (rect != 0; a rectangle taken as its box bx[p] / bx[q] clipped to
+    the pixel) certainly share no area: an edge line of one separates them."""
+    if rect[i] == 1:
+        return _box_apart(uv, offsets[j], offsets[j + 1], orient[j], bx[p, 0], bx[p, 1],
+                          bx[p, 2], bx[p, 3])
+    if rect[j] == 1:
+        return _box_apart(uv, offsets[i], offsets[i + 1], orient[i], bx[q, 0], bx[q, 1],
+                          bx[q, 2], bx[q, 3])
+    return (_poly_outside(uv, offsets[i], offsets[i + 1], orient[i], offsets[j], offsets[j + 1])
+            or _poly_outside(uv, offsets[j], offsets[j + 1], orient[j], offsets[i],
+                             offsets[i + 1]))
+
+
+@njit(inline="always")
+def _union_length(m, ay0, ay1):
+    """Length of the union of the intervals (ay0[q], ay1[q]), q < m, sorted by ay0."""
+    total = 0.0
+    ca = ay0[0]
+    cb = ay1[0]
+    for q in range(1, m):
+        if ay0[q] > cb:
+            total += cb - ca
+            ca = ay0[q]
+            cb = ay1[q]
+        elif ay1[q] > cb:
+            cb = ay1[q]
+    return total + cb - ca
+
+
+@jit
+def _rect_sweep(nrows, ncols, rstart, pc, acc, ae, ay0, ay1):
+    """Exact coverage of the union of the rectangles, row by row: in the band (r, r + 1) the
+    covered length L(u) of the cross-section at u is a step function changing only where a
+    piece (pc, rstart: _rect_fill) starts or ends; each change dL at u is added to acc (flat
+    nrows x (ncols + 1), zeroed; coverage = prefix sum along the row) as by a vertical edge of
+    height dL. A piece meeting no other one in u steps by its height and back. Pieces of full
+    height make L = 1 over the union of their u-intervals, merged on the fly (they come sorted
+    by u0): only the end fe of the current merged one is kept. The others are kept active,
+    sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a row), for the length of
+    their union."""
+    W = ncols + 1
+    for r in range(nrows):
+        rowb = r * W
+        fr = float(r)
+        fr1 = fr + 1.0
+        m = 0          # partial-height active pieces
+        fe = -np.inf   # end of the merged u-interval of full-height pieces (open while > x)
+        nh = 0         # 1 while that interval is open
+        L = 0.0
+        emin = np.inf  # first end among the partial ones
+        j = rstart[r]
+        jend = rstart[r + 1]
+        while True:
+            if j < jend:
+                xs = pc[j, 0]
+            elif m == 0 and nh == 0:
+                break
+            else:
+                xs = np.inf
+            xf = fe if nh > 0 else np.inf
+            if xf <= xs and xf <= emin:
+                x = xf
+                nh = 0
+            elif emin <= xs:
+                # the partial piece ending first ends
+                x = emin
+                ke = 0
+                for q in range(1, m):
+                    if ae[q] < ae[ke]:
+                        ke = q
+                for q in range(ke, m - 1):
+                    ae[q] = ae[q + 1]
+                    ay0[q] = ay0[q + 1]
+                    ay1[q] = ay1[q + 1]
+                m -= 1
+                emin = np.inf
+                for q in range(m):
+                    emin = min(emin, ae[q])
+            else:
+                x = xs
+                u1 = pc[j, 1]
+                y0 = pc[j, 2]
+                y1 = pc[j, 3]
+                j += 1
+                if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
+                    # alone in u
+                    _add_step(acc, rowb, x, y1 - y0, ncols)
+                    _add_step(acc, rowb, u1, y0 - y1, ncols)
+                    continue
+                if y0 <= fr and y1 >= fr1:
+                    fe = max(fe, u1) if nh > 0 else u1
+                    nh = 1
+                else:
+                    z = m
+                    while z > 0 and ay0[z - 1] > y0:
+                        ae[z] = ae[z - 1]
+                        ay0[z] = ay0[z - 1]
+                        ay1[z] = ay1[z - 1]
+                        z -= 1
+                    ae[z] = u1
+                    ay0[z] = y0
+                    ay1[z] = y1
+                    m += 1
+                    emin = min(emin, u1)
+            if nh > 0:
+                nl = 1.0
+            elif m == 0:
+                nl = 0.0
+            elif m == 1:
+                nl = ay1[0] - ay0[0]
+            else:
+                nl = _union_length(m, ay0, ay1)
+            if nl != L:
+                _add_step(acc, rowb, x, nl - L, ncols)
+                L = nl
 
 
 @jit
@@ -672,6 +921,21 @@ def _centre_winding(uv, s, e, r, c, ncols):
     return w
 
 
+@njit(inline="always")
+def _small_sort(a, n):
+    """Sort a[:n] in place: insertion sort for the short lists of one pixel, else numpy's."""
+    if n > 48:
+        a[:n].sort()
+        return
+    for t in range(1, n):
+        x = a[t]
+        z = t
+        while z > 0 and a[z - 1] > x:
+            a[z] = a[z - 1]
+            z -= 1
+        a[z] = x
+
+
 @jit
 def _rect_union_area(bx, k, xb, iv0, iv1):
     """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
@@ -681,7 +945,7 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
         xb[n + 1] = bx[j, 1]
         n += 2
     xv = xb[:n]
-    xv.sort()
+    _small_sort(xv, n)
     area = 0.0
     for t in range(n - 1):
         xa = xv[t]
@@ -718,78 +982,31 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
     return area
 
 
-@njit(inline="always")
-def _inner_range(a, b, n):
-    """Pixels k (clamped to [0, n)) with [k, k+1] inside [a, b]."""
-    return max(int(math.ceil(a)), 0), min(int(math.floor(b)) - 1, n - 1)
-
-
 @jit
-def _full_cover(cls, rect, bbox, nrows, ncols, fullc):
-    """fullc[r * (ncols+1) + c] > 0 where a rectangle covers all of pixel (r, c) (2-D difference
-    buffer of (nrows+1) x (ncols+1), zeroed; prefix-summed here)."""
-    W = ncols + 1
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] == 0:
+def _tiles_needed(fpix, nflag, owner, ncols, tsh, ntc, tneed):
+    """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel crossed by
+    several polygons (owner -2; see _exact)."""
+    for k in range(nflag):
+        if owner[fpix[k]] >= 0:
             continue
-        ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-        ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        if ca > cb or ra > rb:
-            continue
-        fullc[ra * W + ca] += 1
-        fullc[ra * W + cb + 1] -= 1
-        fullc[(rb + 1) * W + ca] -= 1
-        fullc[(rb + 1) * W + cb + 1] += 1
-    for r in range(1, nrows):
-        b = r * W
-        for c in range(W):
-            fullc[b + c] += fullc[b - W + c]
-    for r in range(nrows):
-        b = r * W
-        acc = 0
-        for c in range(W):
-            acc += fullc[b + c]
-            fullc[b + c] = acc
+        r = fpix[k] // ncols
+        tneed[(r >> tsh) * ntc + ((fpix[k] - r * ncols) >> tsh)] = 1
 
 
 @jit
-def _rect_sizes(cls, rect, bbox, nrows, ncols):
-    """Total area and perimeter (pixels) of the rectangles clipped to the image."""
-    a = 0.0
-    p = 0.0
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] != 0:
-            w = min(bbox[i, 1], ncols) - max(bbox[i, 0], 0.0)
-            h = min(bbox[i, 3], nrows) - max(bbox[i, 2], 0.0)
-            a += w * h
-            p += 2.0 * (w + h)
-    return a, p
-
-
-@njit(inline="always")
-def _tile_add(t, i, tstart, tlist, fill):
-    if fill:
-        tlist[tstart[t]] = i
-        tstart[t] += 1
-    else:
-        tstart[t + 1] += 1
-
-
-@jit
-def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fill):
-    """CSR of polygons per tile (T x T pixels): every polygon whose open box meets the open
-    interior of a pixel of the tile, except that a rectangle covering a whole tile is left out of
-    it and counted in tfull[tile] instead. tstart (ntiles+1), tlist, tfull (ntiles).
-    fill=False: count only (then prefix sum; returns the total); fill=True: write tlist (tstart
-    as counted)."""
+def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
+    """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
+    whose open box meets the open interior of a pixel of the tile, for the tiles with
+    tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
+    in the rows of the union sweep).
+    tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
-        for t in range(nt):
-            tfull[t] = 0
     for i in range(cls.shape[0]):
-        if cls[i] == 0:
+        if cls[i] == 0 or (skiprect and rect[i] == 1):
             continue
         c0 = max(int(math.floor(bbox[i, 0])), 0)
         c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
@@ -797,26 +1014,16 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fil
         r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
-        ca, cb = c1 + 1, c0 - 1   # pixels wholly covered: none
-        ra, rb = r1 + 1, r0 - 1
-        if rect[i] != 0:
-            ca, cb = _inner_range(bbox[i, 0], bbox[i, 1], ncols)
-            ra, rb = _inner_range(bbox[i, 2], bbox[i, 3], nrows)
-        tc0, tc1 = c0 // T, c1 // T
-        for tr in range(r0 // T, r1 // T + 1):
-            le = tc1         # tiles tc0..le and rs..tc1 of this tile row get i
-            rs = tc1 + 1
-            if ca <= cb and tr * T >= ra and tr * T + T - 1 <= rb:
-                # tile rows wholly covered: the tiles whose columns all lie in ca..cb are full
-                le = min(max((ca - 1) // T if ca >= 1 else -1, tc0 - 1), tc1)
-                rs = min(max((cb + 1) // T, le + 1), tc1 + 1)
-                if not fill:
-                    for tc in range(le + 1, rs):
-                        tfull[tr * ntc + tc] += 1
-            for tc in range(tc0, le + 1):
-                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
-            for tc in range(rs, tc1 + 1):
-                _tile_add(tr * ntc + tc, i, tstart, tlist, fill)
+        for tr in range(r0 >> tsh, (r1 >> tsh) + 1):
+            for tc in range(c0 >> tsh, (c1 >> tsh) + 1):
+                t = tr * ntc + tc
+                if tneed[t] == 0:
+                    continue
+                if fill:
+                    tlist[tstart[t]] = i
+                    tstart[t] += 1
+                else:
+                    tstart[t + 1] += 1
     if fill:
         # tstart[t] now holds the end of tile t: shift back
         for t in range(nt, 0, -1):
@@ -829,14 +1036,20 @@ def _tile_index(cls, rect, bbox, nrows, ncols, T, ntc, tstart, tlist, tfull, fil
 
 
 @jit
-def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tstart, tlist,
-           tfull, usefull, fullc, k_start, nflag,
+def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
+           tstart, tlist, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
-    """Covered fraction of the union inside each flagged pixel (-1: the signed-area sum is exact
-    because the polygons crossing the pixel are simple and their boxes do not overlap there).
-    cov is per pixel. The polygons of a pixel are those of its tile whose open box meets the open
-    pixel: every polygon crossing it or covering any of it (the ones covering all of it are
-    exactly the full boxes below).
+    """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
+    which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
+    when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
+    exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
+    not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
+    The polygons of a pixel are those of its tile whose open box meets the open pixel: every
+    polygon crossing it or covering any of it; when rsweep the rectangles come instead from the
+    pieces of the pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0, so a binary
+    search and a walk back over at most the widest piece's width), and a pixel crossed by one
+    other polygon only (owner >= 0) meets no other one but the rectangles (a polygon meeting it
+    without crossing it would cover all of it: such pixels are never listed)).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -846,20 +1059,38 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
         pix = fpix[k]
         r = pix // ncols
         c = pix - r * ncols
-        tt = (r // T) * ntc + c // T
-        if tfull[tt] > 0 or (usefull and fullc[r * (ncols + 1) + c] > 0):
-            cov[pix] = 1.0
-            continue
+        tt = (r >> tsh) * ntc + (c >> tsh)
         npoly = 0
         fc = float(c)
         fr_ = float(r)
-        for t in range(tstart[tt], tstart[tt + 1]):
+        o = owner[pix]
+        if o >= 0:
+            plocal[0] = o
+            npoly = 1
+        for t in range(tstart[tt], tstart[tt + 1] if o < 0 else tstart[tt]):
             i = tlist[t]
             if (bbox[i, 0] < fc + 1.0 and bbox[i, 1] > fc and bbox[i, 2] < fr_ + 1.0
                     and bbox[i, 3] > fr_):
                 if npoly < K:
                     plocal[npoly] = i
                 npoly += 1
+        if rsweep:
+            lo = rstart[r]
+            hi = rstart[r + 1]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if pc[mid, 0] < fc + 1.0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            reach = fc - wmax[r]
+            j = lo - 1
+            while j >= rstart[r] and pc[j, 0] >= reach:
+                if pc[j, 1] > fc:
+                    if npoly < K:
+                        plocal[npoly] = rlist[j]
+                    npoly += 1
+                j -= 1
         if npoly > K:
             need[0] = 0
             need[1] = 0
@@ -875,7 +1106,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
             bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
             bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
             bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
-            if rect[i] == 0:
+            if rect[i] != 1:
                 allrect = False
             elif (bx[jj, 0] == c and bx[jj, 1] == c + 1.0 and bx[jj, 2] == r
                     and bx[jj, 3] == r + 1.0):
@@ -889,14 +1120,20 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
             overlap = False
             for p in range(npoly):
                 for q in range(p + 1, npoly):
+                    ip = plocal[p]
+                    iq = plocal[q]
+                    if rsweep and rect[ip] == 1 and rect[iq] == 1:
+                        continue
                     if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
                             and bx[q, 2] < bx[p, 3]):
+                        if rect[ip] != 0 and rect[iq] != 0 and _convex_apart(
+                                uv, offsets, orient, rect, bx, ip, p, iq, q):
+                            continue
                         overlap = True
                         break
                 if overlap:
                     break
             if not overlap:
-                cov[pix] = -1.0
                 continue
         if allrect:
             # every polygon meeting the pixel is listed: the union of their clipped boxes
@@ -1034,7 +1271,7 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
                     vs[nv] = vx
                     nv += 1
         vv = vs[:nv]
-        vv.sort()
+        _small_sort(vv, nv)
         area = 0.0
         for t in range(nv - 1):
             y0 = vv[t]
@@ -1085,29 +1322,61 @@ def _exact(uv, offsets, cls, rect, bbox, nrows, ncols, count, fpix, T, ntc, tsta
     return nflag
 
 
+@njit(inline="always")
+def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
+    """Gray level round(255 f) of pixel (r, c) into out (invert: 255 minus it)."""
+    g = int(math.floor(255.0 * f + 0.5))
+    out[nrows - 1 - r if flip_y else r, ncols - 1 - c if flip_x else c] = np.uint8(
+        255 - g if invert else g)
+
+
 @jit
-def _finish_gray(count, count2, has_complex, acc, owner, cov, nrows, ncols, invert,
-                 flip_x, flip_y, out):
+def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpix, nrows, ncols,
+                 invert, flip_x, flip_y, out):
+    """Prefix sums along the rows and the final values: rectangles' union coverage cR (accr, when
+    rsweep) and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
+    boundary: 1 when covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one
+    simple polygon: 1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the
+    polygons covering the whole pixel) when cR is 0 or 1 or s >= 1 or (marked) no rectangle
+    piece meets its box there, else listed. Several (-2): 1 when the rectangles cover it, else
+    listed. Listed pixels go to fpix with cov[pix] = min(cR + s, 1) for _exact. Returns the
+    number listed."""
     W = ncols + 1
+    nf = 0
     for r in range(nrows):
-        ro = nrows - 1 - r if flip_y else r
         b = r * ncols
         s = 0.0
+        sr = 0.0
         for c in range(ncols):
             s += acc[r * W + c]
-            co = ncols - 1 - c if flip_x else c
+            cr = 0.0
+            if rsweep:
+                sr += accr[r * W + c]
+                cr = min(max(sr, 0.0), 1.0)
             o = owner[b + c]
             if o == -1:
-                f = 1.0 if count[b + c] != 0 else 0.0
-            elif o <= -2 and cov[b + c] >= 0.0:
-                f = cov[b + c]
-            elif has_complex and count2[b + c] != 0:
+                f = 1.0 if (s >= 0.5 or (has_complex and count2[b + c] != 0)) else cr
+            elif o >= 0 and has_complex and count2[b + c] != 0:
+                f = 1.0
+            elif o >= 0 and (marked or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+                f = min(cr + min(max(s, 0.0), 1.0), 1.0)
+            elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
             else:
-                f = min(max(s, 0.0), 1.0)
-            if invert:
-                f = 1.0 - f
-            out[ro, co] = np.uint8(math.floor(255.0 * f + 0.5))
+                cov[b + c] = min(cr + min(max(s, 0.0), 1.0), 1.0)
+                fpix[nf] = b + c
+                nf += 1
+                continue
+            _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y)
+    return nf
+
+
+@jit
+def _finish_listed(fpix, nflag, cov, nrows, ncols, invert, flip_x, flip_y, out):
+    for k in range(nflag):
+        pix = fpix[k]
+        r = pix // ncols
+        _put(out, r, pix - r * ncols, nrows, ncols, cov[pix], invert, flip_x, flip_y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1209,79 +1478,92 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
 
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc):
     npoly = off.shape[0] - 1
-    npx = rows * cols
     uv = sc.get("uv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
-    _transform(xy, x0, y1, px, py, uv)
     cls = sc.get("cls", npoly, np.int8)
     orient = sc.get("orient", npoly, np.int8)
     rect = sc.get("rect", npoly, np.int8)
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
-    ncomplex = _classify(uv, off, rows, cols, cls, orient, rect, bbox)
-    count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-    _winding_simple(uv, off, cls, orient, rows, cols, count)
+    gray = mode == "gray"
+    rstart = sc.get("rstart", rows + 1, np.int64)
+    ncomplex, nother, rperim, total, most = _classify(xy, x0, y1, px, py, uv, off, rows, cols, cls,
+                                                      orient, rect, bbox, gray, rstart)
+    if not gray:
+        count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
+        _winding_simple(uv, off, cls, orient, rows, cols, count)
+        if ncomplex:
+            local = sc.get("local", (rows + 1) * cols, np.int32)
+            _winding_complex(uv, off, cls, rows, cols, local, count, count)
+        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
+        return
+    npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:
         local = sc.get("local", (rows + 1) * cols, np.int32)
-        _winding_complex(uv, off, cls, rows, cols, local, count, count2)
-    if mode == "binary":
-        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
-        return
+        _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
     acc = sc.get("acc", rows * (cols + 1), np.float32, zero=True)
     owner = sc.get("owner", npx, np.int32)
     owner.fill(-1)
-    fpix = sc.get("fpix", npx, np.int32)
-    nfl = sc.get("nflag", 1, np.int64, zero=True)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
-    rarea, rperim = _rect_sizes(cls, rect, bbox, rows, cols)
-    rings = rperim > RING_MARK_MIN * npx   # rectangles marked as rings (cost ~ pixels)
-    _walk(uv, off, cls, orient, rect, rings, rows, cols, acc, lacc, owner, fpix, nfl)
-    if rings:
-        ringc = sc.get("ringc", (rows + 1) * (cols + 1), np.int32, zero=True)
-        _ring_flags(cls, rect, bbox, rows, cols, ringc, owner, fpix, nfl)
-    nflag = int(nfl[0])
+    rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
+    _walk(uv, off, cls, orient, rect, rsweep, rows, cols, acc, lacc, owner)
+    if rsweep:
+        accr = sc.get("accr", rows * (cols + 1), np.float32, zero=True)
+        rlist = sc.get("rlist", total, np.int32)
+        wmax = sc.get("wmax", rows, np.float64)
+        pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
+        marks = PIECE_MARKS and nother > 0
+        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
+                   sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
+                   sc.get("tmpi", most, np.int32),
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
+        act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
+        _rect_sweep(rows, cols, rstart, pc, accr, *act)
+    else:
+        accr = acc[:1]
+        pc = bbox[:0]
+        rlist = sc.get("rlist", 1, np.int32)
+        wmax = sc.get("wmax", 1, np.float64)
     cov = sc.get("cov", npx, np.float32)  # only read where written
-    if nflag:
-        T = TILE
-        ntc = (cols + T - 1) // T
-        ntiles = ntc * ((rows + T - 1) // T)
-        tstart = sc.get("tstart", ntiles + 1, np.int64)
-        tfull = sc.get("tfull", ntiles, np.int32)
-        usefull = rarea > npx   # heavy overlap
-        if usefull:
-            fullc = sc.get("fullc", (rows + 1) * (cols + 1), np.int32, zero=True)
-            _full_cover(cls, rect, bbox, rows, cols, fullc)
-        else:
-            fullc = tfull[:1]
-        total = _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart,
-                            tstart[:0].astype(np.int32), tfull, False)
-        tlist = sc.get("tlist", total, np.int32)
-        _tile_index(cls, rect, bbox, rows, cols, T, ntc, tstart, tlist, tfull, True)
-        caps = [64, 256, 16]
-        need = sc.get("need", 3, np.int64)
-        k = 0
-        while k < nflag:
-            cap_p, cap_v, cap_k = caps
-            bufs = [sc.get(nm, cap_p, dt) for nm, dt in (
-                ("pu0", np.float64), ("pv0", np.float64), ("pu1", np.float64),
-                ("pv1", np.float64), ("pd", np.int32), ("pj", np.int32))]
-            xs = sc.get("xs", cap_p, np.float64)
-            xd = sc.get("xd", cap_p, np.int32)
-            xj = sc.get("xj", cap_p, np.int32)
-            vs = sc.get("vs", cap_v, np.float64)
-            plocal = sc.get("plocal", cap_k, np.int32)
-            wcur = sc.get("wcur", cap_k, np.int64)
-            bx = sc.get("bx", 4 * cap_k, np.float64).reshape(-1, 4)
-            xb = sc.get("xb", 2 * cap_k, np.float64)
-            iv0 = sc.get("iv0", cap_k, np.float64)
-            iv1 = sc.get("iv1", cap_k, np.float64)
-            k = _exact(uv, off, cls, rect, bbox, rows, cols, count, fpix, T, ntc, tstart, tlist,
-                       tfull, usefull, fullc, k, nflag,
-                       cov, plocal, *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
-            if k < nflag:
-                caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
-                        max(cap_k, int(need[2]) + 4)]
-    _finish_gray(count, count2, bool(ncomplex), acc, owner, cov, rows, cols, invert,
-                 flip_x, flip_y, img)
+    fpix = sc.get("fpix", npx, np.int32)
+    nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2,
+                         bool(ncomplex), cov, fpix, rows, cols, invert, flip_x, flip_y, img)
+    if not nflag:
+        return
+    tsh = TILE_SHIFT
+    ntc = ((cols - 1) >> tsh) + 1
+    ntiles = ntc * (((rows - 1) >> tsh) + 1)
+    tneed = sc.get("tneed", ntiles, np.int8, zero=True)
+    _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
+    tstart = sc.get("tstart", ntiles + 1, np.int64)
+    total = _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart,
+                        tstart[:0].astype(np.int32), False)
+    tlist = sc.get("tlist", total, np.int32)
+    _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
+    caps = [64, 256, 16]
+    need = sc.get("need", 3, np.int64)
+    k = 0
+    while k < nflag:
+        cap_p, cap_v, cap_k = caps
+        bufs = [sc.get(nm, cap_p, dt) for nm, dt in (
+            ("pu0", np.float64), ("pv0", np.float64), ("pu1", np.float64),
+            ("pv1", np.float64), ("pd", np.int32), ("pj", np.int32))]
+        xs = sc.get("xs", cap_p, np.float64)
+        xd = sc.get("xd", cap_p, np.int32)
+        xj = sc.get("xj", cap_p, np.int32)
+        vs = sc.get("vs", cap_v, np.float64)
+        plocal = sc.get("plocal", cap_k, np.int32)
+        wcur = sc.get("wcur", cap_k, np.int64)
+        bx = sc.get("bx", 4 * cap_k, np.float64).reshape(-1, 4)
+        xb = sc.get("xb", 2 * cap_k, np.float64)
+        iv0 = sc.get("iv0", cap_k, np.float64)
+        iv1 = sc.get("iv1", cap_k, np.float64)
+        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
+                   tstart, tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
+                   wcur, bx, xb, iv0, iv1, need)
+        if k < nflag:
+            caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
+                    max(cap_k, int(need[2]) + 4)]
+    _finish_listed(fpix, nflag, cov, rows, cols, invert, flip_x, flip_y, img)
 
 
 def rasterize_layout(layout, window, pixel_size, *, cell=None, layers=None, depth=None, **kw):
