@@ -966,19 +966,8 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
                 iv0[z] = y0
                 iv1[z] = y1
                 m += 1
-        length = 0.0
         if m > 0:
-            ca = iv0[0]
-            cb = iv1[0]
-            for z in range(1, m):
-                if iv0[z] > cb:
-                    length += cb - ca
-                    ca = iv0[z]
-                    cb = iv1[z]
-                elif iv1[z] > cb:
-                    cb = iv1[z]
-            length += cb - ca
-        area += length * (xe - xa)
+            area += _union_length(m, iv0, iv1) * (xe - xa)
     return area
 
 
