@@ -106,6 +106,27 @@ def test_roundtrip_dtypes_and_shapes(tmp_path):
         assert np.array_equal(c["u8"], arrays["u8"])
 
 
+def test_layout_built_into_arena_attachers_see_final_meta_and_arrays():
+    """open_layout builds the database straight into its arena; meta written after the arrays
+    (index figures, timings) reaches a process attaching by name, and the arrays equal a plain
+    numpy build of the same file."""
+    from engine import index, open_layout, reader
+    demo = ROOT / "engine" / "data" / "demo.gds"
+    with open_layout(demo) as lay:
+        other = Arena.attach(lay.arena.name)
+        try:
+            assert other.meta["index"] == lay.arena.meta["index"]
+            assert other.meta["seconds"]["index"] > 0
+            assert other.meta["schema"] == lay.arena.meta["schema"]
+            arrays, meta = reader.load_gdsii(demo)
+            plain = index.build_index(arrays, meta, leaf_size=other.meta["index"]["leaf_size"])
+            assert sorted(plain) == sorted(other.keys())
+            for k, v in plain.items():
+                assert np.array_equal(other[k], v), k
+        finally:
+            other.close()
+
+
 def test_open_file_rejects_garbage(tmp_path):
     p = tmp_path / "x.arena"
     p.write_bytes(b"NOTCLIPM" + b"\0" * 100)
