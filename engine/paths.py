@@ -256,6 +256,36 @@ def _shifted(rx, ry, m, forward, start, end, width, ncircle, out, k):
     return k
 
 
+@jit
+def segment_hull(x0, y0, x1, y1, width, bgn_ext, end_ext, out):
+    """``path_hull`` of a two-point axis-parallel path with flush, square or custom ends (no
+    round ends), without its floating point: the same 4 points in the same order into out[0:4]
+    (what the general construction gives for such a segment: half-width rounded half away from
+    zero, extensions along the segment). Returns 4, or 0 when the path is not such a segment
+    (then ``path_hull`` is needed). Most paths of a layout are these; the general construction
+    costs several square roots per corner."""
+    if (x0 == x1) == (y0 == y1):      # a single point, or a slanted segment
+        return 0
+    h = _rnd(width * 0.5)
+    if y0 == y1:
+        s = 1 if x1 > x0 else -1
+        xa = x0 - s * bgn_ext
+        xb = x1 + s * end_ext
+        out[0, 0], out[0, 1] = xa, y0 + s * h
+        out[1, 0], out[1, 1] = xb, y0 + s * h
+        out[2, 0], out[2, 1] = xb, y0 - s * h
+        out[3, 0], out[3, 1] = xa, y0 - s * h
+    else:
+        s = 1 if y1 > y0 else -1
+        ya = y0 - s * bgn_ext
+        yb = y1 + s * end_ext
+        out[0, 0], out[0, 1] = x0 - s * h, ya
+        out[1, 0], out[1, 1] = x0 - s * h, yb
+        out[2, 0], out[2, 1] = x0 + s * h, yb
+        out[3, 0], out[3, 1] = x0 + s * h, ya
+    return 4
+
+
 def max_hull_points(npoints: int, round_ends: bool) -> int:
     """Upper bound of the hull size for a path of ``npoints`` points."""
     return 6 * max(npoints, 1) + (2 * SEMI_CIRCLE_POINTS if round_ends else 4)

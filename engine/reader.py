@@ -43,7 +43,7 @@ from engine.database import (EMPTY, FIELDS, KIND_AREF, KIND_BOUNDARY, KIND_BOX, 
 from engine.errors import ClipmillError
 from engine.jit import jit
 from engine.layers import ANY, parse_layers
-from engine.paths import SEMI_CIRCLE_POINTS, path_hull
+from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_hull
 
 BIG = np.iinfo(np.int64).max // 4
 I32MIN, I32MAX = -(1 << 31), (1 << 31) - 1
@@ -791,8 +791,13 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                 for j in range(nxy):
                                     xs[j] = _i32(buf, xy + 8 * j)
                                     ys[j] = _i32(buf, xy + 8 * j + 4)
-                                k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx, ry,
-                                              hull, 0)
+                                k = 0
+                                if nxy == 2 and pathtype != 1:
+                                    k = segment_hull(xs[0], ys[0], xs[1], ys[1], w, b_ext, e_ext,
+                                                     hull)
+                                if k == 0:
+                                    k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx,
+                                                  ry, hull, 0)
                                 if iv + k > vtx.shape[0]:      # cannot happen: scan's bound
                                     out[3] = E_GRAMMAR
                                     out[4] = pos

@@ -87,3 +87,40 @@ def test_extension_rules():
     assert gds_extensions(1, 10) == (10, 5, 5, True)
     assert gds_extensions(4, 10, 1, 2) == (10, 1, 2, False)
     assert gds_extensions(3, 10) == (10, 0, 0, False)      # unknown type read as flush
+
+
+def _segments(rng, count):
+    """Two-point axis-parallel paths, both directions, odd and even widths, custom (also
+    negative) extensions, some near the int32 limits."""
+    for _ in range(count):
+        lim = 2**31 - 5000 if rng.random() < 0.3 else 5000
+        x0, y0 = (int(v) for v in rng.integers(-lim, lim, 2))
+        d = int(rng.choice([-1, 1]) * rng.integers(1, 3000))
+        x1, y1 = (x0 + d, y0) if rng.random() < 0.5 else (x0, y0 + d)
+        width = int(rng.integers(1, 1500)) * (1 if rng.random() < 0.8 else -1)
+        pathtype = int(rng.choice([0, 2, 4]))
+        bgn = end = None
+        if pathtype == 4 or rng.random() < 0.2:
+            bgn, end = int(rng.integers(-800, 800)), int(rng.integers(-800, 800))
+        yield (x0, y0, x1, y1), width, pathtype, bgn, end
+
+
+def test_segment_hull_matches_klayout_and_the_general_construction():
+    """The reader's shortcut for two-point axis-parallel paths gives KLayout's polygon and the very
+    points of the general construction, in order."""
+    from engine.paths import path_hull, segment_hull
+    rng = np.random.default_rng(7)
+    out = np.zeros((4, 2), dtype=np.int64)
+    gen = np.zeros((64, 2), dtype=np.int64)
+    scratch = np.zeros(2, dtype=np.int64)
+    for (x0, y0, x1, y1), width, pathtype, bgn, end in _segments(rng, 3000):
+        w, b, e, rnd = gds_extensions(pathtype, width, bgn, end)
+        assert segment_hull(x0, y0, x1, y1, w, b, e, out) == 4
+        k = path_hull(np.array([x0, x1]), np.array([y0, y1]), 2, w, b, e, rnd, scratch,
+                      scratch.copy(), gen, 0)
+        assert k == 4 and np.array_equal(gen[:4], out), ((x0, y0, x1, y1), width, b, e)
+        ref, _, _ = klayout_polygon([(x0, y0), (x1, y1)], width, pathtype, bgn, end)
+        assert sorted(map(tuple, out.tolist())) == sorted(map(tuple, ref.tolist()))
+    # not a segment it handles: slanted, or a single point
+    assert segment_hull(0, 0, 10, 5, 4, 0, 0, out) == 0
+    assert segment_hull(3, 3, 3, 3, 4, 0, 0, out) == 0
