@@ -34,7 +34,6 @@ names (sanitised to ``[A-Za-z0-9._-]``); an existing file is an error unless ``o
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import kref
-from gdsbytes import GDS, i16, i32, real8, record, simple_library, xy_payload
+from gdsbytes import GDS, i16, i32, record, simple_library, xy_payload
 
 from engine.database import polygon_arrays, ref_matrices
 from engine.errors import ClipmillError

@@ -261,7 +261,6 @@ def test_gds_single_file_from_worker_parts(tmp_path):
 
 @pytest.mark.parametrize("fmt", IMAGE_FORMATS)
 def test_encode_image_in_memory(fmt, tmp_path):
-    import io
     from engine.formats import encode_image
     data, meta = encode_image(GRAY, fmt, meta={"pixel_size": 0.01})
     assert meta["shape"] == [61, 83] and meta["pixel_size"] == 0.01
