@@ -38,7 +38,8 @@ import numpy as np
 
 from engine import records as R
 from engine.codec import real8_at
-from engine.database import KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF, VTX_BLOCK_SHIFT
+from engine.database import (KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
+                             VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
 from engine.jit import jit
 from engine.layers import ANY, parse_layers
