@@ -548,3 +548,33 @@ def test_skipped_records(tmp_path):
         if k != "cell_offset":
             assert np.array_equal(a0[k], a1[k]), k
     assert m0["counts"] == m1["counts"]
+
+
+def test_many_distinct_transforms_grow_the_table(tmp_path):
+    """More distinct (mag, angle, reflect) than the first transform table holds (it is grown and
+    the load retried): every placement's matrix still equals KLayout's, and equal transforms
+    share one row."""
+    g = GDS()
+    g.begin()
+    g.bgnstr("LEAF")
+    g.boundary(1, 0, [(0, 0), (100, 0), (100, 50), (0, 50)])
+    g.endstr()
+    g.bgnstr("TOP")
+    n = 1500
+    for i in range(n):
+        g.sref("LEAF", 1000 * i, -7 * i, reflect=bool(i % 3 == 0), mag=1.0 + (i % 5) * 0.25,
+               angle=(i * 0.37) % 360.0)
+    for i in range(20):                       # repeats: shared rows
+        g.sref("LEAF", 5, 5 * i, angle=90.0)
+    g.endstr()
+    g.endlib()
+    path = tmp_path / "xf.gds"
+    path.write_bytes(g.bytes())
+    arrays, meta = load(path)
+    assert len(arrays["ref_cell"]) == n + 20
+    assert n < len(arrays["xf_mat"]) <= n + 1 and len(set(arrays["ref_xf"][-20:].tolist())) == 1
+    kl = kref.kload(path)
+    p = kref.kplacements(kl)
+    ref = np.array(sorted(map(tuple, np.round(kref.kplacement_matrices(p), 6))))
+    mine = np.array(sorted(map(tuple, np.round(ref_matrices(arrays), 6))))
+    assert ref.shape == mine.shape and np.allclose(mine, ref, rtol=0, atol=2e-6)
