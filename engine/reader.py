@@ -467,7 +467,9 @@ def _square_path_bbox(xs, ys, n, w, b_ext, e_ext, rx, ry, hull, pb, ip):
     this box, so for round-ended paths the stored vertices may lie outside poly_bbox (slanted
     ends: the box is larger; custom negative extensions: a few vertices beyond it). Clamped to
     int32."""
-    k = path_hull(xs, ys, n, w, b_ext, e_ext, False, rx, ry, hull, 0)
+    k = segment_hull(xs[0], ys[0], xs[1], ys[1], w, b_ext, e_ext, hull) if n == 2 else 0
+    if k == 0:
+        k = path_hull(xs, ys, n, w, b_ext, e_ext, False, rx, ry, hull, 0)
     x0 = hull[0, 0]
     y0 = hull[0, 1]
     x1 = x0
