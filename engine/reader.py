@@ -495,6 +495,136 @@ def _i32u(buf, p):
 
 
 @jit
+def _u32u(buf, p):
+    """Big-endian uint32 at unsigned offset p (a record header as one word)."""
+    return ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
+            | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
+
+
+# record header words (length, type) with the data-type byte masked off: the common BOUNDARY shape
+W_MASK = np.uint32(0xFFFFFF00)
+W_BOUNDARY = np.uint32(0x00040800)
+W_LAYER = np.uint32(0x00060D00)
+W_DATATYPE = np.uint32(0x00060E00)
+W_ENDEL = np.uint32(0x00041100)
+
+
+@jit
+def _boundary_run(buf, pos, end, st, ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter, vtx,
+                  poly_bbox, poly_vtx_blk, poly_vtx_rel, poly_layer, poly_kind):
+    """Fast path of _load: consecutive BOUNDARY elements of the common shape (BOUNDARY LAYER
+    DATATYPE XY ENDEL, one header word each; the scan validated this record chain and counted
+    the points), from pos until another element or ``end``, in one loop without calls. A
+    4-point polygon (closing point dropped) is checked for an axis-parallel rectangle from the
+    coordinates read, and then stored as its bbox alone. st = [ip, iv, last layer key, its id,
+    n skipped (< 3 points), error]: read and updated; error 1 = layer table full at the
+    returned position. Returns the position of the first record not taken."""
+    ip = st[0]
+    iv = st[1]
+    last_key = st[2]
+    last_lid = st[3]
+    skipped = st[4]
+    blk_mask = (1 << VTX_BLOCK_SHIFT) - 1
+    while True:
+        p1 = np.uint64(pos + 4)
+        p2 = p1 + np.uint64(6)
+        p3 = p2 + np.uint64(6)
+        if pos + 20 > end:
+            break
+        if (_u32u(buf, np.uint64(pos)) & W_MASK) != W_BOUNDARY or \
+                (_u32u(buf, p1) & W_MASK) != W_LAYER or (_u32u(buf, p2) & W_MASK) != W_DATATYPE \
+                or buf[p3 + np.uint64(2)] != R.XY:
+            break
+        lx = (np.int64(buf[p3]) << 8) | np.int64(buf[p3 + np.uint64(1)])
+        p4 = np.int64(p3) + lx
+        if p4 + 4 > end or (_u32u(buf, np.uint64(p4)) & W_MASK) != W_ENDEL:
+            break
+        lay = (np.int64(buf[p1 + np.uint64(4)]) << 8) | np.int64(buf[p1 + np.uint64(5)])
+        dt = (np.int64(buf[p2 + np.uint64(4)]) << 8) | np.int64(buf[p2 + np.uint64(5)])
+        key = lay * 65536 + dt
+        if key != last_key:
+            lid = _layer_id(key, lay, dt, ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter)
+            if lid == -2:
+                st[5] = 1
+                break
+            last_key = key
+            last_lid = lid
+        pos = p4 + 4
+        if last_lid < 0:
+            continue
+        q = p3 + np.uint64(4)
+        m = (lx - 4) >> 3
+        last = q + np.uint64(8 * (m - 1))
+        x0 = _i32u(buf, q)
+        y0 = _i32u(buf, q + np.uint64(4))
+        if m > 1 and x0 == _i32u(buf, last) and y0 == _i32u(buf, last + np.uint64(4)):
+            m -= 1
+        if m < 3:
+            skipped += 1
+            continue
+        if m == 4:
+            x1 = _i32u(buf, q + np.uint64(8))
+            y1 = _i32u(buf, q + np.uint64(12))
+            x2 = _i32u(buf, q + np.uint64(16))
+            y2 = _i32u(buf, q + np.uint64(20))
+            x3 = _i32u(buf, q + np.uint64(24))
+            y3 = _i32u(buf, q + np.uint64(28))
+            rect = (x0 == x1 and y1 == y2 and x2 == x3 and y3 == y0) or \
+                (y0 == y1 and x1 == x2 and y2 == y3 and x3 == x0)
+            if not rect:
+                b = np.uint64(iv)
+                vtx[b, 0] = x0
+                vtx[b, 1] = y0
+                vtx[b + np.uint64(1), 0] = x1
+                vtx[b + np.uint64(1), 1] = y1
+                vtx[b + np.uint64(2), 0] = x2
+                vtx[b + np.uint64(2), 1] = y2
+                vtx[b + np.uint64(3), 0] = x3
+                vtx[b + np.uint64(3), 1] = y3
+                iv += 4
+            bx0 = min(min(x0, x1), min(x2, x3))
+            bx1 = max(max(x0, x1), max(x2, x3))
+            by0 = min(min(y0, y1), min(y2, y3))
+            by1 = max(max(y0, y1), max(y2, y3))
+        else:
+            bx0 = x0
+            bx1 = x0
+            by0 = y0
+            by1 = y0
+            b = np.uint64(iv)
+            for j in range(np.uint64(m)):
+                qj = q + np.uint64(8) * j
+                x = _i32u(buf, qj)
+                y = _i32u(buf, qj + np.uint64(4))
+                vtx[b + j, 0] = x
+                vtx[b + j, 1] = y
+                bx0 = min(bx0, x)
+                bx1 = max(bx1, x)
+                by0 = min(by0, y)
+                by1 = max(by1, y)
+            iv += m
+        u = np.uint64(ip)
+        poly_bbox[u, 0] = bx0
+        poly_bbox[u, 1] = by0
+        poly_bbox[u, 2] = bx1
+        poly_bbox[u, 3] = by1
+        poly_layer[u] = last_lid
+        poly_kind[u] = KIND_BOUNDARY
+        ip += 1
+        bi = np.uint64(ip >> VTX_BLOCK_SHIFT)
+        if (ip & blk_mask) == 0:
+            poly_vtx_blk[bi] = iv
+        poly_vtx_rel[np.uint64(ip)] = np.uint32(iv - poly_vtx_blk[bi])
+    st[0] = ip
+    st[1] = iv
+    st[2] = last_key
+    st[3] = last_lid
+    st[4] = skipped
+    return pos
+
+
+
+@jit
 def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
     """BOUNDARY points (closing point dropped) into vtx[iv:], bbox into poly_bbox[ip].
     Returns the new vertex count (unchanged for an axis-parallel rectangle, which is stored as
@@ -605,7 +735,7 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
           cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
           poly_kind, ref_cell, ref_xf, ref_org, ref_aref, ref_kind, xf_mat, xf_strans, xf_tab,
           aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, out):
-    """Pass 2. out: int64[12] = (n polygons, n vertices, n refs, err code, err offset, err record,
+    """Pass 3. out: int64[12] = (n polygons, n vertices, n refs, err code, err offset, err record,
     n skipped degenerate boundaries, n zero-width paths, absolute-transform flags seen,
     n transforms (xf rows), n AREFs, 1 when E_RETRY is for a full transform table)."""
     ip = 0
@@ -622,6 +752,7 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
     last_xf = -1
     poly_vtx_blk[0] = 0
     poly_vtx_rel[0] = 0
+    st = np.zeros(6, dtype=np.int64)
     for s in range(s_bgn.shape[0]):
         cell_poly_off[s] = ip
         cell_ref_off[s] = ir
@@ -650,45 +781,27 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
             rt = _byte(buf, pos + 2)
             if kind == K_NONE:
                 if rt == R.BOUNDARY and ln == 4:
-                    # fast path: BOUNDARY LAYER DATATYPE XY ENDEL (the common shape); walks
-                    # the same record chain the scan validated and counted
-                    p1 = pos + 4
-                    p2 = p1 + 6
-                    p3 = p2 + 6
-                    if p3 < end and buf[p1 + 2] == R.LAYER and buf[p1 + 1] == 6 and \
-                            buf[p1] == 0 and buf[p2 + 2] == R.DATATYPE and buf[p2 + 1] == 6 and \
-                            buf[p2] == 0 and buf[p3 + 2] == R.XY:
-                        lx = (np.int64(buf[p3]) << 8) | np.int64(buf[p3 + 1])
-                        p4 = p3 + lx
-                        if p4 < end and buf[p4 + 2] == R.ENDEL:
-                            lay = _u16(buf, p1 + 4)
-                            dt = _u16(buf, p2 + 4)
-                            key = lay * 65536 + dt
-                            if key == last_key:
-                                lid = last_lid
-                            else:
-                                lid = _layer_id(key, lay, dt, ltab, lkeys, lacc, nlay, f_all,
-                                                f_keys, use_filter)
-                                if lid == -2:
-                                    out[3] = E_LAYERS
-                                    out[4] = pos
-                                    out[5] = rt
-                                    return
-                                last_key = key
-                                last_lid = lid
-                            if lid >= 0:
-                                e = _store_boundary(buf, p3 + 4, (lx - 4) // 8, vtx, iv,
-                                                    poly_bbox, ip)
-                                if e >= 0:
-                                    iv = e
-                                    _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
-                                    poly_layer[ip] = lid
-                                    poly_kind[ip] = KIND_BOUNDARY
-                                    ip += 1
-                                else:
-                                    out[6] += 1
-                            pos = p4 + _u16(buf, p4)   # the ENDEL's own length
-                            continue
+                    st[0] = ip
+                    st[1] = iv
+                    st[2] = last_key
+                    st[3] = last_lid
+                    st[4] = out[6]
+                    q = _boundary_run(buf, pos, end, st, ltab, lkeys, lacc, nlay, f_all, f_keys,
+                                      use_filter, vtx, poly_bbox, poly_vtx_blk, poly_vtx_rel,
+                                      poly_layer, poly_kind)
+                    ip = st[0]
+                    iv = st[1]
+                    last_key = st[2]
+                    last_lid = st[3]
+                    out[6] = st[4]
+                    if st[5]:
+                        out[3] = E_LAYERS
+                        out[4] = q
+                        out[5] = R.BOUNDARY
+                        return
+                    if q != pos:
+                        pos = q
+                        continue
                 k = _elem_kind(rt)
                 if k != K_NONE:
                     kind = k
