@@ -156,6 +156,54 @@ def _fail(stats, code, off, rt):
 
 
 @jit
+def _u32u(buf, p):
+    """Big-endian uint32 at unsigned offset p (a record header as one word)."""
+    return ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
+            | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
+
+
+# record header words (length, type) with the data-type byte masked off: the common BOUNDARY shape
+W_MASK = np.uint32(0xFFFFFF00)
+W_BOUNDARY = np.uint32(0x00040800)
+W_LAYER = np.uint32(0x00060D00)
+W_DATATYPE = np.uint32(0x00060E00)
+W_ENDEL = np.uint32(0x00041100)
+
+
+@jit
+def _plain_boundaries(buf, pos, stats, s_npoly, s_nvtx, ns):
+    """Scan fast path: validates and counts consecutive BOUNDARY elements of the common shape
+    (BOUNDARY LAYER DATATYPE XY ENDEL, compared as header words; XY length 4 + 8k, k >= 1, the
+    whole element inside the file) from pos, as the general state machine would (same counts,
+    same verdict: anything else is left to it). Returns the position after the last one taken."""
+    n = buf.shape[0]
+    cap = s_npoly.shape[0]
+    nb = 0
+    nv = 0
+    while pos + 24 <= n:
+        p = np.uint64(pos)
+        if (_u32u(buf, p) & W_MASK) != W_BOUNDARY or \
+                (_u32u(buf, p + np.uint64(4)) & W_MASK) != W_LAYER or \
+                (_u32u(buf, p + np.uint64(10)) & W_MASK) != W_DATATYPE or \
+                buf[p + np.uint64(18)] != R.XY:
+            break
+        lx = (np.int64(buf[p + np.uint64(16)]) << 8) | np.int64(buf[p + np.uint64(17)])
+        e = pos + 16 + lx
+        if lx < 12 or (lx & 7) != 4 or e + 4 > n or (_u32u(buf, np.uint64(e)) & W_MASK) != W_ENDEL:
+            break
+        nb += 1
+        nv += (lx - 4) >> 3
+        pos = e + 4
+    stats[S_NBOUNDARY] += nb
+    stats[S_VTX] += nv
+    if ns < cap:
+        s_npoly[ns] += nb
+        s_nvtx[ns] += nv
+    return pos
+
+
+
+@jit
 def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s_nref):
     """Pass 1: validate headers and grammar, count. Per structure i (while i < capacity):
     s_bgn (BGNSTR offset), s_name/s_namelen (STRNAME data span), s_end (ENDSTR offset),
@@ -232,6 +280,13 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
             elif rt == R.ENDSTR or rt == R.ENDLIB or rt == R.BGNSTR or _elem_kind(rt) != K_NONE:
                 return _fail(stats, E_NOENDEL, pos, rt)
         elif state == 2:
+            if rt == R.BOUNDARY and ln == 4 and have_name:
+                k0 = stats[S_NBOUNDARY]
+                q = _plain_boundaries(buf, pos, stats, s_npoly, s_nvtx, ns)
+                if q != pos:
+                    nrec += 5 * (stats[S_NBOUNDARY] - k0) - 1   # this BOUNDARY counted above
+                    pos = q
+                    continue
             k = _elem_kind(rt)
             if k != K_NONE:
                 if not have_name:
@@ -492,21 +547,6 @@ def _i32u(buf, p):
     v = ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
          | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
     return np.int32(v)
-
-
-@jit
-def _u32u(buf, p):
-    """Big-endian uint32 at unsigned offset p (a record header as one word)."""
-    return ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
-            | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
-
-
-# record header words (length, type) with the data-type byte masked off: the common BOUNDARY shape
-W_MASK = np.uint32(0xFFFFFF00)
-W_BOUNDARY = np.uint32(0x00040800)
-W_LAYER = np.uint32(0x00060D00)
-W_DATATYPE = np.uint32(0x00060E00)
-W_ENDEL = np.uint32(0x00041100)
 
 
 @jit
