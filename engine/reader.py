@@ -1071,24 +1071,14 @@ def _rnd(v):
 
 
 @jit
-def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colvec, aref_rowvec,
-             r, b0, b1, b2, b3):
-    """Enclosing box of placement r (all lattice copies) of a child with bbox b: the 4 corners
-    of b transformed and rounded to the grid, then moved by the 4 lattice corner displacements
-    (rounded), as KLayout's array bbox. Returns (x0, y0, x1, y1). Scalars in and out: an array
-    view per call (child bbox row, output row) costs more than the arithmetic."""
+def _corner_box(m0, m1, m2, m3, tx, ty, b0, b1, b2, b3):
+    """Box of the 4 corners of (b0, b1, b2, b3) under the matrix (m0 m1; m2 m3) and the shift
+    (tx, ty), each corner rounded to the grid. Scalars only (inlined: no per-call array
+    arguments). Returns (x0, y0, x1, y1) as floats."""
     x0 = np.inf
     y0 = np.inf
     x1 = -np.inf
     y1 = -np.inf
-    r = np.uint64(r)
-    x = np.uint64(ref_xf[r])
-    m0 = xf_mat[x, 0]
-    m1 = xf_mat[x, 1]
-    m2 = xf_mat[x, 2]
-    m3 = xf_mat[x, 3]
-    tx = float(ref_org[r, 0])
-    ty = float(ref_org[r, 1])
     for ci in range(4):
         px = float(b0) if (ci & 1) == 0 else float(b2)
         py = float(b1) if (ci & 2) == 0 else float(b3)
@@ -1098,28 +1088,29 @@ def _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows, aref_colve
         y0 = min(y0, qy)
         x1 = max(x1, qx)
         y1 = max(y1, qy)
-    ia = ref_aref[r]
-    if ia >= 0 and (aref_cols[ia] > 1 or aref_rows[ia] > 1):
-        cols = aref_cols[ia]
-        rows = aref_rows[ia]
-        dx0 = 0.0
-        dy0 = 0.0
-        dx1 = 0.0
-        dy1 = 0.0
-        for li in range(1, 4):
-            i = 0 if (li & 1) == 0 else cols - 1
-            j = 0 if (li & 2) == 0 else rows - 1
-            dx = _rnd(i * aref_colvec[ia, 0] + j * aref_rowvec[ia, 0])
-            dy = _rnd(i * aref_colvec[ia, 1] + j * aref_rowvec[ia, 1])
-            dx0 = min(dx0, dx)
-            dy0 = min(dy0, dy)
-            dx1 = max(dx1, dx)
-            dy1 = max(dy1, dy)
-        x0 += dx0
-        y0 += dy0
-        x1 += dx1
-        y1 += dy1
-    return np.int64(x0), np.int64(y0), np.int64(x1), np.int64(y1)
+    return x0, y0, x1, y1
+
+
+@jit
+def _lattice_shift(aref_cols, aref_rows, aref_colvec, aref_rowvec, ia):
+    """Smallest and largest displacement (dx0, dy0, dx1, dy1) over the 4 corner copies of AREF
+    ia's lattice, each rounded to the grid (KLayout's array bbox)."""
+    cols = aref_cols[ia]
+    rows = aref_rows[ia]
+    dx0 = 0.0
+    dy0 = 0.0
+    dx1 = 0.0
+    dy1 = 0.0
+    for li in range(1, 4):
+        i = 0 if (li & 1) == 0 else cols - 1
+        j = 0 if (li & 2) == 0 else rows - 1
+        dx = _rnd(i * aref_colvec[ia, 0] + j * aref_rowvec[ia, 0])
+        dy = _rnd(i * aref_colvec[ia, 1] + j * aref_rowvec[ia, 1])
+        dx0 = min(dx0, dx)
+        dy0 = min(dy0, dy)
+        dx1 = max(dx1, dx)
+        dy1 = max(dy1, dy)
+    return dx0, dy0, dx1, dy1
 
 
 @jit
@@ -1190,16 +1181,32 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, xf_mat, ref
                 ref_bbox[r, 2] = -big
                 ref_bbox[r, 3] = -big
             else:
-                q0, q1, q2, q3 = _ref_box(xf_mat, ref_xf, ref_org, ref_aref, aref_cols, aref_rows,
-                                          aref_colvec, aref_rowvec, r, b0, b1, b2, b3)
-                ref_bbox[r, 0] = q0
-                ref_bbox[r, 1] = q1
-                ref_bbox[r, 2] = q2
-                ref_bbox[r, 3] = q3
-                x0 = min(x0, q0)
-                y0 = min(y0, q1)
-                x1 = max(x1, q2)
-                y1 = max(y1, q3)
+                # enclosing box of placement r (all lattice copies): the child's 4 corners
+                # transformed and rounded, moved by the 4 rounded lattice corner displacements
+                x = np.uint64(ref_xf[r])
+                q0, q1, q2, q3 = _corner_box(xf_mat[x, 0], xf_mat[x, 1], xf_mat[x, 2],
+                                             xf_mat[x, 3], float(ref_org[r, 0]),
+                                             float(ref_org[r, 1]), b0, b1, b2, b3)
+                ia = ref_aref[r]
+                if ia >= 0 and (aref_cols[ia] > 1 or aref_rows[ia] > 1):
+                    d0, d1, d2, d3 = _lattice_shift(aref_cols, aref_rows, aref_colvec,
+                                                    aref_rowvec, ia)
+                    q0 += d0
+                    q1 += d1
+                    q2 += d2
+                    q3 += d3
+                i0 = np.int64(q0)
+                i1 = np.int64(q1)
+                i2 = np.int64(q2)
+                i3 = np.int64(q3)
+                ref_bbox[r, 0] = i0
+                ref_bbox[r, 1] = i1
+                ref_bbox[r, 2] = i2
+                ref_bbox[r, 3] = i3
+                x0 = min(x0, i0)
+                y0 = min(y0, i1)
+                x1 = max(x1, i2)
+                y1 = max(y1, i3)
         cell_bbox[c, 0] = x0
         cell_bbox[c, 1] = y0
         cell_bbox[c, 2] = x1
