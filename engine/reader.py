@@ -41,7 +41,7 @@ from engine.codec import real8_at
 from engine.database import (KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
                              VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
-from engine.jit import jit
+from engine.jit import jit, njit
 from engine.layers import ANY, parse_layers
 from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_hull
 
@@ -406,7 +406,7 @@ def _hash(buf, p, ln):
     return h
 
 
-@jit
+@njit(inline="always")
 def _lookup(buf, p, ln, table, name_pos, name_len, name_hash, nbuf, ncells, insert):
     """Cell id of the name buf[p:p+ln]. Names live compactly in nbuf (cell c at
     nbuf[name_pos[c]:+name_len[c]]). Inserts an absent name as cell ``ncells[0]`` when insert.
@@ -726,7 +726,7 @@ def _set_off(blk, rel, q, iv):
     rel[q] = np.uint32(iv - blk[b])
 
 
-@jit
+@njit(inline="always")
 def _xf_row(mag, angle, reflect, xf_mat, xf_strans, xf_tab, out):
     """Row of the transform (mag, angle, reflect) in xf_mat/xf_strans, added when new (out[9]
     counts rows); an open-addressing hash table xf_tab (-1 = free) finds it. Returns -1 when
