@@ -16,7 +16,8 @@ Reading rules (KLayout's where the format leaves room):
 * BOUNDARY: the closing point is dropped when it repeats the first; fewer than 3 points left ->
   skipped with a warning (still counted). BOX: the bounding box of its points, 4 vertices.
 * PATH: engine.paths (KLayout's hull); zero-width paths make no polygon (counted, warned); a
-  round-ended path's poly_bbox is KLayout's box (the square-ended hull's), see _square_path_bbox.
+  round-ended path's poly_bbox is KLayout's box (the square-ended hull's), see _square_box;
+  two-point paths off the segment shortcut go through a memo of their hull (_path2_hull).
 * SREF/AREF: GDSII order (reflect about x, magnify, rotate CCW, translate); an ANGLE within 1e-9
   of a multiple of 90 degrees gives exact 0/+-mag matrix entries. COLROW 0 is read as 1, and an
   AREF axis whose lattice vector is zero gets 1 copy (as KLayout). Absolute MAG/ANGLE flags in
@@ -49,6 +50,8 @@ BIG = np.iinfo(np.int64).max // 4
 I32MIN, I32MAX = -(1 << 31), (1 << 31) - 1
 CONTEXT_CELL = b"$$$CONTEXT_INFO$$$"   # KLayout's meta-data structure, skipped
 MAX_XY = 8191          # points in one XY record (65535-byte record)
+PC_SLOTS = 4096        # two-point path hull memo (_path2_hull): slots, points per slot
+PC_POINTS = 4 * SEMI_CIRCLE_POINTS
 
 # error codes of the kernels
 (E_OK, E_TRUNC, E_SHORTLEN, E_ODDLEN, E_PASTEOF, E_UNKNOWN, E_NOHEADER, E_GRAMMAR, E_NOENDEL,
@@ -516,12 +519,12 @@ def _poly_bbox(vtx, a, b, pb, ip):
 
 
 @jit
-def _square_path_bbox(xs, ys, n, w, b_ext, e_ext, rx, ry, hull, pb, ip):
+def _square_box(xs, ys, n, w, b_ext, e_ext, rx, ry, hull):
     """KLayout's bbox of a round-ended path (``db::path::box``): the bbox of the hull built with
     square ends of the same extensions, not of the rounded polygon. Selection ("touching") uses
     this box, so for round-ended paths the stored vertices may lie outside poly_bbox (slanted
-    ends: the box is larger; custom negative extensions: a few vertices beyond it). Clamped to
-    int32."""
+    ends: the box is larger; custom negative extensions: a few vertices beyond it). Uses hull
+    as scratch. Returns (x0, y0, x1, y1), not clamped."""
     k = segment_hull(xs[0], ys[0], xs[1], ys[1], w, b_ext, e_ext, hull) if n == 2 else 0
     if k == 0:
         k = path_hull(xs, ys, n, w, b_ext, e_ext, False, rx, ry, hull, 0)
@@ -534,10 +537,72 @@ def _square_path_bbox(xs, ys, n, w, b_ext, e_ext, rx, ry, hull, pb, ip):
         y0 = min(y0, hull[j, 1])
         x1 = max(x1, hull[j, 0])
         y1 = max(y1, hull[j, 1])
+    return x0, y0, x1, y1
+
+
+@jit
+def _clamped_box(x0, y0, x1, y1, pb, ip):
     pb[ip, 0] = max(x0, I32MIN)
     pb[ip, 1] = max(y0, I32MIN)
     pb[ip, 2] = min(x1, I32MAX)
     pb[ip, 3] = min(y1, I32MAX)
+
+
+@jit
+def _path2_hull(xs, ys, w, b_ext, e_ext, round_ends, rx, ry, hull, pc_key, pc_pts, pc_n):
+    """Hull (into hull[0:k], returns k) of a two-point path that the segment shortcut does not
+    take (round ends, slanted), through a direct-mapped memo keyed by (dx, dy, width,
+    extensions, round): the construction only ever adds rounded offsets to the path's own
+    vertices, so the hull of a translated path is the translated hull, to the bit. The memo
+    holds the hull of the path moved to the origin, and for round ends its square-ended box
+    (pc_key[slot, 6:10]). Returns k * PC_SLOTS + slot."""
+    x0 = xs[0]
+    y0 = ys[0]
+    dx = xs[1] - x0
+    dy = ys[1] - y0
+    r = 1 if round_ends else 0
+    hv = (np.uint64(dx) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(dy) * np.uint64(0xC2B2AE3D27D4EB4F)
+          ^ np.uint64(w) * np.uint64(0x165667B19E3779F9) ^ np.uint64(b_ext) * np.uint64(0x27D4EB2F165667C5)
+          ^ np.uint64(e_ext) * np.uint64(0x94D049BB133111EB) ^ np.uint64(r))
+    slot = np.int64((hv >> np.uint64(29)) & np.uint64(PC_SLOTS - 1))
+    k = pc_n[slot]
+    if not (k > 0 and pc_key[slot, 0] == dx and pc_key[slot, 1] == dy and pc_key[slot, 2] == w
+            and pc_key[slot, 3] == b_ext and pc_key[slot, 4] == e_ext and pc_key[slot, 5] == r):
+        xs[0] = 0
+        ys[0] = 0
+        xs[1] = dx
+        ys[1] = dy
+        if round_ends:
+            q0, q1, q2, q3 = _square_box(xs, ys, 2, w, b_ext, e_ext, rx, ry, hull)
+            pc_key[slot, 6] = q0
+            pc_key[slot, 7] = q1
+            pc_key[slot, 8] = q2
+            pc_key[slot, 9] = q3
+        k = path_hull(xs, ys, 2, w, b_ext, e_ext, round_ends, rx, ry, hull, 0)
+        xs[0] = x0
+        ys[0] = y0
+        xs[1] = x0 + dx
+        ys[1] = y0 + dy
+        if k > pc_pts.shape[1]:       # never for two points; no memo then
+            pc_n[slot] = 0
+            for j in range(k):
+                hull[j, 0] += x0
+                hull[j, 1] += y0
+            return k * PC_SLOTS + slot
+        for j in range(k):
+            pc_pts[slot, j, 0] = hull[j, 0]
+            pc_pts[slot, j, 1] = hull[j, 1]
+        pc_key[slot, 0] = dx
+        pc_key[slot, 1] = dy
+        pc_key[slot, 2] = w
+        pc_key[slot, 3] = b_ext
+        pc_key[slot, 4] = e_ext
+        pc_key[slot, 5] = r
+        pc_n[slot] = k
+    for j in range(k):
+        hull[j, 0] = pc_pts[slot, j, 0] + x0
+        hull[j, 1] = pc_pts[slot, j, 1] + y0
+    return k * PC_SLOTS + slot
 
 
 @jit
@@ -774,7 +839,8 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
           ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter,
           cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
           poly_kind, ref_cell, ref_xf, ref_org, ref_aref, ref_kind, xf_mat, xf_strans, xf_tab,
-          aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, out):
+          aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, pc_key, pc_pts,
+          pc_n, out):
     """Pass 3. out: int64[12] = (n polygons, n vertices, n refs, err code, err offset, err record,
     n skipped degenerate boundaries, n zero-width paths, absolute-transform flags seen,
     n transforms (xf rows), n AREFs, 1 when E_RETRY is for a full transform table)."""
@@ -947,10 +1013,16 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     xs[j] = _i32(buf, xy + 8 * j)
                                     ys[j] = _i32(buf, xy + 8 * j + 4)
                                 k = 0
+                                slot = -1
                                 if nxy == 2 and pathtype != 1:
                                     k = segment_hull(xs[0], ys[0], xs[1], ys[1], w, b_ext, e_ext,
                                                      hull)
-                                if k == 0:
+                                if k == 0 and nxy == 2:
+                                    ks = _path2_hull(xs, ys, w, b_ext, e_ext, pathtype == 1, rx,
+                                                     ry, hull, pc_key, pc_pts, pc_n)
+                                    k = ks // PC_SLOTS
+                                    slot = ks % PC_SLOTS
+                                elif k == 0:
                                     k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx,
                                                   ry, hull, 0)
                                 if iv + k > vtx.shape[0]:      # cannot happen: scan's bound
@@ -969,9 +1041,14 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     vtx[iv, 0] = x
                                     vtx[iv, 1] = y
                                     iv += 1
-                                if pathtype == 1:
-                                    _square_path_bbox(xs, ys, nxy, w, b_ext, e_ext, rx, ry, hull,
-                                                      poly_bbox, ip)
+                                if pathtype == 1 and slot >= 0:   # the memo's box, moved
+                                    _clamped_box(pc_key[slot, 6] + xs[0], pc_key[slot, 7] + ys[0],
+                                                 pc_key[slot, 8] + xs[0], pc_key[slot, 9] + ys[0],
+                                                 poly_bbox, ip)
+                                elif pathtype == 1:
+                                    q0, q1, q2, q3 = _square_box(xs, ys, nxy, w, b_ext, e_ext, rx,
+                                                                 ry, hull)
+                                    _clamped_box(q0, q1, q2, q3, poly_bbox, ip)
                                 else:
                                     _poly_bbox(vtx, a, iv, poly_bbox, ip)
                                     if k == 4 and _is_rect(vtx, a):
@@ -1379,13 +1456,17 @@ def load_gdsii(path, layers=None):
         rx = np.empty(MAX_XY + 1, dtype=np.int64)
         ry = np.empty(MAX_XY + 1, dtype=np.int64)
         hull = np.empty((6 * (MAX_XY + 1) + 2 * SEMI_CIRCLE_POINTS + 8, 2), dtype=np.int64)
+        pc_key = np.empty((PC_SLOTS, 10), dtype=np.int64)
+        pc_pts = np.empty((PC_SLOTS, PC_POINTS, 2), dtype=np.int64)
+        pc_n = np.zeros(PC_SLOTS, dtype=np.int64)
         out = np.zeros(12, dtype=np.int64)
         ta = time.perf_counter()
         _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
               ltab, lkeys, lacc, nlay, f_all, f_keys, layers is not None,
               cell_poly_off, cell_ref_off, poly_vtx_blk, poly_vtx_rel, vtx, poly_layer, poly_bbox,
               poly_kind, ref_cell, ref_xf, ref_org, ref_aref, ref_kind, xf_mat, xf_strans, xf_tab,
-              aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, out)
+              aref_cols, aref_rows, aref_colvec, aref_rowvec, xs, ys, rx, ry, hull, pc_key, pc_pts,
+              pc_n, out)
         if out[3] == E_RETRY and out[11] == 1:      # transform table full
             xcap *= 8
             continue

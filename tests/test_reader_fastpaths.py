@@ -37,9 +37,39 @@ def _run(g, x0, y0, n_layers=(1, 2)):
         g.boundary(lay, 0, [(x, y), (x, y + 10), (x + 10, y + 10), (x + 10, y)], close=False)
 
 
+def _wires(g, n=400, seed=5):
+    """Two-point paths off the segment shortcut (round ends, slanted), a few shapes repeated at
+    many places (the hull memo's hits) and many distinct ones (its misses and slot reuse).
+    Returns [(points, width, pathtype, bgnextn, endextn)] in file order."""
+    rng = np.random.default_rng(seed)
+    shapes = [((int(rng.integers(-900, 900)), int(rng.integers(-900, 900))),
+               int(rng.integers(1, 300)) * 2 + int(rng.integers(0, 2)), int(rng.choice([0, 1, 2, 4])))
+              for _ in range(12)]
+    out = []
+    for i in range(n):
+        if i % 3 == 0:   # distinct
+            d = (int(rng.integers(-2000, 2000)), int(rng.integers(-2000, 2000)))
+            w, pt = int(rng.integers(1, 400)), int(rng.choice([1, 1, 0, 4]))
+        else:
+            d, w, pt = shapes[int(rng.integers(0, len(shapes)))]
+        if i % 7 == 0:
+            d = (d[0], 0)       # axis-parallel: round ones only reach the memo
+        x, y = int(rng.integers(-10 ** 6, 10 ** 6)), int(rng.integers(-10 ** 6, 10 ** 6))
+        bgn = end = None
+        if pt == 4 or i % 11 == 0:
+            bgn, end = int(rng.integers(-50, 200)), int(rng.integers(-50, 200))
+        pts = [(x, y), (x + d[0], y + d[1])]
+        g.path(8, 0, pts, w, pathtype=pt, bgnextn=bgn, endextn=end)
+        out.append((pts, w, pt, bgn, end))
+    return out
+
+
 def crafted(path):
     g = GDS()
     g.begin()
+    g.bgnstr("WIRES")
+    _wires(g)
+    g.endstr()
     g.bgnstr("LEAF")
     _run(g, 0, 0)
     g.boundary(3, 0, [(0, 0), (10, 0), (10, 10), (0, 10)], props=[(1, "p")])   # general path
@@ -65,6 +95,7 @@ def crafted(path):
     g.sref("MID", 0, 100000, angle=180.0)
     g.sref("LEAF", -50000, 0)
     g.sref("MID", 300000, 0)
+    g.sref("WIRES", 0, -300000)
     _run(g, -90000, -90000)
     g.endstr()
     g.endlib()
@@ -138,3 +169,30 @@ def test_degenerate_boundaries_in_a_run(tmp_path):
     assert got == [sorted(w) for w in want]
     assert np.array_equal(arrays["poly_bbox"][:, :2], np.array([np.min(w, 0) for w in want]))
     assert np.array_equal(arrays["poly_bbox"][:, 2:], np.array([np.max(w, 0) for w in want]))
+
+
+def test_two_point_path_memo_is_the_construction(tmp_path):
+    """Every two-point path is stored with the very vertices of engine.paths.path_polygon (the
+    construction tested against KLayout in test_paths), whether its hull came from the memo or
+    was built; round-ended boxes are KLayout's (checked in test_against_klayout)."""
+    from engine.database import polygon_arrays
+    from engine.paths import path_polygon
+    from engine.reader import load_gdsii
+    g = GDS()
+    g.begin()
+    g.bgnstr("W")
+    wires = _wires(g, n=3000, seed=9)
+    g.endstr()
+    g.endlib()
+    p = tmp_path / "wires.gds"
+    p.write_bytes(g.bytes())
+    arrays, meta = load_gdsii(str(p))
+    off, v = polygon_arrays(arrays)
+    assert len(off) - 1 == len(wires)
+    for k, (pts, w, pt, bgn, end) in enumerate(wires):
+        want = path_polygon(pts, w, pt, bgn, end)
+        got = v[off[k]:off[k + 1]]
+        if len(want) == 4 and len(got) == 4 and not np.array_equal(got, want):
+            assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want.tolist())), k
+        else:
+            assert np.array_equal(got, want), (k, pts, w, pt, bgn, end)
