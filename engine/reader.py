@@ -381,10 +381,30 @@ def _scan(buf, known, stats, s_bgn, s_name, s_namelen, s_end, s_npoly, s_nvtx, s
 
 
 @jit
-def _same(buf, p, q, ln):
-    for i in range(ln):
-        if buf[p + i] != buf[q + i]:
+def _word(buf, p):
+    """The 8 bytes at unsigned offset p as one uint64 (big endian)."""
+    w = np.uint64(0)
+    for j in range(8):
+        w = (w << np.uint64(8)) | np.uint64(buf[p + np.uint64(j)])
+    return w
+
+
+@jit
+def _equal(a, p, b, q, ln):
+    """a[p:p+ln] == b[q:q+ln], 8 bytes per compare (unsigned indices: no wraparound code;
+    byte by byte it cost twice the name hash)."""
+    pu = np.uint64(p)
+    qu = np.uint64(q)
+    n = np.uint64(ln)
+    i = np.uint64(0)
+    while i + np.uint64(8) <= n:
+        if _word(a, pu + i) != _word(b, qu + i):
             return False
+        i += np.uint64(8)
+    while i < n:
+        if a[pu + i] != b[qu + i]:
+            return False
+        i += np.uint64(1)
     return True
 
 
@@ -409,42 +429,53 @@ def _hash(buf, p, ln):
     return h
 
 
-@njit(inline="always")
+@jit
 def _lookup(buf, p, ln, table, name_pos, name_len, name_hash, nbuf, ncells, insert):
     """Cell id of the name buf[p:p+ln]. Names live compactly in nbuf (cell c at
     nbuf[name_pos[c]:+name_len[c]]). Inserts an absent name as cell ``ncells[0]`` when insert.
-    Returns -1 when absent (no insert) and -2 when a capacity is exhausted."""
-    mask = table.shape[0] - 1
+    Returns -1 when absent (no insert) and -2 when a capacity is exhausted. Small, so that the
+    compiler inlines it (a call passing 7 arrays costs more than the lookup: reference counts);
+    the insertion is a call on the rare path."""
     hv = _hash(buf, p, ln)
+    h = _find(buf, p, ln, hv, table, name_pos, name_len, name_hash, nbuf)
+    if h >= 0:
+        return table[h]
+    if not insert:
+        return -1
+    return _insert(buf, p, ln, hv, -h - 1, table, name_pos, name_len, name_hash, nbuf, ncells)
+
+
+@jit
+def _find(buf, p, ln, hv, table, name_pos, name_len, name_hash, nbuf):
+    """Slot of table holding the name buf[p:p+ln] (hash hv), or -1 - the free slot where it
+    would go. Small enough for the compiler to inline (no per-call reference counting)."""
+    mask = table.shape[0] - 1
     h = np.int64(hv & np.uint64(mask))
     while True:
         c = table[h]
         if c < 0:
-            if not insert:
-                return -1
-            c = ncells[0]
-            q = ncells[1]
-            if c >= name_pos.shape[0] or q + ln > nbuf.shape[0]:
-                return -2
-            for i in range(ln):
-                nbuf[q + i] = buf[p + i]
-            table[h] = c
-            name_pos[c] = q
-            name_len[c] = ln
-            name_hash[c] = hv
-            ncells[0] = c + 1
-            ncells[1] = q + ln
-            return c
-        if name_hash[c] == hv and name_len[c] == ln:
-            q = name_pos[c]
-            same = True
-            for i in range(ln):
-                if nbuf[q + i] != buf[p + i]:
-                    same = False
-                    break
-            if same:
-                return c
+            return -1 - h
+        if name_hash[c] == hv and name_len[c] == ln and _equal(nbuf, name_pos[c], buf, p, ln):
+            return h
         h = (h + 1) & mask
+
+
+@jit
+def _insert(buf, p, ln, hv, h, table, name_pos, name_len, name_hash, nbuf, ncells):
+    """Add the name buf[p:p+ln] (hash hv, free slot h) as cell ncells[0]; -2 when full."""
+    c = ncells[0]
+    q = ncells[1]
+    if c >= name_pos.shape[0] or q + ln > nbuf.shape[0]:
+        return -2
+    for i in range(ln):
+        nbuf[q + i] = buf[p + i]
+    table[h] = c
+    name_pos[c] = q
+    name_len[c] = ln
+    name_hash[c] = hv
+    ncells[0] = c + 1
+    ncells[1] = q + ln
+    return c
 
 
 @jit
@@ -1070,11 +1101,17 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                         out[4] = sname - 4
                         out[5] = R.SNAME
                         return
-                    if snamelen == last_snamelen and _same(buf, sname, last_sname, snamelen):
+                    if snamelen == last_snamelen and _equal(buf, sname, buf, last_sname, snamelen):
                         c = last_cell
                     else:
-                        c = _lookup(buf, sname, snamelen, table, name_pos, name_len, name_hash,
-                                    nbuf, ncells, True)
+                        hv = _hash(buf, sname, snamelen)     # _lookup, with _find inlined
+                        h = _find(buf, sname, snamelen, hv, table, name_pos, name_len, name_hash,
+                                  nbuf)
+                        if h >= 0:
+                            c = table[h]
+                        else:
+                            c = _insert(buf, sname, snamelen, hv, -1 - h, table, name_pos,
+                                        name_len, name_hash, nbuf, ncells)
                         last_sname = sname
                         last_snamelen = snamelen
                         last_cell = c
