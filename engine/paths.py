@@ -286,6 +286,23 @@ def segment_hull(x0, y0, x1, y1, width, bgn_ext, end_ext, out):
     return 4
 
 
+@jit
+def segment_box(x0, y0, x1, y1, width, bgn_ext, end_ext):
+    """Bounding box (x0, y0, x1, y1) of ``segment_hull``'s 4 points, from scalars alone (that
+    hull is always an axis-parallel rectangle, stored as its box). Only for what segment_hull
+    takes: a two-point axis-parallel path, no round ends."""
+    h = _rnd(width * 0.5)
+    if y0 == y1:
+        s = 1 if x1 > x0 else -1
+        xa = x0 - s * bgn_ext
+        xb = x1 + s * end_ext
+        return min(xa, xb), min(y0 + h, y0 - h), max(xa, xb), max(y0 + h, y0 - h)
+    s = 1 if y1 > y0 else -1
+    ya = y0 - s * bgn_ext
+    yb = y1 + s * end_ext
+    return min(x0 - h, x0 + h), min(ya, yb), max(x0 - h, x0 + h), max(ya, yb)
+
+
 def max_hull_points(npoints: int, round_ends: bool) -> int:
     """Upper bound of the hull size for a path of ``npoints`` points."""
     return 6 * max(npoints, 1) + (2 * SEMI_CIRCLE_POINTS if round_ends else 4)

@@ -44,7 +44,7 @@ from engine.database import (KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND
 from engine.errors import ClipmillError
 from engine.jit import jit, njit
 from engine.layers import ANY, parse_layers
-from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_hull
+from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_box, segment_hull
 
 BIG = np.iinfo(np.int64).max // 4
 I32MIN, I32MAX = -(1 << 31), (1 << 31) - 1
@@ -161,7 +161,8 @@ def _fail(stats, code, off, rt):
 @jit
 def _u32u(buf, p):
     """Big-endian uint32 at unsigned offset p (a record header as one word)."""
-    return ((np.uint32(buf[p]) << np.uint32(24)) | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
+    return ((np.uint32(buf[p]) << np.uint32(24))
+            | (np.uint32(buf[p + np.uint64(1)]) << np.uint32(16))
             | (np.uint32(buf[p + np.uint64(2)]) << np.uint32(8)) | np.uint32(buf[p + np.uint64(3)]))
 
 
@@ -592,8 +593,10 @@ def _path2_hull(xs, ys, w, b_ext, e_ext, round_ends, rx, ry, hull, pc_key, pc_pt
     dx = xs[1] - x0
     dy = ys[1] - y0
     r = 1 if round_ends else 0
-    hv = (np.uint64(dx) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(dy) * np.uint64(0xC2B2AE3D27D4EB4F)
-          ^ np.uint64(w) * np.uint64(0x165667B19E3779F9) ^ np.uint64(b_ext) * np.uint64(0x27D4EB2F165667C5)
+    hv = (np.uint64(dx) * np.uint64(0x9E3779B97F4A7C15)
+          ^ np.uint64(dy) * np.uint64(0xC2B2AE3D27D4EB4F)
+          ^ np.uint64(w) * np.uint64(0x165667B19E3779F9)
+          ^ np.uint64(b_ext) * np.uint64(0x27D4EB2F165667C5)
           ^ np.uint64(e_ext) * np.uint64(0x94D049BB133111EB) ^ np.uint64(r))
     slot = np.int64((hv >> np.uint64(29)) & np.uint64(PC_SLOTS - 1))
     k = pc_n[slot]
@@ -1045,45 +1048,59 @@ def _load(buf, s_bgn, s_end, table, name_pos, name_len, name_hash, nbuf, ncells,
                                     ys[j] = _i32(buf, xy + 8 * j + 4)
                                 k = 0
                                 slot = -1
-                                if nxy == 2 and pathtype != 1:
-                                    k = segment_hull(xs[0], ys[0], xs[1], ys[1], w, b_ext, e_ext,
-                                                     hull)
-                                if k == 0 and nxy == 2:
-                                    ks = _path2_hull(xs, ys, w, b_ext, e_ext, pathtype == 1, rx,
-                                                     ry, hull, pc_key, pc_pts, pc_n)
-                                    k = ks // PC_SLOTS
-                                    slot = ks % PC_SLOTS
-                                elif k == 0:
-                                    k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1, rx,
-                                                  ry, hull, 0)
-                                if iv + k > vtx.shape[0]:      # cannot happen: scan's bound
-                                    out[3] = E_GRAMMAR
-                                    out[4] = pos
-                                    out[5] = rt
-                                    return
-                                for j in range(k):
-                                    x = hull[j, 0]
-                                    y = hull[j, 1]
-                                    if x < I32MIN or x > I32MAX or y < I32MIN or y > I32MAX:
+                                if nxy == 2 and pathtype != 1 and \
+                                        (xs[0] == xs[1]) != (ys[0] == ys[1]):
+                                    # segment_hull's rectangle: its box alone, from scalars
+                                    q0, q1, q2, q3 = segment_box(xs[0], ys[0], xs[1], ys[1], w,
+                                                                 b_ext, e_ext)
+                                    if q0 < I32MIN or q2 > I32MAX or q1 < I32MIN or q3 > I32MAX:
                                         out[3] = E_COORD
                                         out[4] = xy - 4
                                         out[5] = R.XY
                                         return
-                                    vtx[iv, 0] = x
-                                    vtx[iv, 1] = y
-                                    iv += 1
-                                if pathtype == 1 and slot >= 0:   # the memo's box, moved
-                                    _clamped_box(pc_key[slot, 6] + xs[0], pc_key[slot, 7] + ys[0],
-                                                 pc_key[slot, 8] + xs[0], pc_key[slot, 9] + ys[0],
-                                                 poly_bbox, ip)
-                                elif pathtype == 1:
-                                    q0, q1, q2, q3 = _square_box(xs, ys, nxy, w, b_ext, e_ext, rx,
-                                                                 ry, hull)
-                                    _clamped_box(q0, q1, q2, q3, poly_bbox, ip)
+                                    poly_bbox[ip, 0] = q0
+                                    poly_bbox[ip, 1] = q1
+                                    poly_bbox[ip, 2] = q2
+                                    poly_bbox[ip, 3] = q3
                                 else:
-                                    _poly_bbox(vtx, a, iv, poly_bbox, ip)
-                                    if k == 4 and _is_rect(vtx, a):
-                                        iv = a                 # a rectangle: its bbox
+                                    if nxy == 2:
+                                        ks = _path2_hull(xs, ys, w, b_ext, e_ext, pathtype == 1, rx,
+                                                         ry, hull, pc_key, pc_pts, pc_n)
+                                        k = ks // PC_SLOTS
+                                        slot = ks % PC_SLOTS
+                                    else:
+                                        k = path_hull(xs, ys, nxy, w, b_ext, e_ext, pathtype == 1,
+                                                      rx, ry, hull, 0)
+                                    if iv + k > vtx.shape[0]:      # cannot happen: scan's bound
+                                        out[3] = E_GRAMMAR
+                                        out[4] = pos
+                                        out[5] = rt
+                                        return
+                                    for j in range(k):
+                                        x = hull[j, 0]
+                                        y = hull[j, 1]
+                                        if x < I32MIN or x > I32MAX or y < I32MIN or y > I32MAX:
+                                            out[3] = E_COORD
+                                            out[4] = xy - 4
+                                            out[5] = R.XY
+                                            return
+                                        vtx[iv, 0] = x
+                                        vtx[iv, 1] = y
+                                        iv += 1
+                                    if pathtype == 1 and slot >= 0:   # the memo's box, moved
+                                        ox = xs[0]
+                                        oy = ys[0]
+                                        _clamped_box(pc_key[slot, 6] + ox, pc_key[slot, 7] + oy,
+                                                     pc_key[slot, 8] + ox, pc_key[slot, 9] + oy,
+                                                     poly_bbox, ip)
+                                    elif pathtype == 1:
+                                        q0, q1, q2, q3 = _square_box(xs, ys, nxy, w, b_ext, e_ext,
+                                                                     rx, ry, hull)
+                                        _clamped_box(q0, q1, q2, q3, poly_bbox, ip)
+                                    else:
+                                        _poly_bbox(vtx, a, iv, poly_bbox, ip)
+                                        if k == 4 and _is_rect(vtx, a):
+                                            iv = a                 # a rectangle: its bbox
                         if stored:
                             _set_off(poly_vtx_blk, poly_vtx_rel, ip + 1, iv)
                             poly_layer[ip] = lid

@@ -124,3 +124,16 @@ def test_segment_hull_matches_klayout_and_the_general_construction():
     # not a segment it handles: slanted, or a single point
     assert segment_hull(0, 0, 10, 5, 4, 0, 0, out) == 0
     assert segment_hull(3, 3, 3, 3, 4, 0, 0, out) == 0
+
+
+def test_segment_box_is_the_box_of_segment_hull():
+    """The reader stores a two-point axis-parallel path as segment_box alone: it must be the
+    bounding box of segment_hull's rectangle (tested above against KLayout)."""
+    from engine.paths import segment_box, segment_hull
+    rng = np.random.default_rng(11)
+    out = np.zeros((4, 2), dtype=np.int64)
+    for (x0, y0, x1, y1), width, pathtype, bgn, end in _segments(rng, 3000):
+        w, b, e, _ = gds_extensions(pathtype, width, bgn, end)
+        assert segment_hull(x0, y0, x1, y1, w, b, e, out) == 4
+        box = (out[:, 0].min(), out[:, 1].min(), out[:, 0].max(), out[:, 1].max())
+        assert segment_box(x0, y0, x1, y1, w, b, e) == box, ((x0, y0, x1, y1), w, b, e)

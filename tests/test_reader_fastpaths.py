@@ -43,8 +43,8 @@ def _wires(g, n=400, seed=5):
     Returns [(points, width, pathtype, bgnextn, endextn)] in file order."""
     rng = np.random.default_rng(seed)
     shapes = [((int(rng.integers(-900, 900)), int(rng.integers(-900, 900))),
-               int(rng.integers(1, 300)) * 2 + int(rng.integers(0, 2)), int(rng.choice([0, 1, 2, 4])))
-              for _ in range(12)]
+               int(rng.integers(1, 300)) * 2 + int(rng.integers(0, 2)),
+               int(rng.choice([0, 1, 2, 4]))) for _ in range(12)]
     out = []
     for i in range(n):
         if i % 3 == 0:   # distinct
