@@ -4,12 +4,19 @@ Passes (no Python per record):
   1. ``_scan``: walks every record header (length even, >= 4, inside the file, known type), checks
      the record grammar (structures, elements, ENDEL/ENDSTR/ENDLIB), counts elements per kind and
      upper bounds of polygons / vertices / placements, and notes each structure's byte offsets.
+     Runs of the common BOUNDARY shape (BOUNDARY LAYER DATATYPE XY ENDEL) are checked a header
+     word at a time by ``_plain_boundaries`` (same verdict and counts as the state machine).
   2. ``_names``: hashes the structure names (FNV-1a, open addressing over spans of the file).
   3. ``_load``: decodes the elements into preallocated output arrays: boundaries, boxes and paths
      (via engine.paths) as int32 polygons, SREF/AREF as placements; SNAMEs resolved through the
      hash (names never defined become empty cells); layer filter applied before storing anything.
-  4. ``_bboxes``: cell and placement bounding boxes bottom-up in topological order (Kahn), which
-     also detects reference cycles.
+     Runs of the common BOUNDARY shape go through one call-free loop (``_boundary_run``);
+     two-point axis-parallel paths are stored as their box from scalars, other two-point paths
+     through a memo of their hull (``_path2_hull``). Hot helpers stay small enough to be inlined:
+     a call passing arrays costs reference counting per array.
+  4. ``_bboxes``: cell and placement bounding boxes bottom-up in topological order (post-order
+     DFS), which also detects reference cycles; placements with integer matrices are boxed in
+     integers (``_int_box``, exact), others by rounding the 4 transformed corners.
 Every kernel reports problems as (code, byte offset, record type); ``ClipmillError`` is raised here.
 
 Reading rules (KLayout's where the format leaves room):
@@ -1223,6 +1230,26 @@ def _corner_box(m0, m1, m2, m3, tx, ty, b0, b1, b2, b3):
 
 
 @jit
+def _small_ints(m0, m1, m2, m3):
+    """Are the matrix entries integers of magnitude <= 1024 (90-degree multiples, integer
+    magnification)? Then _corner_box's arithmetic is exact and _int_box gives its result."""
+    return (m0 == math.floor(m0) and m1 == math.floor(m1) and m2 == math.floor(m2)
+            and m3 == math.floor(m3) and max(abs(m0), abs(m1), abs(m2), abs(m3)) <= 1024.0)
+
+
+@jit
+def _int_box(m0, m1, m2, m3, tx, ty, b0, b1, b2, b3):
+    """_corner_box for an integer matrix, in integers: x' = m0 x + m1 y + tx is separable over
+    the box's corners, so its range is tx + [min, max](m0 b0, m0 b2) + [min, max](m1 b1, m1 b3)
+    (and y' alike); every value is exact (the products stay far below 2**53)."""
+    xa = min(m0 * b0, m0 * b2) + min(m1 * b1, m1 * b3)
+    xb = max(m0 * b0, m0 * b2) + max(m1 * b1, m1 * b3)
+    ya = min(m2 * b0, m2 * b2) + min(m3 * b1, m3 * b3)
+    yb = max(m2 * b0, m2 * b2) + max(m3 * b1, m3 * b3)
+    return float(tx + xa), float(ty + ya), float(tx + xb), float(ty + yb)
+
+
+@jit
 def _lattice_shift(aref_cols, aref_rows, aref_colvec, aref_rowvec, ia):
     """Smallest and largest displacement (dx0, dy0, dx1, dy1) over the 4 corner copies of AREF
     ia's lattice, each rounded to the grid (KLayout's array bbox)."""
@@ -1315,9 +1342,18 @@ def _bboxes(ncell, cell_poly_off, cell_ref_off, poly_bbox, ref_cell, xf_mat, ref
                 # enclosing box of placement r (all lattice copies): the child's 4 corners
                 # transformed and rounded, moved by the 4 rounded lattice corner displacements
                 x = np.uint64(ref_xf[r])
-                q0, q1, q2, q3 = _corner_box(xf_mat[x, 0], xf_mat[x, 1], xf_mat[x, 2],
-                                             xf_mat[x, 3], float(ref_org[r, 0]),
-                                             float(ref_org[r, 1]), b0, b1, b2, b3)
+                m0 = xf_mat[x, 0]
+                m1 = xf_mat[x, 1]
+                m2 = xf_mat[x, 2]
+                m3 = xf_mat[x, 3]
+                small = max(abs(b0), abs(b1), abs(b2), abs(b3)) < 1 << 40
+                if small and _small_ints(m0, m1, m2, m3):
+                    q0, q1, q2, q3 = _int_box(np.int64(m0), np.int64(m1), np.int64(m2),
+                                              np.int64(m3), np.int64(ref_org[r, 0]),
+                                              np.int64(ref_org[r, 1]), b0, b1, b2, b3)
+                else:
+                    q0, q1, q2, q3 = _corner_box(m0, m1, m2, m3, float(ref_org[r, 0]),
+                                                 float(ref_org[r, 1]), b0, b1, b2, b3)
                 ia = ref_aref[r]
                 if ia >= 0 and (aref_cols[ia] > 1 or aref_rows[ia] > 1):
                     d0, d1, d2, d3 = _lattice_shift(aref_cols, aref_rows, aref_colvec,

@@ -196,3 +196,24 @@ def test_two_point_path_memo_is_the_construction(tmp_path):
             assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want.tolist())), k
         else:
             assert np.array_equal(got, want), (k, pts, w, pt, bgn, end)
+
+
+def test_integer_placement_box_is_the_float_construction():
+    """_bboxes boxes placements with integer matrices (90-degree multiples, integer MAG) in
+    integers (_int_box); it must give _corner_box's rounded floating-point result exactly."""
+    from engine.reader import _corner_box, _int_box, _small_ints
+    rng = np.random.default_rng(3)
+    for _ in range(20000):
+        k = int(rng.integers(0, 4))
+        mag = float(rng.choice([1, 1, 2, 3, 1024]))
+        f = float(rng.choice([-1, 1]))
+        co, si = [(1, 0), (0, 1), (-1, 0), (0, -1)][k]
+        m = (mag * co, -mag * si * f + 0.0, mag * si, mag * co * f)
+        assert _small_ints(*m)
+        b = sorted(int(v) for v in rng.integers(-2 ** 31, 2 ** 31, 2))
+        c = sorted(int(v) for v in rng.integers(-2 ** 31, 2 ** 31, 2))
+        box = (b[0], c[0], b[1], c[1])
+        tx, ty = (int(v) for v in rng.integers(-2 ** 31, 2 ** 31, 2))
+        want = _corner_box(*m, float(tx), float(ty), *box)
+        assert _int_box(*(int(v) for v in m), tx, ty, *box) == want, (m, box, tx, ty)
+    assert not _small_ints(0.5, 0.0, 0.0, 0.5) and not _small_ints(0.866, -0.5, 0.5, 0.866)
