@@ -49,7 +49,7 @@ from engine.codec import real8_at
 from engine.database import (KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
                              VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
-from engine.jit import jit, njit
+from engine.jit import jit
 from engine.layers import ANY, parse_layers
 from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_box, segment_hull
 
@@ -832,7 +832,7 @@ def _set_off(blk, rel, q, iv):
     rel[q] = np.uint32(iv - blk[b])
 
 
-@njit(inline="always")
+@jit
 def _xf_row(mag, angle, reflect, xf_mat, xf_strans, xf_tab, out):
     """Row of the transform (mag, angle, reflect) in xf_mat/xf_strans, added when new (out[9]
     counts rows); an open-addressing hash table xf_tab (-1 = free) finds it. Returns -1 when
