@@ -1023,6 +1023,38 @@ def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart
         tstart[t + 1] += tstart[t]
     return tstart[nt]
 
+@njit(inline="always")
+def _is_full(bx, q, fc, fr):
+    """The clipped box bx[q] is the whole pixel (fc, fr)."""
+    return bx[q, 0] == fc and bx[q, 1] == fc + 1.0 and bx[q, 2] == fr and bx[q, 3] == fr + 1.0
+
+
+@njit(inline="always")
+def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal, bx, n,
+             nchk, K):
+    """Append polygon i with box (u0, u1, v0, v1) clipped to pixel (fc, fr) to plocal / bx (when
+    room: n < K) and check it against the first nchk boxes already there (unless skip): returns
+    n + 1, negated when their clipped boxes overlap (convex pairs separated by an edge line count
+    as apart)."""
+    if n >= K:
+        return n + 1
+    plocal[n] = i
+    bx[n, 0] = min(max(u0, fc), fc + 1.0)
+    bx[n, 1] = min(max(u1, fc), fc + 1.0)
+    bx[n, 2] = min(max(v0, fr), fr + 1.0)
+    bx[n, 3] = min(max(v1, fr), fr + 1.0)
+    if skip:
+        return n + 1
+    for q in range(nchk):
+        if (bx[n, 0] < bx[q, 1] and bx[q, 0] < bx[n, 1] and bx[n, 2] < bx[q, 3]
+                and bx[q, 2] < bx[n, 3]):
+            iq = plocal[q]
+            if rect[i] != 0 and rect[iq] != 0 and _convex_apart(uv, offsets, orient, rect, bx,
+                                                                   i, n, iq, q):
+                continue
+            return -(n + 1)
+    return n + 1
+
 
 @jit
 def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
@@ -1044,6 +1076,9 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
     K = plocal.shape[0]
     P = pu0.shape[0]
     V = vs.shape[0]
+    crow = -1       # row of the rectangle piece cursors
+    jlo = 0         # first piece of the row that may reach the pixel (u0 >= c - wmax[r])
+    jhi = 0         # first piece of the row starting right of the pixel (u0 >= c + 1)
     for k in range(k_start, nflag):
         pix = fpix[k]
         r = pix // ncols
@@ -1051,79 +1086,70 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
         tt = (r >> tsh) * ntc + (c >> tsh)
         npoly = 0
         fc = float(c)
+        fc1 = fc + 1.0
         fr_ = float(r)
+        fr1_ = fr_ + 1.0
+        allrect = True
+        anycomplex = False
+        fullrect = False
+        overlap = False
         o = owner[pix]
         if o >= 0:
-            plocal[0] = o
-            npoly = 1
+            npoly = _add_box(uv, offsets, cls, orient, rect, bbox[o, 0], bbox[o, 1], bbox[o, 2],
+                             bbox[o, 3], o, fc, fr_, rsweep, plocal, bx, npoly, 0, K)
+            allrect = rect[o] == 1
+            anycomplex = cls[o] == 2
+            fullrect = allrect and _is_full(bx, 0, fc, fr_)
         for t in range(tstart[tt], tstart[tt + 1] if o < 0 else tstart[tt]):
             i = tlist[t]
-            if (bbox[i, 0] < fc + 1.0 and bbox[i, 1] > fc and bbox[i, 2] < fr_ + 1.0
+            if (bbox[i, 0] < fc1 and bbox[i, 1] > fc and bbox[i, 2] < fr1_
                     and bbox[i, 3] > fr_):
-                if npoly < K:
-                    plocal[npoly] = i
-                npoly += 1
+                q0 = npoly
+                npoly = _add_box(uv, offsets, cls, orient, rect, bbox[i, 0], bbox[i, 1],
+                                 bbox[i, 2], bbox[i, 3], i, fc, fr_,
+                                 overlap or anycomplex, plocal, bx, npoly, npoly, K)
+                if npoly < 0:
+                    npoly = -npoly
+                    overlap = True
+                if rect[i] != 1:
+                    allrect = False
+                elif npoly <= K and _is_full(bx, q0, fc, fr_):
+                    fullrect = True
+                if cls[i] == 2:
+                    anycomplex = True
+        nnr = npoly     # the non-rectangles come first when rsweep
         if rsweep:
-            lo = rstart[r]
-            hi = rstart[r + 1]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if pc[mid, 0] < fc + 1.0:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            if r != crow:
+                crow = r
+                jlo = rstart[r]
+                jhi = jlo
+            jend = rstart[r + 1]
+            while jhi < jend and pc[jhi, 0] < fc1:
+                jhi += 1
             reach = fc - wmax[r]
-            j = lo - 1
-            while j >= rstart[r] and pc[j, 0] >= reach:
+            while jlo < jhi and pc[jlo, 0] < reach:
+                jlo += 1
+            for j in range(jlo, jhi):
                 if pc[j, 1] > fc:
-                    if npoly < K:
-                        plocal[npoly] = rlist[j]
-                    npoly += 1
-                j -= 1
+                    q0 = npoly
+                    npoly = _add_box(uv, offsets, cls, orient, rect, pc[j, 0], pc[j, 1],
+                                     pc[j, 2], pc[j, 3], rlist[j], fc, fr_,
+                                     overlap or anycomplex, plocal, bx, npoly, nnr, K)
+                    if npoly < 0:
+                        npoly = -npoly
+                        overlap = True
+                    if npoly <= K and _is_full(bx, q0, fc, fr_):
+                        fullrect = True
         if npoly > K:
             need[0] = 0
             need[1] = 0
             need[2] = npoly
             return k
-        # quick paths: boxes clipped to the pixel
-        allrect = True
-        anycomplex = False
-        fullrect = False
-        for jj in range(npoly):
-            i = plocal[jj]
-            bx[jj, 0] = min(max(bbox[i, 0], c), c + 1.0)
-            bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
-            bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
-            bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
-            if rect[i] != 1:
-                allrect = False
-            elif (bx[jj, 0] == c and bx[jj, 1] == c + 1.0 and bx[jj, 2] == r
-                    and bx[jj, 3] == r + 1.0):
-                fullrect = True
-            if cls[i] == 2:
-                anycomplex = True
         if fullrect:
             cov[pix] = 1.0
             continue
-        if not anycomplex:
-            overlap = False
-            for p in range(npoly):
-                for q in range(p + 1, npoly):
-                    ip = plocal[p]
-                    iq = plocal[q]
-                    if rsweep and rect[ip] == 1 and rect[iq] == 1:
-                        continue
-                    if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
-                            and bx[q, 2] < bx[p, 3]):
-                        if rect[ip] != 0 and rect[iq] != 0 and _convex_apart(
-                                uv, offsets, orient, rect, bx, ip, p, iq, q):
-                            continue
-                        overlap = True
-                        break
-                if overlap:
-                    break
-            if not overlap:
-                continue
+        if not anycomplex and not overlap:
+            continue
         if allrect:
             # every polygon meeting the pixel is listed: the union of their clipped boxes
             cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
