@@ -264,14 +264,15 @@ def _is_rect(uv, s, n):
 
 @jit
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
-              rstart):
+              rstart, others):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
     rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
-    see _rect_fill). Returns (complex polygons, other polygons than rectangles, rectangles'
-    perimeter clipped to the image, pieces, most pieces in a row)."""
+    see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
+    rectangles. Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
+    most pieces in a row)."""
     ncomplex = 0
     nother = 0
     perim = 0.0
@@ -323,6 +324,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
+        others[nother] = i
         nother += 1
         simple = _is_simple(uv, s, n)
         if simple:
@@ -983,18 +985,20 @@ def _tiles_needed(fpix, nflag, owner, ncols, tsh, ntc, tneed):
 
 
 @jit
-def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
+def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, ntc, tneed, tstart,
+                tlist, fill):
     """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
     whose open box meets the open interior of a pixel of the tile, for the tiles with
     tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
-    in the rows of the union sweep).
-    tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    in the rows of the union sweep, and only the listed non-rectangles others[:nothers] are
+    visited). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
-    for i in range(cls.shape[0]):
+    for q in range(nothers if skiprect else cls.shape[0]):
+        i = others[q] if skiprect else q
         if cls[i] == 0 or (skiprect and rect[i] == 1):
             continue
         c0 = max(int(math.floor(bbox[i, 0])), 0)
@@ -1500,8 +1504,9 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
     gray = mode == "gray"
     rstart = sc.get("rstart", rows + 1, np.int64)
+    others = sc.get("others", npoly, np.int32)
     ncomplex, nother, rperim, total, most = _classify(xy, x0, y1, px, py, uv, off, rows, cols, cls,
-                                                      orient, rect, bbox, gray, rstart)
+                                                      orient, rect, bbox, gray, rstart, others)
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         _winding_simple(uv, off, cls, orient, rows, cols, count)
@@ -1550,10 +1555,11 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
     _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
-    total = _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart,
-                        tstart[:0].astype(np.int32), False)
+    total = _tile_index(cls, rect, rsweep, others, nother, bbox, rows, cols, tsh, ntc, tneed,
+                        tstart, tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
-    _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
+    _tile_index(cls, rect, rsweep, others, nother, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist,
+                True)
     caps = [64, 256, 16]
     need = sc.get("need", 3, np.int64)
     k = 0
