@@ -251,18 +251,6 @@ def _is_simple(uv, s, n):
 
 
 @jit
-def _is_rect(uv, s, n):
-    if n != 4:
-        return False
-    a, b, c, d = s, s + 1, s + 2, s + 3
-    if (uv[a, 0] == uv[b, 0] and uv[b, 1] == uv[c, 1] and uv[c, 0] == uv[d, 0]
-            and uv[d, 1] == uv[a, 1]) or (uv[a, 1] == uv[b, 1] and uv[b, 0] == uv[c, 0]
-                                          and uv[c, 1] == uv[d, 1] and uv[d, 0] == uv[a, 0]):
-        return uv[a, 0] != uv[c, 0] and uv[a, 1] != uv[c, 1]
-    return False
-
-
-@jit
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
               rstart, others):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
@@ -272,7 +260,8 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
     see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
     rectangles. Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
-    most pieces in a row)."""
+    most pieces in a row). Four-vertex polygons are tested for being axis-parallel rectangles on
+    their coordinates in registers (writing their uv costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
     perim = 0.0
@@ -282,17 +271,33 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
-        for k in range(s, e):
-            uv[k, 0] = (xy[k, 0] - x0) / px
-            uv[k, 1] = (y1 - xy[k, 1]) / py
         cls[i] = 0
         orient[i] = 1
         rect[i] = 0
+        if n == 4:
+            ua = (xy[s, 0] - x0) / px
+            va = (y1 - xy[s, 1]) / py
+            ub = (xy[s + 1, 0] - x0) / px
+            vb = (y1 - xy[s + 1, 1]) / py
+            uc = (xy[s + 2, 0] - x0) / px
+            vc = (y1 - xy[s + 2, 1]) / py
+            ud = (xy[s + 3, 0] - x0) / px
+            vd = (y1 - xy[s + 3, 1]) / py
+            isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
+                       or (va == vb and ub == uc and vc == vd and ud == ua))
+                      and ua != uc and va != vc)
+            uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
+            uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
+        else:
+            isrect = False
+            for k in range(s, e):
+                uv[k, 0] = (xy[k, 0] - x0) / px
+                uv[k, 1] = (y1 - xy[k, 1]) / py
         if n < 3:
             continue
-        if _is_rect(uv, s, n):
-            u0, u1 = min(uv[s, 0], uv[s + 2, 0]), max(uv[s, 0], uv[s + 2, 0])
-            v0, v1 = min(uv[s, 1], uv[s + 2, 1]), max(uv[s, 1], uv[s + 2, 1])
+        if isrect:
+            u0, u1 = min(ua, uc), max(ua, uc)
+            v0, v1 = min(va, vc), max(va, vc)
             bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = u0, u1, v0, v1
             if u0 >= ncols or u1 <= 0.0 or v1 <= 0.0 or v0 >= nrows:
                 continue
@@ -303,8 +308,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
                 for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
                     rstart[r + 1] += 1
             # orientation from the turn at vertex 1
-            cr = ((uv[s + 1, 0] - uv[s, 0]) * (uv[s + 2, 1] - uv[s + 1, 1])
-                  - (uv[s + 1, 1] - uv[s, 1]) * (uv[s + 2, 0] - uv[s + 1, 0]))
+            cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
             continue
         umin = uv[s, 0]
