@@ -51,8 +51,12 @@ How (all numba kernels, scratch reused):
   their bounding box. Inside = count > 0.
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
   whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
-  row sorted by left side (filled in polygon order, counting sort by RECT_BUCKET-column buckets
-  per row). In a band the covered length L(u) of the union's cross-section is a step function
+  row sorted by left side (clamped at 0). When the polygon order is far from sorted by left side
+  (more than RECT_ORDER_MIN of the rectangles left of the one before, e.g. random order) the
+  rectangles are sorted first (counting sort on about one key per rectangle, then an insertion
+  sort on the exact left side) and the pieces filled in that order; else they are filled in
+  polygon order (better write locality) and rows out of order get a counting sort by
+  RECT_BUCKET-column buckets and an insertion sort within them. In a band the covered length L(u) of the union's cross-section is a step function
   of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
   vertical edge of height dL would (coverage = prefix sum along the row, as in font
   rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
@@ -98,6 +102,8 @@ RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter ex
 #                        (inf: every polygon takes the general path; the name is historical)
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
+RECT_ORDER_MIN = 0.125  # rectangles sorted by left side first when more than this fraction of
+#                         them is left of the one before in polygon order (else rows sorted after)
 PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
@@ -260,10 +266,13 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
     see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
     rectangles. Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
-    most pieces in a row). Four-vertex polygons are tested for being axis-parallel rectangles on
+    most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
     their coordinates in registers (writing their uv costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
+    nrect = 0
+    down = 0
+    ulast = -np.inf
     perim = 0.0
     if rows:
         for r in range(nrows + 1):
@@ -303,6 +312,10 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
                 continue
             cls[i] = 1
             rect[i] = 1
+            nrect += 1
+            if u0 < ulast:
+                down += 1
+            ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
             if rows:
                 for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
@@ -342,7 +355,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         for r in range(nrows):
             most = max(most, rstart[r + 1])
             rstart[r + 1] += rstart[r]
-    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most
+    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most, nrect, down
 
 
 # ----------------------------------------------------------------------------------------------
@@ -669,24 +682,93 @@ def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner
 
 
 @jit
-def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
-               tmpc, mark, owner, wmax):
+def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
+    """The axis-parallel rectangles in the image sorted by left side: ordr[q] the rectangle,
+    ob[q] = (u0, u1, v0, v1) its box with u0 clamped at 0 (the union sweep and the exact pass
+    never look left of the image), for q < the returned count. A counting sort by u0 on
+    bcount.shape[0] - 1 keys spread evenly over [0, ncols) (about one rectangle per key), then
+    an insertion sort on the exact u0 that only moves rectangles past others of their key
+    (equal u0 never move). bcount, ordr, ob: scratch (keys + 1; rectangles). Returns the count.
+    Used only when the polygon order is far from sorted by u0 (see _classify's "left steps"):
+    else the pieces are filled in polygon order and rows sorted after, which writes them with
+    better locality."""
+    nk = bcount.shape[0] - 1
+    scale = nk / max(ncols, 1)
+    for q in range(nk + 1):
+        bcount[q] = 0
+    n = 0
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] == 1:
+            bcount[min(int(max(bbox[i, 0], 0.0) * scale), nk - 1) + 1] += 1
+            n += 1
+    for q in range(nk):
+        bcount[q + 1] += bcount[q]
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] == 1:
+            u0 = max(bbox[i, 0], 0.0)
+            key = min(int(u0 * scale), nk - 1)
+            d = bcount[key]
+            bcount[key] = d + 1
+            ordr[d] = i
+            ob[d, 0] = u0
+            ob[d, 1] = bbox[i, 1]
+            ob[d, 2] = bbox[i, 2]
+            ob[d, 3] = bbox[i, 3]
+    for t in range(1, n):
+        u = ob[t, 0]
+        if ob[t - 1, 0] <= u:
+            continue
+        i = ordr[t]
+        u1, v0, v1 = ob[t, 1], ob[t, 2], ob[t, 3]
+        z = t
+        while z > 0 and ob[z - 1, 0] > u:
+            ordr[z] = ordr[z - 1]
+            ob[z, 0] = ob[z - 1, 0]
+            ob[z, 1] = ob[z - 1, 1]
+            ob[z, 2] = ob[z - 1, 2]
+            ob[z, 3] = ob[z - 1, 3]
+            z -= 1
+        ordr[z] = i
+        ob[z, 0] = u
+        ob[z, 1] = u1
+        ob[z, 2] = v0
+        ob[z, 3] = v1
+    return n
+
+
+@jit
+def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
+               nrect, byorder, bcount, tmpi, tmpc, mark, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
     the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
-    u0 per row: filled in polygon order, then rows out of order get a counting sort by
-    RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
-    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
-    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest piece
-    of row r."""
+    u0 per row (u0 clamped at 0). byorder: filled from the rectangles already sorted by u0 (ordr,
+    ob, nrect: _rect_order); else filled in polygon order, then rows out of order get a counting
+    sort by RECT_BUCKET-column buckets and an insertion sort within the buckets (bcount
+    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch). mark: check each
+    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest
+    piece of row r."""
     for r in range(nrows):
         wmax[r] = 0.0
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] != 1:
-            continue
-        v0 = bbox[i, 2]
-        v1 = bbox[i, 3]
-        u0 = bbox[i, 0]
-        u1 = bbox[i, 1]
+    q = -1
+    for qq in range(nrect if byorder else cls.shape[0]):
+        if byorder:
+            q = qq
+            i = ordr[q]
+        else:
+            i = qq
+            if cls[i] != 1 or rect[i] != 1:
+                continue
+            q += 1
+        if byorder:
+            u0 = ob[q, 0]
+            u1 = ob[q, 1]
+            v0 = ob[q, 2]
+            v1 = ob[q, 3]
+        else:
+            u0 = max(bbox[i, 0], 0.0)
+            u1 = bbox[i, 1]
+            v0 = bbox[i, 2]
+            v1 = bbox[i, 3]
         for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)) - 1, nrows - 1) + 1):
             k = rstart[r]
             rlist[k] = i
@@ -703,6 +785,8 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
     for r in range(nrows, 0, -1):
         rstart[r] = rstart[r - 1]
     rstart[0] = 0
+    if byorder:
+        return
     nb = bcount.shape[0]
     for r in range(nrows):
         a = rstart[r]
@@ -1509,8 +1593,9 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     gray = mode == "gray"
     rstart = sc.get("rstart", rows + 1, np.int64)
     others = sc.get("others", npoly, np.int32)
-    ncomplex, nother, rperim, total, most = _classify(xy, x0, y1, px, py, uv, off, rows, cols, cls,
-                                                      orient, rect, bbox, gray, rstart, others)
+    ncomplex, nother, rperim, total, most, nrect, down = _classify(
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, gray, rstart, others)
+    byorder = down > RECT_ORDER_MIN * nrect
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         _winding_simple(uv, off, cls, orient, rows, cols, count)
@@ -1536,8 +1621,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         wmax = sc.get("wmax", rows, np.float64)
         pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
         marks = PIECE_MARKS and nother > 0
-        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
-                   sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
+        ordr = sc.get("ordr", nrect if byorder else 1, np.int32)
+        ob = sc.get("ob", 4 * nrect if byorder else 4, np.float64).reshape(-1, 4)
+        if byorder:
+            _rect_order(cls, rect, bbox, cols, sc.get("okey", max(nrect, cols) + 1, np.int64),
+                        ordr, ob)
+        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc, ordr, ob, nrect,
+                   byorder, sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
                    sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
