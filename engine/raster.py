@@ -258,14 +258,14 @@ def _is_simple(uv, s, n):
 
 @jit
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
-              rstart, others):
+              rstart, others, obox):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
     rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
     see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
-    rectangles. Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
+    rectangles, obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
     most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
     their coordinates in registers (writing their uv costs less than skipping it: measured)."""
     ncomplex = 0
@@ -342,6 +342,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             continue
         orient[i] = 1 if area <= 0 else -1
         others[nother] = i
+        obox[nother, 0], obox[nother, 1], obox[nother, 2], obox[nother, 3] = umin, umax, vmin, vmax
         nother += 1
         simple = _is_simple(uv, s, n)
         if simple:
@@ -1079,20 +1080,23 @@ def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, n
     whose open box meets the open interior of a pixel of the tile, for the tiles with
     tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
     in the rows of the union sweep, and only the listed non-rectangles others[:nothers] are
-    visited). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    visited, their boxes then in bbox[:nothers]: obox of _classify, read in sequence). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
     for q in range(nothers if skiprect else cls.shape[0]):
-        i = others[q] if skiprect else q
-        if cls[i] == 0 or (skiprect and rect[i] == 1):
-            continue
-        c0 = max(int(math.floor(bbox[i, 0])), 0)
-        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
-        r0 = max(int(math.floor(bbox[i, 2])), 0)
-        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+        if skiprect:
+            i = others[q]
+        else:
+            i = q
+            if cls[i] == 0:
+                continue
+        c0 = max(int(math.floor(bbox[q, 0])), 0)
+        c1 = min(int(math.ceil(bbox[q, 1])) - 1, ncols - 1)
+        r0 = max(int(math.floor(bbox[q, 2])), 0)
+        r1 = min(int(math.ceil(bbox[q, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
         for tr in range(r0 >> tsh, (r1 >> tsh) + 1):
@@ -1593,8 +1597,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     gray = mode == "gray"
     rstart = sc.get("rstart", rows + 1, np.int64)
     others = sc.get("others", npoly, np.int32)
+    obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
     ncomplex, nother, rperim, total, most, nrect, down = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, gray, rstart, others)
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, gray, rstart, others,
+        obox)
     byorder = down > RECT_ORDER_MIN * nrect
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
@@ -1649,10 +1655,11 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
     _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
-    total = _tile_index(cls, rect, rsweep, others, nother, bbox, rows, cols, tsh, ntc, tneed,
+    tbox = obox if rsweep else bbox
+    total = _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed,
                         tstart, tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
-    _tile_index(cls, rect, rsweep, others, nother, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist,
+    _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed, tstart, tlist,
                 True)
     caps = [64, 256, 16]
     need = sc.get("need", 3, np.int64)
