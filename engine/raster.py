@@ -1080,7 +1080,8 @@ def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, n
     whose open box meets the open interior of a pixel of the tile, for the tiles with
     tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
     in the rows of the union sweep, and only the listed non-rectangles others[:nothers] are
-    visited, their boxes then in bbox[:nothers]: obox of _classify, read in sequence). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    visited, their boxes then in bbox[:nothers]: obox of _classify, read in sequence). tlist
+    holds positions q in that box array (polygon others[q] when skiprect, else q). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
@@ -1105,7 +1106,7 @@ def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, n
                 if tneed[t] == 0:
                     continue
                 if fill:
-                    tlist[tstart[t]] = i
+                    tlist[tstart[t]] = q
                     tstart[t] += 1
                 else:
                     tstart[t + 1] += 1
@@ -1154,7 +1155,7 @@ def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, pl
 
 @jit
 def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
-           tstart, tlist, rstart, pc, rlist, wmax, k_start, nflag,
+           tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1162,11 +1163,15 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
     exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
     not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
-    polygon crossing it or covering any of it; when rsweep the rectangles come instead from the
-    pieces of the pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0, so a binary
-    search and a walk back over at most the widest piece's width), and a pixel crossed by one
-    other polygon only (owner >= 0) meets no other one but the rectangles (a polygon meeting it
-    without crossing it would cover all of it: such pixels are never listed)).
+    polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
+    and into others when rsweep); when rsweep the rectangles come instead from the pieces of the
+    pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0: listed pixels come in row
+    order with increasing columns, so two cursors per row skip the pieces left of reach (u0 <
+    c - the widest piece's width) and stop at those starting right of the pixel, each piece
+    passed once), their boxes taken from the pieces. Each box is checked against those already
+    taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0)
+    meets no other one but the rectangles (a polygon meeting it without crossing it would cover
+    all of it: such pixels are never listed)).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -1197,12 +1202,13 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
             anycomplex = cls[o] == 2
             fullrect = allrect and _is_full(bx, 0, fc, fr_)
         for t in range(tstart[tt], tstart[tt + 1] if o < 0 else tstart[tt]):
-            i = tlist[t]
-            if (bbox[i, 0] < fc1 and bbox[i, 1] > fc and bbox[i, 2] < fr1_
-                    and bbox[i, 3] > fr_):
+            q = tlist[t]
+            if (tbox[q, 0] < fc1 and tbox[q, 1] > fc and tbox[q, 2] < fr1_
+                    and tbox[q, 3] > fr_):
+                i = others[q] if rsweep else q
                 q0 = npoly
-                npoly = _add_box(uv, offsets, cls, orient, rect, bbox[i, 0], bbox[i, 1],
-                                 bbox[i, 2], bbox[i, 3], i, fc, fr_,
+                npoly = _add_box(uv, offsets, cls, orient, rect, tbox[q, 0], tbox[q, 1],
+                                 tbox[q, 2], tbox[q, 3], i, fc, fr_,
                                  overlap or anycomplex, plocal, bx, npoly, npoly, K)
                 if npoly < 0:
                     npoly = -npoly
@@ -1680,7 +1686,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
-                   tstart, tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
+                   tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
                    wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
