@@ -75,9 +75,11 @@ How (all numba kernels, scratch reused):
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed
   pixels get their polygons from a tile index (CSR of the non-rectangles per tile of
-  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels; shifts, never
-  integer divisions) and their rectangles from the sorted pieces of their row: every polygon
-  whose open box meets the open pixel.
+  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels from the
+  non-rectangles' ids and boxes that _classify lists in sequence; shifts, never integer
+  divisions) and their rectangles from the sorted pieces of their row (listed pixels come in
+  row order, so two cursors per row pass each piece once): every polygon whose open box meets
+  the open pixel; each box is checked against the ones already taken as it is added.
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
