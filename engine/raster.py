@@ -55,8 +55,9 @@ How (all numba kernels, scratch reused):
   (more than RECT_ORDER_MIN of the rectangles left of the one before, e.g. random order) the
   rectangles are sorted first (counting sort on about one key per rectangle, then an insertion
   sort on the exact left side) and the pieces filled in that order; else they are filled in
-  polygon order (better write locality) and rows out of order get a counting sort by
-  RECT_BUCKET-column buckets and an insertion sort within them. In a band the covered length L(u) of the union's cross-section is a step function
+  polygon order (better write locality): rows made of two sorted runs (as a layout's polygon
+  order gives) are merged, rows more out of order get a counting sort by RECT_BUCKET-column
+  buckets and an insertion sort within them. In a band the covered length L(u) of the union's cross-section is a step function
   of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
   vertical edge of height dL would (coverage = prefix sum along the row, as in font
   rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
@@ -739,14 +740,47 @@ def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
     return n
 
 
+@njit(inline="always")
+def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
+    """Merge the sorted runs a:m and m:b of the pieces (pc, rlist) by u0 (stable), through a copy
+    of the first run in tmpi / tmpc."""
+    for d in range(m - a):
+        tmpi[d] = rlist[a + d]
+        tmpc[d, 0] = pc[a + d, 0]
+        tmpc[d, 1] = pc[a + d, 1]
+        tmpc[d, 2] = pc[a + d, 2]
+        tmpc[d, 3] = pc[a + d, 3]
+    i1 = 0
+    n1 = m - a
+    i2 = m
+    z = a
+    while i1 < n1:
+        if i2 < b and pc[i2, 0] < tmpc[i1, 0]:
+            rlist[z] = rlist[i2]
+            pc[z, 0] = pc[i2, 0]
+            pc[z, 1] = pc[i2, 1]
+            pc[z, 2] = pc[i2, 2]
+            pc[z, 3] = pc[i2, 3]
+            i2 += 1
+        else:
+            rlist[z] = tmpi[i1]
+            pc[z, 0] = tmpc[i1, 0]
+            pc[z, 1] = tmpc[i1, 1]
+            pc[z, 2] = tmpc[i1, 2]
+            pc[z, 3] = tmpc[i1, 3]
+            i1 += 1
+        z += 1
+
+
 @jit
 def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
                nrect, byorder, bcount, tmpi, tmpc, mark, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
     the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
     u0 per row (u0 clamped at 0). byorder: filled from the rectangles already sorted by u0 (ordr,
-    ob, nrect: _rect_order); else filled in polygon order, then rows out of order get a counting
-    sort by RECT_BUCKET-column buckets and an insertion sort within the buckets (bcount
+    ob, nrect: _rect_order); else filled in polygon order, then rows made of two sorted runs are
+    merged (_merge_two), rows more out of order get a counting sort by RECT_BUCKET-column buckets
+    and an insertion sort within the buckets (bcount
     (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch). mark: check each
     piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest
     piece of row r."""
@@ -794,12 +828,18 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
     for r in range(nrows):
         a = rstart[r]
         b = rstart[r + 1]
-        ok = True
+        down = 0
+        m = b
         for j in range(a + 1, b):
             if pc[j, 0] < pc[j - 1, 0]:
-                ok = False
-                break
-        if ok:
+                down += 1
+                if down > 1:
+                    break
+                m = j
+        if down == 0:
+            continue
+        if down == 1:
+            _merge_two(pc, rlist, a, m, b, tmpi, tmpc)
             continue
         for q in range(nb):
             bcount[q] = 0
