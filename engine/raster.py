@@ -51,8 +51,13 @@ How (all numba kernels, scratch reused):
   their bounding box. Inside = count > 0.
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
   whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
-  row sorted by left side (filled in polygon order, counting sort by RECT_BUCKET-column buckets
-  per row). In a band the covered length L(u) of the union's cross-section is a step function
+  row sorted by left side (clamped at 0). When the polygon order is far from sorted by left side
+  (more than RECT_ORDER_MIN of the rectangles left of the one before, e.g. random order) the
+  rectangles are sorted first (counting sort on about one key per rectangle, then an insertion
+  sort on the exact left side) and the pieces filled in that order; else they are filled in
+  polygon order (better write locality): rows made of two sorted runs (as a layout's polygon
+  order gives) are merged, rows more out of order get a counting sort by RECT_BUCKET-column
+  buckets and an insertion sort within them. In a band the covered length L(u) of the union's cross-section is a step function
   of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
   vertical edge of height dL would (coverage = prefix sum along the row, as in font
   rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
@@ -71,9 +76,11 @@ How (all numba kernels, scratch reused):
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed
   pixels get their polygons from a tile index (CSR of the non-rectangles per tile of
-  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels; shifts, never
-  integer divisions) and their rectangles from the sorted pieces of their row: every polygon
-  whose open box meets the open pixel.
+  1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels from the
+  non-rectangles' ids and boxes that _classify lists in sequence; shifts, never integer
+  divisions) and their rectangles from the sorted pieces of their row (listed pixels come in
+  row order, so two cursors per row pass each piece once): every polygon whose open box meets
+  the open pixel; each box is checked against the ones already taken as it is added.
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
@@ -98,6 +105,8 @@ RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter ex
 #                        (inf: every polygon takes the general path; the name is historical)
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
+RECT_ORDER_MIN = 0.125  # rectangles sorted by left side first when more than this fraction of
+#                         them is left of the one before in polygon order (else rows sorted after)
 PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
@@ -251,29 +260,22 @@ def _is_simple(uv, s, n):
 
 
 @jit
-def _is_rect(uv, s, n):
-    if n != 4:
-        return False
-    a, b, c, d = s, s + 1, s + 2, s + 3
-    if (uv[a, 0] == uv[b, 0] and uv[b, 1] == uv[c, 1] and uv[c, 0] == uv[d, 0]
-            and uv[d, 1] == uv[a, 1]) or (uv[a, 1] == uv[b, 1] and uv[b, 0] == uv[c, 0]
-                                          and uv[c, 1] == uv[d, 1] and uv[d, 0] == uv[a, 0]):
-        return uv[a, 0] != uv[c, 0] and uv[a, 1] != uv[c, 1]
-    return False
-
-
-@jit
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
-              rstart):
+              rstart, others, obox):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
     rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
-    see _rect_fill). Returns (complex polygons, other polygons than rectangles, rectangles'
-    perimeter clipped to the image, pieces, most pieces in a row)."""
+    see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
+    rectangles, obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
+    most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
+    their coordinates in registers (writing their uv costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
+    nrect = 0
+    down = 0
+    ulast = -np.inf
     perim = 0.0
     if rows:
         for r in range(nrows + 1):
@@ -281,29 +283,48 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
-        for k in range(s, e):
-            uv[k, 0] = (xy[k, 0] - x0) / px
-            uv[k, 1] = (y1 - xy[k, 1]) / py
         cls[i] = 0
         orient[i] = 1
         rect[i] = 0
+        if n == 4:
+            ua = (xy[s, 0] - x0) / px
+            va = (y1 - xy[s, 1]) / py
+            ub = (xy[s + 1, 0] - x0) / px
+            vb = (y1 - xy[s + 1, 1]) / py
+            uc = (xy[s + 2, 0] - x0) / px
+            vc = (y1 - xy[s + 2, 1]) / py
+            ud = (xy[s + 3, 0] - x0) / px
+            vd = (y1 - xy[s + 3, 1]) / py
+            isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
+                       or (va == vb and ub == uc and vc == vd and ud == ua))
+                      and ua != uc and va != vc)
+            uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
+            uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
+        else:
+            isrect = False
+            for k in range(s, e):
+                uv[k, 0] = (xy[k, 0] - x0) / px
+                uv[k, 1] = (y1 - xy[k, 1]) / py
         if n < 3:
             continue
-        if _is_rect(uv, s, n):
-            u0, u1 = min(uv[s, 0], uv[s + 2, 0]), max(uv[s, 0], uv[s + 2, 0])
-            v0, v1 = min(uv[s, 1], uv[s + 2, 1]), max(uv[s, 1], uv[s + 2, 1])
+        if isrect:
+            u0, u1 = min(ua, uc), max(ua, uc)
+            v0, v1 = min(va, vc), max(va, vc)
             bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = u0, u1, v0, v1
             if u0 >= ncols or u1 <= 0.0 or v1 <= 0.0 or v0 >= nrows:
                 continue
             cls[i] = 1
             rect[i] = 1
+            nrect += 1
+            if u0 < ulast:
+                down += 1
+            ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
             if rows:
                 for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
                     rstart[r + 1] += 1
             # orientation from the turn at vertex 1
-            cr = ((uv[s + 1, 0] - uv[s, 0]) * (uv[s + 2, 1] - uv[s + 1, 1])
-                  - (uv[s + 1, 1] - uv[s, 1]) * (uv[s + 2, 0] - uv[s + 1, 0]))
+            cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
             continue
         umin = uv[s, 0]
@@ -323,6 +344,8 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
+        others[nother] = i
+        obox[nother, 0], obox[nother, 1], obox[nother, 2], obox[nother, 3] = umin, umax, vmin, vmax
         nother += 1
         simple = _is_simple(uv, s, n)
         if simple:
@@ -336,7 +359,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         for r in range(nrows):
             most = max(most, rstart[r + 1])
             rstart[r + 1] += rstart[r]
-    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most
+    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most, nrect, down
 
 
 # ----------------------------------------------------------------------------------------------
@@ -663,24 +686,126 @@ def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner
 
 
 @jit
-def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, bcount, tmpi,
-               tmpc, mark, owner, wmax):
+def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
+    """The axis-parallel rectangles in the image sorted by left side: ordr[q] the rectangle,
+    ob[q] = (u0, u1, v0, v1) its box with u0 clamped at 0 (the union sweep and the exact pass
+    never look left of the image), for q < the returned count. A counting sort by u0 on
+    bcount.shape[0] - 1 keys spread evenly over [0, ncols) (about one rectangle per key), then
+    an insertion sort on the exact u0 that only moves rectangles past others of their key
+    (equal u0 never move). bcount, ordr, ob: scratch (keys + 1; rectangles). Returns the count.
+    Used only when the polygon order is far from sorted by u0 (see _classify's "left steps"):
+    else the pieces are filled in polygon order and rows sorted after, which writes them with
+    better locality."""
+    nk = bcount.shape[0] - 1
+    scale = nk / max(ncols, 1)
+    for q in range(nk + 1):
+        bcount[q] = 0
+    n = 0
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] == 1:
+            bcount[min(int(max(bbox[i, 0], 0.0) * scale), nk - 1) + 1] += 1
+            n += 1
+    for q in range(nk):
+        bcount[q + 1] += bcount[q]
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] == 1:
+            u0 = max(bbox[i, 0], 0.0)
+            key = min(int(u0 * scale), nk - 1)
+            d = bcount[key]
+            bcount[key] = d + 1
+            ordr[d] = i
+            ob[d, 0] = u0
+            ob[d, 1] = bbox[i, 1]
+            ob[d, 2] = bbox[i, 2]
+            ob[d, 3] = bbox[i, 3]
+    for t in range(1, n):
+        u = ob[t, 0]
+        if ob[t - 1, 0] <= u:
+            continue
+        i = ordr[t]
+        u1, v0, v1 = ob[t, 1], ob[t, 2], ob[t, 3]
+        z = t
+        while z > 0 and ob[z - 1, 0] > u:
+            ordr[z] = ordr[z - 1]
+            ob[z, 0] = ob[z - 1, 0]
+            ob[z, 1] = ob[z - 1, 1]
+            ob[z, 2] = ob[z - 1, 2]
+            ob[z, 3] = ob[z - 1, 3]
+            z -= 1
+        ordr[z] = i
+        ob[z, 0] = u
+        ob[z, 1] = u1
+        ob[z, 2] = v0
+        ob[z, 3] = v1
+    return n
+
+
+@njit(inline="always")
+def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
+    """Merge the sorted runs a:m and m:b of the pieces (pc, rlist) by u0 (stable), through a copy
+    of the first run in tmpi / tmpc."""
+    for d in range(m - a):
+        tmpi[d] = rlist[a + d]
+        tmpc[d, 0] = pc[a + d, 0]
+        tmpc[d, 1] = pc[a + d, 1]
+        tmpc[d, 2] = pc[a + d, 2]
+        tmpc[d, 3] = pc[a + d, 3]
+    i1 = 0
+    n1 = m - a
+    i2 = m
+    z = a
+    while i1 < n1:
+        if i2 < b and pc[i2, 0] < tmpc[i1, 0]:
+            rlist[z] = rlist[i2]
+            pc[z, 0] = pc[i2, 0]
+            pc[z, 1] = pc[i2, 1]
+            pc[z, 2] = pc[i2, 2]
+            pc[z, 3] = pc[i2, 3]
+            i2 += 1
+        else:
+            rlist[z] = tmpi[i1]
+            pc[z, 0] = tmpc[i1, 0]
+            pc[z, 1] = tmpc[i1, 1]
+            pc[z, 2] = tmpc[i1, 2]
+            pc[z, 3] = tmpc[i1, 3]
+            i1 += 1
+        z += 1
+
+
+@jit
+def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
+               nrect, byorder, bcount, tmpi, tmpc, mark, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
     the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
-    u0 per row: filled in polygon order, then rows out of order get a counting sort by
-    RECT_BUCKET-column buckets and an insertion sort within the buckets. bcount
-    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch. mark: check each
-    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest piece
-    of row r."""
+    u0 per row (u0 clamped at 0). byorder: filled from the rectangles already sorted by u0 (ordr,
+    ob, nrect: _rect_order); else filled in polygon order, then rows made of two sorted runs are
+    merged (_merge_two), rows more out of order get a counting sort by RECT_BUCKET-column buckets
+    and an insertion sort within the buckets (bcount
+    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch). mark: check each
+    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest
+    piece of row r."""
     for r in range(nrows):
         wmax[r] = 0.0
-    for i in range(cls.shape[0]):
-        if cls[i] != 1 or rect[i] != 1:
-            continue
-        v0 = bbox[i, 2]
-        v1 = bbox[i, 3]
-        u0 = bbox[i, 0]
-        u1 = bbox[i, 1]
+    q = -1
+    for qq in range(nrect if byorder else cls.shape[0]):
+        if byorder:
+            q = qq
+            i = ordr[q]
+        else:
+            i = qq
+            if cls[i] != 1 or rect[i] != 1:
+                continue
+            q += 1
+        if byorder:
+            u0 = ob[q, 0]
+            u1 = ob[q, 1]
+            v0 = ob[q, 2]
+            v1 = ob[q, 3]
+        else:
+            u0 = max(bbox[i, 0], 0.0)
+            u1 = bbox[i, 1]
+            v0 = bbox[i, 2]
+            v1 = bbox[i, 3]
         for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)) - 1, nrows - 1) + 1):
             k = rstart[r]
             rlist[k] = i
@@ -697,16 +822,24 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
     for r in range(nrows, 0, -1):
         rstart[r] = rstart[r - 1]
     rstart[0] = 0
+    if byorder:
+        return
     nb = bcount.shape[0]
     for r in range(nrows):
         a = rstart[r]
         b = rstart[r + 1]
-        ok = True
+        down = 0
+        m = b
         for j in range(a + 1, b):
             if pc[j, 0] < pc[j - 1, 0]:
-                ok = False
-                break
-        if ok:
+                down += 1
+                if down > 1:
+                    break
+                m = j
+        if down == 0:
+            continue
+        if down == 1:
+            _merge_two(pc, rlist, a, m, b, tmpi, tmpc)
             continue
         for q in range(nb):
             bcount[q] = 0
@@ -983,24 +1116,30 @@ def _tiles_needed(fpix, nflag, owner, ncols, tsh, ntc, tneed):
 
 
 @jit
-def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart, tlist, fill):
+def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, ntc, tneed, tstart,
+                tlist, fill):
     """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
     whose open box meets the open interior of a pixel of the tile, for the tiles with
     tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
-    in the rows of the union sweep).
-    tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    in the rows of the union sweep, and only the listed non-rectangles others[:nothers] are
+    visited, their boxes then in bbox[:nothers]: obox of _classify, read in sequence). tlist
+    holds positions q in that box array (polygon others[q] when skiprect, else q). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
         for t in range(nt + 1):
             tstart[t] = 0
-    for i in range(cls.shape[0]):
-        if cls[i] == 0 or (skiprect and rect[i] == 1):
-            continue
-        c0 = max(int(math.floor(bbox[i, 0])), 0)
-        c1 = min(int(math.ceil(bbox[i, 1])) - 1, ncols - 1)
-        r0 = max(int(math.floor(bbox[i, 2])), 0)
-        r1 = min(int(math.ceil(bbox[i, 3])) - 1, nrows - 1)
+    for q in range(nothers if skiprect else cls.shape[0]):
+        if skiprect:
+            i = others[q]
+        else:
+            i = q
+            if cls[i] == 0:
+                continue
+        c0 = max(int(math.floor(bbox[q, 0])), 0)
+        c1 = min(int(math.ceil(bbox[q, 1])) - 1, ncols - 1)
+        r0 = max(int(math.floor(bbox[q, 2])), 0)
+        r1 = min(int(math.ceil(bbox[q, 3])) - 1, nrows - 1)
         if c0 > c1 or r0 > r1:
             continue
         for tr in range(r0 >> tsh, (r1 >> tsh) + 1):
@@ -1009,7 +1148,7 @@ def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart
                 if tneed[t] == 0:
                     continue
                 if fill:
-                    tlist[tstart[t]] = i
+                    tlist[tstart[t]] = q
                     tstart[t] += 1
                 else:
                     tstart[t + 1] += 1
@@ -1023,10 +1162,42 @@ def _tile_index(cls, rect, skiprect, bbox, nrows, ncols, tsh, ntc, tneed, tstart
         tstart[t + 1] += tstart[t]
     return tstart[nt]
 
+@njit(inline="always")
+def _is_full(bx, q, fc, fr):
+    """The clipped box bx[q] is the whole pixel (fc, fr)."""
+    return bx[q, 0] == fc and bx[q, 1] == fc + 1.0 and bx[q, 2] == fr and bx[q, 3] == fr + 1.0
+
+
+@njit(inline="always")
+def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal, bx, n,
+             nchk, K):
+    """Append polygon i with box (u0, u1, v0, v1) clipped to pixel (fc, fr) to plocal / bx (when
+    room: n < K) and check it against the first nchk boxes already there (unless skip): returns
+    n + 1, negated when their clipped boxes overlap (convex pairs separated by an edge line count
+    as apart)."""
+    if n >= K:
+        return n + 1
+    plocal[n] = i
+    bx[n, 0] = min(max(u0, fc), fc + 1.0)
+    bx[n, 1] = min(max(u1, fc), fc + 1.0)
+    bx[n, 2] = min(max(v0, fr), fr + 1.0)
+    bx[n, 3] = min(max(v1, fr), fr + 1.0)
+    if skip:
+        return n + 1
+    for q in range(nchk):
+        if (bx[n, 0] < bx[q, 1] and bx[q, 0] < bx[n, 1] and bx[n, 2] < bx[q, 3]
+                and bx[q, 2] < bx[n, 3]):
+            iq = plocal[q]
+            if rect[i] != 0 and rect[iq] != 0 and _convex_apart(uv, offsets, orient, rect, bx,
+                                                                   i, n, iq, q):
+                continue
+            return -(n + 1)
+    return n + 1
+
 
 @jit
 def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
-           tstart, tlist, rstart, pc, rlist, wmax, k_start, nflag,
+           tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1034,16 +1205,23 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
     exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
     not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
-    polygon crossing it or covering any of it; when rsweep the rectangles come instead from the
-    pieces of the pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0, so a binary
-    search and a walk back over at most the widest piece's width), and a pixel crossed by one
-    other polygon only (owner >= 0) meets no other one but the rectangles (a polygon meeting it
-    without crossing it would cover all of it: such pixels are never listed)).
+    polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
+    and into others when rsweep); when rsweep the rectangles come instead from the pieces of the
+    pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0: listed pixels come in row
+    order with increasing columns, so two cursors per row skip the pieces left of reach (u0 <
+    c - the widest piece's width) and stop at those starting right of the pixel, each piece
+    passed once), their boxes taken from the pieces. Each box is checked against those already
+    taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0)
+    meets no other one but the rectangles (a polygon meeting it without crossing it would cover
+    all of it: such pixels are never listed)).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
     P = pu0.shape[0]
     V = vs.shape[0]
+    crow = -1       # row of the rectangle piece cursors
+    jlo = 0         # first piece of the row that may reach the pixel (u0 >= c - wmax[r])
+    jhi = 0         # first piece of the row starting right of the pixel (u0 >= c + 1)
     for k in range(k_start, nflag):
         pix = fpix[k]
         r = pix // ncols
@@ -1051,79 +1229,71 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
         tt = (r >> tsh) * ntc + (c >> tsh)
         npoly = 0
         fc = float(c)
+        fc1 = fc + 1.0
         fr_ = float(r)
+        fr1_ = fr_ + 1.0
+        allrect = True
+        anycomplex = False
+        fullrect = False
+        overlap = False
         o = owner[pix]
         if o >= 0:
-            plocal[0] = o
-            npoly = 1
+            npoly = _add_box(uv, offsets, cls, orient, rect, bbox[o, 0], bbox[o, 1], bbox[o, 2],
+                             bbox[o, 3], o, fc, fr_, rsweep, plocal, bx, npoly, 0, K)
+            allrect = rect[o] == 1
+            anycomplex = cls[o] == 2
+            fullrect = allrect and _is_full(bx, 0, fc, fr_)
         for t in range(tstart[tt], tstart[tt + 1] if o < 0 else tstart[tt]):
-            i = tlist[t]
-            if (bbox[i, 0] < fc + 1.0 and bbox[i, 1] > fc and bbox[i, 2] < fr_ + 1.0
-                    and bbox[i, 3] > fr_):
-                if npoly < K:
-                    plocal[npoly] = i
-                npoly += 1
+            q = tlist[t]
+            if (tbox[q, 0] < fc1 and tbox[q, 1] > fc and tbox[q, 2] < fr1_
+                    and tbox[q, 3] > fr_):
+                i = others[q] if rsweep else q
+                q0 = npoly
+                npoly = _add_box(uv, offsets, cls, orient, rect, tbox[q, 0], tbox[q, 1],
+                                 tbox[q, 2], tbox[q, 3], i, fc, fr_,
+                                 overlap or anycomplex, plocal, bx, npoly, npoly, K)
+                if npoly < 0:
+                    npoly = -npoly
+                    overlap = True
+                if rect[i] != 1:
+                    allrect = False
+                elif npoly <= K and _is_full(bx, q0, fc, fr_):
+                    fullrect = True
+                if cls[i] == 2:
+                    anycomplex = True
+        nnr = npoly     # the non-rectangles come first when rsweep
         if rsweep:
-            lo = rstart[r]
-            hi = rstart[r + 1]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if pc[mid, 0] < fc + 1.0:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            if r != crow:
+                crow = r
+                jlo = rstart[r]
+                jhi = jlo
+            jend = rstart[r + 1]
+            while jhi < jend and pc[jhi, 0] < fc1:
+                jhi += 1
             reach = fc - wmax[r]
-            j = lo - 1
-            while j >= rstart[r] and pc[j, 0] >= reach:
+            while jlo < jhi and pc[jlo, 0] < reach:
+                jlo += 1
+            for j in range(jlo, jhi):
                 if pc[j, 1] > fc:
-                    if npoly < K:
-                        plocal[npoly] = rlist[j]
-                    npoly += 1
-                j -= 1
+                    q0 = npoly
+                    npoly = _add_box(uv, offsets, cls, orient, rect, pc[j, 0], pc[j, 1],
+                                     pc[j, 2], pc[j, 3], rlist[j], fc, fr_,
+                                     overlap or anycomplex, plocal, bx, npoly, nnr, K)
+                    if npoly < 0:
+                        npoly = -npoly
+                        overlap = True
+                    if npoly <= K and _is_full(bx, q0, fc, fr_):
+                        fullrect = True
         if npoly > K:
             need[0] = 0
             need[1] = 0
             need[2] = npoly
             return k
-        # quick paths: boxes clipped to the pixel
-        allrect = True
-        anycomplex = False
-        fullrect = False
-        for jj in range(npoly):
-            i = plocal[jj]
-            bx[jj, 0] = min(max(bbox[i, 0], c), c + 1.0)
-            bx[jj, 1] = min(max(bbox[i, 1], c), c + 1.0)
-            bx[jj, 2] = min(max(bbox[i, 2], r), r + 1.0)
-            bx[jj, 3] = min(max(bbox[i, 3], r), r + 1.0)
-            if rect[i] != 1:
-                allrect = False
-            elif (bx[jj, 0] == c and bx[jj, 1] == c + 1.0 and bx[jj, 2] == r
-                    and bx[jj, 3] == r + 1.0):
-                fullrect = True
-            if cls[i] == 2:
-                anycomplex = True
         if fullrect:
             cov[pix] = 1.0
             continue
-        if not anycomplex:
-            overlap = False
-            for p in range(npoly):
-                for q in range(p + 1, npoly):
-                    ip = plocal[p]
-                    iq = plocal[q]
-                    if rsweep and rect[ip] == 1 and rect[iq] == 1:
-                        continue
-                    if (bx[p, 0] < bx[q, 1] and bx[q, 0] < bx[p, 1] and bx[p, 2] < bx[q, 3]
-                            and bx[q, 2] < bx[p, 3]):
-                        if rect[ip] != 0 and rect[iq] != 0 and _convex_apart(
-                                uv, offsets, orient, rect, bx, ip, p, iq, q):
-                            continue
-                        overlap = True
-                        break
-                if overlap:
-                    break
-            if not overlap:
-                continue
+        if not anycomplex and not overlap:
+            continue
         if allrect:
             # every polygon meeting the pixel is listed: the union of their clipped boxes
             cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
@@ -1474,8 +1644,12 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
     gray = mode == "gray"
     rstart = sc.get("rstart", rows + 1, np.int64)
-    ncomplex, nother, rperim, total, most = _classify(xy, x0, y1, px, py, uv, off, rows, cols, cls,
-                                                      orient, rect, bbox, gray, rstart)
+    others = sc.get("others", npoly, np.int32)
+    obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
+    ncomplex, nother, rperim, total, most, nrect, down = _classify(
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, gray, rstart, others,
+        obox)
+    byorder = down > RECT_ORDER_MIN * nrect
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         _winding_simple(uv, off, cls, orient, rows, cols, count)
@@ -1501,8 +1675,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         wmax = sc.get("wmax", rows, np.float64)
         pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
         marks = PIECE_MARKS and nother > 0
-        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc,
-                   sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
+        ordr = sc.get("ordr", nrect if byorder else 1, np.int32)
+        ob = sc.get("ob", 4 * nrect if byorder else 4, np.float64).reshape(-1, 4)
+        if byorder:
+            _rect_order(cls, rect, bbox, cols, sc.get("okey", max(nrect, cols) + 1, np.int64),
+                        ordr, ob)
+        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc, ordr, ob, nrect,
+                   byorder, sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
                    sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
@@ -1524,10 +1703,12 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
     _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
-    total = _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart,
-                        tstart[:0].astype(np.int32), False)
+    tbox = obox if rsweep else bbox
+    total = _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed,
+                        tstart, tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
-    _tile_index(cls, rect, rsweep, bbox, rows, cols, tsh, ntc, tneed, tstart, tlist, True)
+    _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed, tstart, tlist,
+                True)
     caps = [64, 256, 16]
     need = sc.get("need", 3, np.int64)
     k = 0
@@ -1547,7 +1728,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
-                   tstart, tlist, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
+                   tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
                    wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),

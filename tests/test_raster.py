@@ -506,3 +506,19 @@ def test_rect_sweep_against_general_and_klayout(monkeypatch, marks):
                        .astype(int))
         assert np.abs(got[0] - got[2]).max() <= 1, name
         assert np.abs(got[1] - got[3]).max() <= 1, name
+
+
+@pytest.mark.parametrize("order", [-1.0, float("inf")])
+def test_rect_pieces_sorted_first_or_after(monkeypatch, order):
+    """The rectangles' pieces are sorted by left side either by sorting the rectangles first
+    (RECT_ORDER_MIN = -1: always) or per row after filling them in polygon order (inf: always):
+    each way equals KLayout's coverage within one gray level, also with rectangles reaching
+    left of the window and in a random order."""
+    import engine.raster as raster
+    monkeypatch.setattr(raster, "RECT_ORDER_MIN", order)
+    rng = np.random.default_rng(31)
+    for name, polys in _sweep_cases(rng).items():
+        check(polys, (0, 400), (10, 10), (40, 40))
+        check(polys, (37, 397), (7, 11), (36, 46), win_frac=(0.3, 0.6))
+        shuffled = [polys[k] for k in rng.permutation(len(polys))]
+        check(shuffled, (-3, 397), (7, 11), (36, 58), win_frac=(0.3, 0.6))
