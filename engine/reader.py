@@ -49,7 +49,7 @@ from engine.codec import real8_at
 from engine.database import (KIND_AREF, KIND_BOUNDARY, KIND_BOX, KIND_PATH, KIND_SREF,
                              VTX_BLOCK_SHIFT)
 from engine.errors import ClipmillError
-from engine.jit import jit
+from engine.jit import jit, njit
 from engine.layers import ANY, parse_layers
 from engine.paths import SEMI_CIRCLE_POINTS, path_hull, segment_box, segment_hull
 
@@ -655,6 +655,28 @@ def _i32u(buf, p):
     return np.int32(v)
 
 
+@njit(inline="always")
+def _copy_points(buf, q, m, vtx, iv):
+    """Copy m big-endian int32 (x, y) points at buf[q:] into vtx[iv:iv + m]; returns their
+    bbox (x0, y0, x1, y1)."""
+    x0 = _i32u(buf, q)
+    y0 = _i32u(buf, q + np.uint64(4))
+    x1 = x0
+    y1 = y0
+    b = np.uint64(iv)
+    for j in range(np.uint64(m)):
+        qj = q + np.uint64(8) * j
+        x = _i32u(buf, qj)
+        y = _i32u(buf, qj + np.uint64(4))
+        vtx[b + j, 0] = x
+        vtx[b + j, 1] = y
+        x0 = min(x0, x)
+        x1 = max(x1, x)
+        y0 = min(y0, y)
+        y1 = max(y1, y)
+    return x0, y0, x1, y1
+
+
 @jit
 def _boundary_run(buf, pos, end, st, ltab, lkeys, lacc, nlay, f_all, f_keys, use_filter, vtx,
                   poly_bbox, poly_vtx_blk, poly_vtx_rel, poly_layer, poly_kind):
@@ -733,21 +755,7 @@ def _boundary_run(buf, pos, end, st, ltab, lkeys, lacc, nlay, f_all, f_keys, use
             by0 = min(min(y0, y1), min(y2, y3))
             by1 = max(max(y0, y1), max(y2, y3))
         else:
-            bx0 = x0
-            bx1 = x0
-            by0 = y0
-            by1 = y0
-            b = np.uint64(iv)
-            for j in range(np.uint64(m)):
-                qj = q + np.uint64(8) * j
-                x = _i32u(buf, qj)
-                y = _i32u(buf, qj + np.uint64(4))
-                vtx[b + j, 0] = x
-                vtx[b + j, 1] = y
-                bx0 = min(bx0, x)
-                bx1 = max(bx1, x)
-                by0 = min(by0, y)
-                by1 = max(by1, y)
+            bx0, by0, bx1, by1 = _copy_points(buf, q, m, vtx, iv)
             iv += m
         u = np.uint64(ip)
         poly_bbox[u, 0] = bx0
@@ -783,21 +791,7 @@ def _store_boundary(buf, xy, nxy, vtx, iv, poly_bbox, ip):
         m -= 1
     if m < 3:
         return -1
-    x0 = _i32u(buf, p0)
-    y0 = _i32u(buf, p0 + np.uint64(4))
-    x1 = x0
-    y1 = y0
-    base = np.uint64(iv)
-    for j in range(np.uint64(m)):
-        q = p0 + np.uint64(8) * j
-        x = _i32u(buf, q)
-        y = _i32u(buf, q + np.uint64(4))
-        vtx[base + j, 0] = x
-        vtx[base + j, 1] = y
-        x0 = min(x0, x)
-        x1 = max(x1, x)
-        y0 = min(y0, y)
-        y1 = max(y1, y)
+    x0, y0, x1, y1 = _copy_points(buf, p0, m, vtx, iv)
     ipu = np.uint64(ip)
     poly_bbox[ipu, 0] = x0
     poly_bbox[ipu, 1] = y0
