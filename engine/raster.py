@@ -397,11 +397,29 @@ def _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, r_off, c_off, nc):
 
 
 @jit
-def _winding_simple(uv, offsets, cls, orient, nrows, ncols, diff):
+def _winding_simple(uv, offsets, cls, orient, rect, bbox, nrows, ncols, diff):
     """Winding counts of the simple polygons at every pixel centre into diff (flat, zeroed,
-    (nrows+1) x ncols); returns after the prefix sums: diff[r*ncols+c] = count."""
+    (nrows+1) x ncols), before the prefix sums (see _prefix). Axis-parallel rectangles add their
+    4 corner marks from their box (the same rows and columns as _edge_diff on their two vertical
+    edges); other polygons go edge by edge."""
     for i in range(offsets.shape[0] - 1):
         if cls[i] != 1:
+            continue
+        if rect[i] == 1:
+            r0, r1 = _row_range(bbox[i, 2], bbox[i, 3], nrows)
+            if r0 > r1:
+                continue
+            ca = _first_col(bbox[i, 0], 0.0, bbox[i, 0], 1.0, 0.0, ncols)
+            if ca >= ncols:
+                continue
+            cb = _first_col(bbox[i, 1], 0.0, bbox[i, 1], 1.0, 0.0, ncols)
+            a = r0 * ncols
+            b = (r1 + 1) * ncols
+            diff[a + ca] += 1
+            diff[b + ca] -= 1
+            if cb < ncols:
+                diff[a + cb] -= 1
+                diff[b + cb] += 1
             continue
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
@@ -412,7 +430,6 @@ def _winding_simple(uv, offsets, cls, orient, nrows, ncols, diff):
                 continue
             d = o if v1 > v0 else -o
             _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, 0, 0, ncols)
-    _prefix(diff, nrows, ncols)
 
 
 @jit
@@ -1652,7 +1669,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     byorder = down > RECT_ORDER_MIN * nrect
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-        _winding_simple(uv, off, cls, orient, rows, cols, count)
+        _winding_simple(uv, off, cls, orient, rect, bbox, rows, cols, count)
+        _prefix(count, rows, cols)
         if ncomplex:
             local = sc.get("local", (rows + 1) * cols, np.int32)
             _winding_complex(uv, off, cls, rows, cols, local, count, count)
