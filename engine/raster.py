@@ -500,6 +500,30 @@ def _winding_complex(uv, offsets, cls, nrows, ncols, local, count, count2):
 
 
 @jit
+def _prefix_finish(diff, nrows, ncols, colsum, invert, flip_x, flip_y, out):
+    """_prefix and _finish_binary in one pass: a running column sum (colsum, ncols) per row and
+    its prefix sum along the row give the count; diff is only read."""
+    for c in range(ncols):
+        colsum[c] = 0
+    lo = 1 if invert else 0
+    hi = 1 - lo
+    for r in range(nrows):
+        ro = nrows - 1 - r if flip_y else r
+        b = r * ncols
+        for c in range(ncols):
+            colsum[c] += diff[b + c]
+        acc = 0
+        if flip_x:
+            for c in range(ncols):
+                acc += colsum[c]
+                out[ro, ncols - 1 - c] = hi if acc != 0 else lo
+        else:
+            for c in range(ncols):
+                acc += colsum[c]
+                out[ro, c] = hi if acc != 0 else lo
+
+
+@jit
 def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
     for r in range(nrows):
         ro = nrows - 1 - r if flip_y else r
@@ -1670,10 +1694,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     if not gray:
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         _winding_simple(uv, off, cls, orient, rect, bbox, rows, cols, count)
+        if not ncomplex:
+            _prefix_finish(count, rows, cols, sc.get("colsum", cols, np.int32), invert, flip_x,
+                           flip_y, img)
+            return
         _prefix(count, rows, cols)
-        if ncomplex:
-            local = sc.get("local", (rows + 1) * cols, np.int32)
-            _winding_complex(uv, off, cls, rows, cols, local, count, count)
+        local = sc.get("local", (rows + 1) * cols, np.int32)
+        _winding_complex(uv, off, cls, rows, cols, local, count, count)
         _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
         return
     npx = rows * cols
