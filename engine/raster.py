@@ -271,7 +271,8 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
-    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
+    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1; two difference
+    marks per rectangle, then one pass gives the counts and their prefix sums:
     see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
     rectangles, obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
     most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
@@ -326,8 +327,13 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
             if rows:
-                for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
-                    rstart[r + 1] += 1
+                # one piece in each row of [ra, rb): difference marks, summed below
+                ra = max(int(math.floor(v0)), 0)
+                rb = min(int(math.ceil(v1)), nrows)
+                if ra < rb:
+                    rstart[ra + 1] += 1
+                    if rb < nrows:
+                        rstart[rb + 1] -= 1
             # orientation from the turn at vertex 1
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
@@ -361,9 +367,11 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             ncomplex += 1
     most = 0
     if rows:
+        run = 0
         for r in range(nrows):
-            most = max(most, rstart[r + 1])
-            rstart[r + 1] += rstart[r]
+            run += rstart[r + 1]
+            most = max(most, run)
+            rstart[r + 1] = rstart[r] + run
     return ncomplex, nother, perim, rstart[nrows] if rows else 0, most, nrect, down
 
 
