@@ -45,10 +45,14 @@ How (all numba kernels, scratch reused):
 * coordinates go to pixel units; each polygon is classified: outside (skipped), simple (no
   self-intersection or self-touching: exact O(n) test for convex polygons, O(n^2) otherwise, up to
   NMAX_SIMPLE vertices) with its orientation normalised so that its winding is 0 or 1, or complex;
-* binary: a 2-D difference buffer of winding counts at pixel centres: per non-horizontal edge one
-  +-1 per row it covers (vertical edges O(1): mark and cancel in the same column), prefix sums down
-  the columns and along the rows; complex polygons add their own indicator (winding != 0) over
-  their bounding box. Inside = count > 0.
+* binary: a 2-D difference buffer of winding counts at pixel centres, filled in the same single
+  pass over the polygons that converts and classifies them (_classify is not run): an
+  axis-parallel rectangle (tested on its coordinates in registers) adds the 4 corner marks of its
+  box (gathered RECT_BATCH at a time, then added: the scattered writes overlap better), another
+  simple polygon per non-horizontal edge one +-1 per row it covers (vertical edges O(1): mark and
+  cancel in the same column); then prefix sums down the columns and along the rows, fused with
+  writing the image (a running column sum per row) when no polygon is complex; complex polygons
+  add their own indicator (winding != 0) over their bounding box. Inside = count > 0.
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
   whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
   row sorted by left side (clamped at 0). When the polygon order is far from sorted by left side
@@ -108,6 +112,7 @@ RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rect
 RECT_ORDER_MIN = 0.125  # rectangles sorted by left side first when more than this fraction of
 #                         them is left of the one before in polygon order (else rows sorted after)
 PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
+RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks are added
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 
@@ -266,7 +271,8 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
-    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1, prefix sums:
+    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1; two difference
+    marks per rectangle, then one pass gives the counts and their prefix sums:
     see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
     rectangles, obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
     most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
@@ -321,8 +327,13 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
             if rows:
-                for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)), nrows)):
-                    rstart[r + 1] += 1
+                # one piece in each row of [ra, rb): difference marks, summed below
+                ra = max(int(math.floor(v0)), 0)
+                rb = min(int(math.ceil(v1)), nrows)
+                if ra < rb:
+                    rstart[ra + 1] += 1
+                    if rb < nrows:
+                        rstart[rb + 1] -= 1
             # orientation from the turn at vertex 1
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
@@ -356,9 +367,11 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             ncomplex += 1
     most = 0
     if rows:
+        run = 0
         for r in range(nrows):
-            most = max(most, rstart[r + 1])
-            rstart[r + 1] += rstart[r]
+            run += rstart[r + 1]
+            most = max(most, run)
+            rstart[r + 1] = rstart[r] + run
     return ncomplex, nother, perim, rstart[nrows] if rows else 0, most, nrect, down
 
 
@@ -396,15 +409,89 @@ def _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, r_off, c_off, nc):
         diff[(r + 1 - r_off) * nc + c] -= d
 
 
+@njit(inline="always")
+def _rect_marks(u0, u1, v0, v1, nrows, ncols, diff):
+    """The 4 corner marks of the axis-parallel rectangle [u0, u1] x [v0, v1] (winding +1 inside)
+    in diff: the same rows and columns as _edge_diff on its two vertical edges."""
+    r0, r1 = _row_range(v0, v1, nrows)
+    if r0 > r1:
+        return
+    ca = _first_col(u0, 0.0, u0, 1.0, 0.0, ncols)
+    if ca >= ncols:
+        return
+    cb = _first_col(u1, 0.0, u1, 1.0, 0.0, ncols)
+    a = r0 * ncols
+    b = (r1 + 1) * ncols
+    diff[a + ca] += 1
+    diff[b + ca] -= 1
+    if cb < ncols:
+        diff[a + cb] -= 1
+        diff[b + cb] += 1
+
+
 @jit
-def _winding_simple(uv, offsets, cls, orient, nrows, ncols, diff):
-    """Winding counts of the simple polygons at every pixel centre into diff (flat, zeroed,
-    (nrows+1) x ncols); returns after the prefix sums: diff[r*ncols+c] = count."""
+def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
+    """Binary in one pass over the polygons (_classify and _winding_simple fused, the vertices
+    read once): an axis-parallel rectangle, tested on its coordinates in registers, adds its 4
+    corner marks to diff (zeroed, flat (nrows+1) x ncols) and writes nothing else; another
+    polygon gets its uv, is classified like _classify does (cls: 0 irrelevant, 1 simple, 2
+    possibly self-intersecting) and, when simple, adds its edges at once (orientation from its
+    signed area). Returns the number of complex polygons (left to _winding_complex)."""
+    ncomplex = 0
+    nb = 0
     for i in range(offsets.shape[0] - 1):
-        if cls[i] != 1:
-            continue
         s, e = offsets[i], offsets[i + 1]
-        o = orient[i]
+        n = e - s
+        cls[i] = 0
+        if n < 3:
+            continue
+        if n == 4:
+            ua = (xy[s, 0] - x0) / px
+            va = (y1 - xy[s, 1]) / py
+            ub = (xy[s + 1, 0] - x0) / px
+            vb = (y1 - xy[s + 1, 1]) / py
+            uc = (xy[s + 2, 0] - x0) / px
+            vc = (y1 - xy[s + 2, 1]) / py
+            ud = (xy[s + 3, 0] - x0) / px
+            vd = (y1 - xy[s + 3, 1]) / py
+            if (((ua == ub and vb == vc and uc == ud and vd == va)
+                 or (va == vb and ub == uc and vc == vd and ud == ua))
+                    and ua != uc and va != vc):
+                rb[nb, 0], rb[nb, 1] = min(ua, uc), max(ua, uc)
+                rb[nb, 2], rb[nb, 3] = min(va, vc), max(va, vc)
+                nb += 1
+                if nb == rb.shape[0]:
+                    for j in range(nb):
+                        _rect_marks(rb[j, 0], rb[j, 1], rb[j, 2], rb[j, 3], nrows, ncols, diff)
+                    nb = 0
+                continue
+            uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
+            uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
+        else:
+            for k in range(s, e):
+                uv[k, 0] = (xy[k, 0] - x0) / px
+                uv[k, 1] = (y1 - xy[k, 1]) / py
+        umin = uv[s, 0]
+        umax = uv[s, 0]
+        vmin = uv[s, 1]
+        vmax = uv[s, 1]
+        area = 0.0
+        for k in range(s, e):
+            u, v = uv[k, 0], uv[k, 1]
+            umin = min(umin, u)
+            umax = max(umax, u)
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+            k2 = k + 1 if k + 1 < e else s
+            area += u * uv[k2, 1] - uv[k2, 0] * v
+        if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
+            continue
+        if not _is_simple(uv, s, n):
+            cls[i] = 2
+            ncomplex += 1
+            continue
+        cls[i] = 1
+        o = 1 if area <= 0 else -1
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
             u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
@@ -412,7 +499,9 @@ def _winding_simple(uv, offsets, cls, orient, nrows, ncols, diff):
                 continue
             d = o if v1 > v0 else -o
             _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, 0, 0, ncols)
-    _prefix(diff, nrows, ncols)
+    for j in range(nb):
+        _rect_marks(rb[j, 0], rb[j, 1], rb[j, 2], rb[j, 3], nrows, ncols, diff)
+    return ncomplex
 
 
 @jit
@@ -480,6 +569,30 @@ def _winding_complex(uv, offsets, cls, nrows, ncols, local, count, count2):
                 if acc != 0:
                     count[g + cc] += 1
                     count2[g + cc] += 1
+
+
+@jit
+def _prefix_finish(diff, nrows, ncols, colsum, invert, flip_x, flip_y, out):
+    """_prefix and _finish_binary in one pass: a running column sum (colsum, ncols) per row and
+    its prefix sum along the row give the count; diff is only read."""
+    for c in range(ncols):
+        colsum[c] = 0
+    lo = 1 if invert else 0
+    hi = 1 - lo
+    for r in range(nrows):
+        ro = nrows - 1 - r if flip_y else r
+        b = r * ncols
+        for c in range(ncols):
+            colsum[c] += diff[b + c]
+        acc = 0
+        if flip_x:
+            for c in range(ncols):
+                acc += colsum[c]
+                out[ro, ncols - 1 - c] = hi if acc != 0 else lo
+        else:
+            for c in range(ncols):
+                acc += colsum[c]
+                out[ro, c] = hi if acc != 0 else lo
 
 
 @jit
@@ -1639,25 +1752,29 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     npoly = off.shape[0] - 1
     uv = sc.get("uv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     cls = sc.get("cls", npoly, np.int8)
+    if mode != "gray":
+        count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
+        ncomplex = _binary_marks(xy, x0, y1, px, py, uv, off, rows, cols, cls, count,
+                                 sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4))
+        if not ncomplex:
+            _prefix_finish(count, rows, cols, sc.get("colsum", cols, np.int32), invert, flip_x,
+                           flip_y, img)
+            return
+        _prefix(count, rows, cols)
+        local = sc.get("local", (rows + 1) * cols, np.int32)
+        _winding_complex(uv, off, cls, rows, cols, local, count, count)
+        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
+        return
     orient = sc.get("orient", npoly, np.int8)
     rect = sc.get("rect", npoly, np.int8)
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
-    gray = mode == "gray"
     rstart = sc.get("rstart", rows + 1, np.int64)
     others = sc.get("others", npoly, np.int32)
     obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
     ncomplex, nother, rperim, total, most, nrect, down = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, gray, rstart, others,
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, True, rstart, others,
         obox)
     byorder = down > RECT_ORDER_MIN * nrect
-    if not gray:
-        count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-        _winding_simple(uv, off, cls, orient, rows, cols, count)
-        if ncomplex:
-            local = sc.get("local", (rows + 1) * cols, np.int32)
-            _winding_complex(uv, off, cls, rows, cols, local, count, count)
-        _finish_binary(count, rows, cols, invert, flip_x, flip_y, img)
-        return
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:

@@ -522,3 +522,26 @@ def test_rect_pieces_sorted_first_or_after(monkeypatch, order):
         check(polys, (37, 397), (7, 11), (36, 46), win_frac=(0.3, 0.6))
         shuffled = [polys[k] for k in rng.permutation(len(polys))]
         check(shuffled, (-3, 397), (7, 11), (36, 58), win_frac=(0.3, 0.6))
+
+
+@pytest.mark.parametrize("with_complex", [False, True])
+def test_binary_rect_marks_batched(with_complex):
+    # binary takes axis-parallel rectangles through their corner marks, gathered in batches of
+    # RECT_BATCH (more rectangles here than one batch, both orientations, edges on pixel centres
+    # and beyond every window side); the same boxes given as 5-vertex polygons (a collinear
+    # extra vertex) take the edge-by-edge path. A bow-tie sends the rest through the complex path.
+    from engine.raster import RECT_BATCH
+    rng = np.random.default_rng(11)
+    n = 2 * RECT_BATCH + 37
+    x = rng.integers(-40, 200, n) // 5 * 5
+    y = rng.integers(-40, 160, n) // 5 * 5
+    w = rng.integers(1, 12, n) * 5
+    h = rng.integers(1, 12, n) * 5
+    rects = [box(a, b, a + c, b + d) for a, b, c, d in zip(x, y, w, h)]
+    rects = [r[::-1] if k % 2 else r for k, r in enumerate(rects)]
+    extra = [[(-10, 50), (90, 150), (90, 50), (-10, 150)]] if with_complex else []
+    b, _ = check(rects + extra, (0, 160), (10, 10), (16, 20), win_frac=(0.3, 0.6))
+    five = [[r[0], ((r[0][0] + r[1][0]) / 2, (r[0][1] + r[1][1]) / 2)] + r[1:] for r in rects]
+    P = to_polygons(five + extra)
+    win = (0.0, 0.16 - 0.154, 0.197, 0.16)
+    assert (rasterize(P, win, 0.01) == b).all()
