@@ -264,6 +264,27 @@ def _is_simple(uv, s, n):
     return 1
 
 
+@njit(inline="always")
+def _box_area(uv, s, e):
+    """Bounding box (umin, umax, vmin, vmax) of the vertices uv[s:e] and twice their signed
+    area (shoelace sum; negative when the polygon runs counter-clockwise in layout x, y, as
+    the v axis points down)."""
+    umin = uv[s, 0]
+    umax = uv[s, 0]
+    vmin = uv[s, 1]
+    vmax = uv[s, 1]
+    area = 0.0
+    for k in range(s, e):
+        u, v = uv[k, 0], uv[k, 1]
+        umin = min(umin, u)
+        umax = max(umax, u)
+        vmin = min(vmin, v)
+        vmax = max(vmax, v)
+        k2 = k + 1 if k + 1 < e else s
+        area += u * uv[k2, 1] - uv[k2, 0] * v
+    return umin, umax, vmin, vmax, area
+
+
 @jit
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
               rstart, others, obox):
@@ -338,19 +359,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
             continue
-        umin = uv[s, 0]
-        umax = uv[s, 0]
-        vmin = uv[s, 1]
-        vmax = uv[s, 1]
-        area = 0.0
-        for k in range(s, e):
-            u, v = uv[k, 0], uv[k, 1]
-            umin = min(umin, u)
-            umax = max(umax, u)
-            vmin = min(vmin, v)
-            vmax = max(vmax, v)
-            k2 = k + 1 if k + 1 < e else s
-            area += u * uv[k2, 1] - uv[k2, 0] * v
+        umin, umax, vmin, vmax, area = _box_area(uv, s, e)
         bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = umin, umax, vmin, vmax
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
@@ -471,19 +480,7 @@ def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
             for k in range(s, e):
                 uv[k, 0] = (xy[k, 0] - x0) / px
                 uv[k, 1] = (y1 - xy[k, 1]) / py
-        umin = uv[s, 0]
-        umax = uv[s, 0]
-        vmin = uv[s, 1]
-        vmax = uv[s, 1]
-        area = 0.0
-        for k in range(s, e):
-            u, v = uv[k, 0], uv[k, 1]
-            umin = min(umin, u)
-            umax = max(umax, u)
-            vmin = min(vmin, v)
-            vmax = max(vmax, v)
-            k2 = k + 1 if k + 1 < e else s
-            area += u * uv[k2, 1] - uv[k2, 0] * v
+        umin, umax, vmin, vmax, area = _box_area(uv, s, e)
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         if not _is_simple(uv, s, n):
