@@ -265,6 +265,25 @@ def _is_simple(uv, s, n):
 
 
 @njit(inline="always")
+def _quad(xy, s, x0, y1, px, py):
+    """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd) and whether they form an
+    axis-parallel rectangle of non-zero width and height (edges alternate vertical and
+    horizontal)."""
+    ua = (xy[s, 0] - x0) / px
+    va = (y1 - xy[s, 1]) / py
+    ub = (xy[s + 1, 0] - x0) / px
+    vb = (y1 - xy[s + 1, 1]) / py
+    uc = (xy[s + 2, 0] - x0) / px
+    vc = (y1 - xy[s + 2, 1]) / py
+    ud = (xy[s + 3, 0] - x0) / px
+    vd = (y1 - xy[s + 3, 1]) / py
+    isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
+               or (va == vb and ub == uc and vc == vd and ud == ua))
+              and ua != uc and va != vc)
+    return ua, va, ub, vb, uc, vc, ud, vd, isrect
+
+
+@njit(inline="always")
 def _box_area(uv, s, e):
     """Bounding box (umin, umax, vmin, vmax) of the vertices uv[s:e] and twice their signed
     area (shoelace sum; negative when the polygon runs counter-clockwise in layout x, y, as
@@ -314,17 +333,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         orient[i] = 1
         rect[i] = 0
         if n == 4:
-            ua = (xy[s, 0] - x0) / px
-            va = (y1 - xy[s, 1]) / py
-            ub = (xy[s + 1, 0] - x0) / px
-            vb = (y1 - xy[s + 1, 1]) / py
-            uc = (xy[s + 2, 0] - x0) / px
-            vc = (y1 - xy[s + 2, 1]) / py
-            ud = (xy[s + 3, 0] - x0) / px
-            vd = (y1 - xy[s + 3, 1]) / py
-            isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
-                       or (va == vb and ub == uc and vc == vd and ud == ua))
-                      and ua != uc and va != vc)
+            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, px, py)
             uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
             uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
         else:
@@ -455,17 +464,8 @@ def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
         if n < 3:
             continue
         if n == 4:
-            ua = (xy[s, 0] - x0) / px
-            va = (y1 - xy[s, 1]) / py
-            ub = (xy[s + 1, 0] - x0) / px
-            vb = (y1 - xy[s + 1, 1]) / py
-            uc = (xy[s + 2, 0] - x0) / px
-            vc = (y1 - xy[s + 2, 1]) / py
-            ud = (xy[s + 3, 0] - x0) / px
-            vd = (y1 - xy[s + 3, 1]) / py
-            if (((ua == ub and vb == vc and uc == ud and vd == va)
-                 or (va == vb and ub == uc and vc == vd and ud == ua))
-                    and ua != uc and va != vc):
+            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, px, py)
+            if isrect:
                 rb[nb, 0], rb[nb, 1] = min(ua, uc), max(ua, uc)
                 rb[nb, 2], rb[nb, 3] = min(va, vc), max(va, vc)
                 nb += 1
