@@ -851,33 +851,31 @@ def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
 
 
 @njit(inline="always")
+def _move_piece(dl, dc, z, sl, sc, i):
+    """Piece i of (sl, sc) to slot z of (dl, dc): its rectangle id and (u0, u1, y0, y1)."""
+    dl[z] = sl[i]
+    dc[z, 0] = sc[i, 0]
+    dc[z, 1] = sc[i, 1]
+    dc[z, 2] = sc[i, 2]
+    dc[z, 3] = sc[i, 3]
+
+
+@njit(inline="always")
 def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
     """Merge the sorted runs a:m and m:b of the pieces (pc, rlist) by u0 (stable), through a copy
     of the first run in tmpi / tmpc."""
     for d in range(m - a):
-        tmpi[d] = rlist[a + d]
-        tmpc[d, 0] = pc[a + d, 0]
-        tmpc[d, 1] = pc[a + d, 1]
-        tmpc[d, 2] = pc[a + d, 2]
-        tmpc[d, 3] = pc[a + d, 3]
+        _move_piece(tmpi, tmpc, d, rlist, pc, a + d)
     i1 = 0
     n1 = m - a
     i2 = m
     z = a
     while i1 < n1:
         if i2 < b and pc[i2, 0] < tmpc[i1, 0]:
-            rlist[z] = rlist[i2]
-            pc[z, 0] = pc[i2, 0]
-            pc[z, 1] = pc[i2, 1]
-            pc[z, 2] = pc[i2, 2]
-            pc[z, 3] = pc[i2, 3]
+            _move_piece(rlist, pc, z, rlist, pc, i2)
             i2 += 1
         else:
-            rlist[z] = tmpi[i1]
-            pc[z, 0] = tmpc[i1, 0]
-            pc[z, 1] = tmpc[i1, 1]
-            pc[z, 2] = tmpc[i1, 2]
-            pc[z, 3] = tmpc[i1, 3]
+            _move_piece(rlist, pc, z, tmpi, tmpc, i1)
             i1 += 1
         z += 1
 
