@@ -305,27 +305,28 @@ def _box_area(uv, s, e):
 
 
 @jit
-def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rows,
-              rstart, others, obox):
+def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rstart,
+              others, obox):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
-    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. rows: also count the
-    rectangles' pieces per pixel row for the union sweep into rstart (nrows + 1; two difference
-    marks per rectangle, then one pass gives the counts and their prefix sums:
-    see _rect_fill). others[:n]: the ids of the n relevant polygons other than axis-parallel
-    rectangles, obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n, rectangles' perimeter clipped to the image, pieces,
-    most pieces in a row, rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested for being axis-parallel rectangles on
-    their coordinates in registers (writing their uv costs less than skipping it: measured)."""
+    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. The rectangles' pieces per
+    pixel row for the union sweep are counted into rstart (nrows + 1; two difference marks per
+    rectangle, then one pass gives the counts and their prefix sums: see _rect_fill).
+    others[:n]: the ids of the n relevant polygons other than axis-parallel rectangles,
+    obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n,
+    rectangles' perimeter clipped to the image, pieces, most pieces in a row, rectangles,
+    rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested
+    for being axis-parallel rectangles on their coordinates in registers (writing their uv
+    costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
     nrect = 0
     down = 0
     ulast = -np.inf
     perim = 0.0
-    if rows:
-        for r in range(nrows + 1):
-            rstart[r] = 0
+    for r in range(nrows + 1):
+        rstart[r] = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
@@ -356,14 +357,13 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
                 down += 1
             ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
-            if rows:
-                # one piece in each row of [ra, rb): difference marks, summed below
-                ra = max(int(math.floor(v0)), 0)
-                rb = min(int(math.ceil(v1)), nrows)
-                if ra < rb:
-                    rstart[ra + 1] += 1
-                    if rb < nrows:
-                        rstart[rb + 1] -= 1
+            # one piece in each row of [ra, rb): difference marks, summed below
+            ra = max(int(math.floor(v0)), 0)
+            rb = min(int(math.ceil(v1)), nrows)
+            if ra < rb:
+                rstart[ra + 1] += 1
+                if rb < nrows:
+                    rstart[rb + 1] -= 1
             # orientation from the turn at vertex 1
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
@@ -384,13 +384,12 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             cls[i] = 2
             ncomplex += 1
     most = 0
-    if rows:
-        run = 0
-        for r in range(nrows):
-            run += rstart[r + 1]
-            most = max(most, run)
-            rstart[r + 1] = rstart[r] + run
-    return ncomplex, nother, perim, rstart[nrows] if rows else 0, most, nrect, down
+    run = 0
+    for r in range(nrows):
+        run += rstart[r + 1]
+        most = max(most, run)
+        rstart[r + 1] = rstart[r] + run
+    return ncomplex, nother, perim, rstart[nrows], most, nrect, down
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1767,8 +1766,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     others = sc.get("others", npoly, np.int32)
     obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
     ncomplex, nother, rperim, total, most, nrect, down = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, True, rstart, others,
-        obox)
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, others, obox)
     byorder = down > RECT_ORDER_MIN * nrect
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
