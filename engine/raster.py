@@ -61,10 +61,10 @@ How (all numba kernels, scratch reused):
   sort on the exact left side) and the pieces filled in that order; else they are filled in
   polygon order (better write locality): rows made of two sorted runs (as a layout's polygon
   order gives) are merged, rows more out of order get a counting sort by RECT_BUCKET-column
-  buckets and an insertion sort within them. In a band the covered length L(u) of the union's cross-section is a step function
-  of u; a sweep over the pieces adds each step dL at u to a per-row accumulation buffer as a
-  vertical edge of height dL would (coverage = prefix sum along the row, as in font
-  rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
+  buckets and an insertion sort within them. In a band the covered length L(u) of the union's
+  cross-section is a step function of u; a sweep over the pieces adds each step dL at u to a
+  per-row accumulation buffer as a vertical edge of height dL would (coverage = prefix sum
+  along the row, as in font rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
   merge as u-intervals (L = 1), the others are kept active sorted by their lower end and L is
   the length of the union of their intervals. Exact for any overlap, no per-pixel bookkeeping.
 * gray, other polygons: per edge piece, the exact signed area right of it goes into a second
@@ -835,11 +835,7 @@ def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
         u1, v0, v1 = ob[t, 1], ob[t, 2], ob[t, 3]
         z = t
         while z > 0 and ob[z - 1, 0] > u:
-            ordr[z] = ordr[z - 1]
-            ob[z, 0] = ob[z - 1, 0]
-            ob[z, 1] = ob[z - 1, 1]
-            ob[z, 2] = ob[z - 1, 2]
-            ob[z, 3] = ob[z - 1, 3]
+            _move_piece(ordr, ob, z, ordr, ob, z - 1)
             z -= 1
         ordr[z] = i
         ob[z, 0] = u
@@ -1230,7 +1226,8 @@ def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, n
     tneed != 0 only (the others stay empty); skiprect: rectangles left out (_exact finds them
     in the rows of the union sweep, and only the listed non-rectangles others[:nothers] are
     visited, their boxes then in bbox[:nothers]: obox of _classify, read in sequence). tlist
-    holds positions q in that box array (polygon others[q] when skiprect, else q). tstart (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
+    holds positions q in that box array (polygon others[q] when skiprect, else q). tstart
+    (ntiles+1), tlist. fill=False: count only (then prefix sum; returns the total);
     fill=True: write tlist (tstart as counted)."""
     nt = tstart.shape[0] - 1
     if not fill:
@@ -1838,8 +1835,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
-                   tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal, *bufs, vs, xs, xd, xj,
-                   wcur, bx, xb, iv0, iv1, need)
+                   tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
+                   *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
