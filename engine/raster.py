@@ -64,9 +64,10 @@ How (all numba kernels, scratch reused):
   buckets and an insertion sort within them. In a band the covered length L(u) of the union's
   cross-section is a step function of u; a sweep over the pieces adds each step dL at u to a
   per-row accumulation buffer as a vertical edge of height dL would (coverage = prefix sum
-  along the row, as in font rasterizers): a piece meeting no other one steps by its height and back, full-height pieces
-  merge as u-intervals (L = 1), the others are kept active sorted by their lower end and L is
-  the length of the union of their intervals. Exact for any overlap, no per-pixel bookkeeping.
+  along the row, as in font rasterizers): a piece meeting no other one steps by its height and
+  back, full-height pieces merge as u-intervals (L = 1), the others are kept active sorted by
+  their lower end and L is the length of the union of their intervals. Exact for any overlap,
+  no per-pixel bookkeeping.
 * gray, other polygons: per edge piece, the exact signed area right of it goes into a second
   accumulation buffer and each pixel records which simple polygon's boundary crosses it, or
   "several" (no per-pixel lists). A pixel crossed by one of them and covered in part by the
