@@ -1045,91 +1045,87 @@ def _union_length(m, ay0, ay1):
 
 
 @jit
-def _rect_sweep(nrows, ncols, rstart, pc, acc, ae, ay0, ay1):
-    """Exact coverage of the union of the rectangles, row by row: in the band (r, r + 1) the
-    covered length L(u) of the cross-section at u is a step function changing only where a
-    piece (pc, rstart: _rect_fill) starts or ends; each change dL at u is added to acc (flat
-    nrows x (ncols + 1), zeroed; coverage = prefix sum along the row) as by a vertical edge of
-    height dL. A piece meeting no other one in u steps by its height and back. Pieces of full
-    height make L = 1 over the union of their u-intervals, merged on the fly (they come sorted
-    by u0): only the end fe of the current merged one is kept. The others are kept active,
-    sorted by their lower end (ae, ay0, ay1: scratch, most pieces in a row), for the length of
-    their union."""
-    W = ncols + 1
-    for r in range(nrows):
-        rowb = r * W
-        fr = float(r)
-        fr1 = fr + 1.0
-        m = 0          # partial-height active pieces
-        fe = -np.inf   # end of the merged u-interval of full-height pieces (open while > x)
-        nh = 0         # 1 while that interval is open
-        L = 0.0
-        emin = np.inf  # first end among the partial ones
-        j = rstart[r]
-        jend = rstart[r + 1]
-        while True:
-            if j < jend:
-                xs = pc[j, 0]
-            elif m == 0 and nh == 0:
-                break
+def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
+    """Exact coverage of the union of the rectangles in the band (r, r + 1): the covered length
+    L(u) of the cross-section at u is a step function changing only where a piece (pc, rstart:
+    _rect_fill) starts or ends; each change dL at u is added to acc (ncols + 1, zeroed; coverage
+    = prefix sum along the row) as by a vertical edge of height dL. A piece meeting no other one
+    in u steps by its height and back. Pieces of full height make L = 1 over the union of their
+    u-intervals, merged on the fly (they come sorted by u0): only the end fe of the current
+    merged one is kept. The others are kept active, sorted by their lower end (ae, ay0, ay1:
+    scratch, most pieces in a row), for the length of their union."""
+    fr = float(r)
+    fr1 = fr + 1.0
+    m = 0          # partial-height active pieces
+    fe = -np.inf   # end of the merged u-interval of full-height pieces (open while > x)
+    nh = 0         # 1 while that interval is open
+    L = 0.0
+    emin = np.inf  # first end among the partial ones
+    j = rstart[r]
+    jend = rstart[r + 1]
+    while True:
+        if j < jend:
+            xs = pc[j, 0]
+        elif m == 0 and nh == 0:
+            break
+        else:
+            xs = np.inf
+        xf = fe if nh > 0 else np.inf
+        if xf <= xs and xf <= emin:
+            x = xf
+            nh = 0
+        elif emin <= xs:
+            # the partial piece ending first ends
+            x = emin
+            ke = 0
+            for q in range(1, m):
+                if ae[q] < ae[ke]:
+                    ke = q
+            for q in range(ke, m - 1):
+                ae[q] = ae[q + 1]
+                ay0[q] = ay0[q + 1]
+                ay1[q] = ay1[q + 1]
+            m -= 1
+            emin = np.inf
+            for q in range(m):
+                emin = min(emin, ae[q])
+        else:
+            x = xs
+            u1 = pc[j, 1]
+            y0 = pc[j, 2]
+            y1 = pc[j, 3]
+            j += 1
+            if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
+                # alone in u
+                _add_step(acc, 0, x, y1 - y0, ncols)
+                _add_step(acc, 0, u1, y0 - y1, ncols)
+                continue
+            if y0 <= fr and y1 >= fr1:
+                fe = max(fe, u1) if nh > 0 else u1
+                nh = 1
             else:
-                xs = np.inf
-            xf = fe if nh > 0 else np.inf
-            if xf <= xs and xf <= emin:
-                x = xf
-                nh = 0
-            elif emin <= xs:
-                # the partial piece ending first ends
-                x = emin
-                ke = 0
-                for q in range(1, m):
-                    if ae[q] < ae[ke]:
-                        ke = q
-                for q in range(ke, m - 1):
-                    ae[q] = ae[q + 1]
-                    ay0[q] = ay0[q + 1]
-                    ay1[q] = ay1[q + 1]
-                m -= 1
-                emin = np.inf
-                for q in range(m):
-                    emin = min(emin, ae[q])
-            else:
-                x = xs
-                u1 = pc[j, 1]
-                y0 = pc[j, 2]
-                y1 = pc[j, 3]
-                j += 1
-                if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
-                    # alone in u
-                    _add_step(acc, rowb, x, y1 - y0, ncols)
-                    _add_step(acc, rowb, u1, y0 - y1, ncols)
-                    continue
-                if y0 <= fr and y1 >= fr1:
-                    fe = max(fe, u1) if nh > 0 else u1
-                    nh = 1
-                else:
-                    z = m
-                    while z > 0 and ay0[z - 1] > y0:
-                        ae[z] = ae[z - 1]
-                        ay0[z] = ay0[z - 1]
-                        ay1[z] = ay1[z - 1]
-                        z -= 1
-                    ae[z] = u1
-                    ay0[z] = y0
-                    ay1[z] = y1
-                    m += 1
-                    emin = min(emin, u1)
-            if nh > 0:
-                nl = 1.0
-            elif m == 0:
-                nl = 0.0
-            elif m == 1:
-                nl = ay1[0] - ay0[0]
-            else:
-                nl = _union_length(m, ay0, ay1)
-            if nl != L:
-                _add_step(acc, rowb, x, nl - L, ncols)
-                L = nl
+                z = m
+                while z > 0 and ay0[z - 1] > y0:
+                    ae[z] = ae[z - 1]
+                    ay0[z] = ay0[z - 1]
+                    ay1[z] = ay1[z - 1]
+                    z -= 1
+                ae[z] = u1
+                ay0[z] = y0
+                ay1[z] = y1
+                m += 1
+                emin = min(emin, u1)
+        if nh > 0:
+            nl = 1.0
+        elif m == 0:
+            nl = 0.0
+        elif m == 1:
+            nl = ay1[0] - ay0[0]
+        else:
+            nl = _union_length(m, ay0, ay1)
+        if nl != L:
+            _add_step(acc, 0, x, nl - L, ncols)
+            L = nl
 
 
 @jit
@@ -1589,16 +1585,17 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
 @njit(inline="always")
 def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
     """Gray level round(255 f) of pixel (r, c) into out (invert: 255 minus it)."""
-    g = int(math.floor(255.0 * f + 0.5))
+    g = int(255.0 * f + 0.5)
     out[nrows - 1 - r if flip_y else r, ncols - 1 - c if flip_x else c] = np.uint8(
         255 - g if invert else g)
 
 
 @jit
-def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpix, nrows, ncols,
-                 invert, flip_x, flip_y, out):
-    """Prefix sums along the rows and the final values: rectangles' union coverage cR (accr, when
-    rsweep) and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
+def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, count2,
+                 has_complex, cov, fpix, nrows, ncols, invert, flip_x, flip_y, out):
+    """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
+    rsweep: each row's union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed))
+    and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
     boundary: 1 when covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one
     simple polygon: 1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the
     polygons covering the whole pixel) when cR is 0 or 1 or s >= 1 or (marked) no rectangle
@@ -1607,19 +1604,27 @@ def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpi
     number listed."""
     W = ncols + 1
     nf = 0
+    inv = 255 if invert else 0
     for r in range(nrows):
         b = r * ncols
+        orow = out[nrows - 1 - r if flip_y else r]
+        if rsweep:
+            _sweep_row(r, ncols, rstart, pc, rowacc, ae, ay0, ay1)
+            rowacc[ncols] = 0.0
         s = 0.0
         sr = 0.0
+        a = acc[r * W:r * W + ncols]
+        ow = owner[b:b + ncols]
         for c in range(ncols):
-            s += acc[r * W + c]
-            cr = 0.0
-            if rsweep:
-                sr += accr[r * W + c]
-                cr = min(max(sr, 0.0), 1.0)
-            o = owner[b + c]
+            s += a[c]
+            sr += rowacc[c]     # all zero when not rsweep
+            rowacc[c] = 0.0
+            cr = min(max(sr, 0.0), 1.0)
+            o = ow[c]
             if o == -1:
-                f = 1.0 if (s >= 0.5 or (has_complex and count2[b + c] != 0)) else cr
+                f = 1.0 if s >= 0.5 else cr
+                if has_complex and count2[b + c] != 0:
+                    f = 1.0
             elif o >= 0 and has_complex and count2[b + c] != 0:
                 f = 1.0
             elif o >= 0 and (marked or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
@@ -1631,7 +1636,12 @@ def _finish_gray(accr, rsweep, marked, acc, owner, count2, has_complex, cov, fpi
                 fpix[nf] = b + c
                 nf += 1
                 continue
-            _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y)
+            orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+        if flip_x:
+            for c in range(ncols // 2):
+                t = orow[c]
+                orow[c] = orow[ncols - 1 - c]
+                orow[ncols - 1 - c] = t
     return nf
 
 
@@ -1778,7 +1788,6 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
     _walk(uv, off, cls, orient, rect, rsweep, rows, cols, acc, lacc, owner)
     if rsweep:
-        accr = sc.get("accr", rows * (cols + 1), np.float32, zero=True)
         rlist = sc.get("rlist", total, np.int32)
         wmax = sc.get("wmax", rows, np.float64)
         pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
@@ -1793,16 +1802,17 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
                    sc.get("tmpi", most, np.int32),
                    sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
-        _rect_sweep(rows, cols, rstart, pc, accr, *act)
     else:
-        accr = acc[:1]
         pc = bbox[:0]
+        act = [sc.get(nm, 1, np.float64) for nm in ("ae", "ay0", "ay1")]
         rlist = sc.get("rlist", 1, np.int32)
         wmax = sc.get("wmax", 1, np.float64)
     cov = sc.get("cov", npx, np.float32)  # only read where written
     fpix = sc.get("fpix", npx, np.int32)
-    nflag = _finish_gray(accr, rsweep, PIECE_MARKS or not rsweep, acc, owner, count2,
-                         bool(ncomplex), cov, fpix, rows, cols, invert, flip_x, flip_y, img)
+    rowacc = sc.get("rowacc", cols + 1, np.float64, zero=True)
+    nflag = _finish_gray(rsweep, rstart, pc, *act, rowacc, PIECE_MARKS or not rsweep, acc, owner,
+                         count2, bool(ncomplex), cov, fpix, rows, cols, invert, flip_x, flip_y,
+                         img)
     if not nflag:
         return
     tsh = TILE_SHIFT
