@@ -618,21 +618,22 @@ def _mark(pix, i, simple, owner):
 
 
 @jit
-def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, owner):
+def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc, lacc, owner):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
-    interior each polygon's boundary crosses (owner: -1 none, polygon, -2 several / complex;
-    see _mark). skiprect: rectangles are left out (the union sweep _rect_sweep does them).
-    lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
+    interior each polygon's boundary crosses (owner: -1 none, the polygon, -2 several /
+    complex; see _mark). skiprect: rectangles are left out (the union sweep in _finish_gray
+    does them): only the non-rectangles others[:nothers] are walked and a pixel's polygon is
+    marked by its position q in others (its box is obox[q] of _classify), else every polygon by
+    its id. lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
     W = ncols + 1
-    for i in range(offsets.shape[0] - 1):
+    for q in range(nothers if skiprect else offsets.shape[0] - 1):
+        i = others[q] if skiprect else q
         ci = cls[i]
         if ci == 0:
             continue
         s, e = offsets[i], offsets[i + 1]
         o = orient[i]
-        if skiprect and rect[i] == 1:
-            continue
         doacc = ci == 1
         for k in range(s, e):
             k2 = k + 1 if k + 1 < e else s
@@ -650,7 +651,7 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _mark(r * ncols + c, i, doacc, owner)
+                    _mark(r * ncols + c, q, doacc, owner)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -685,7 +686,7 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
                     if inner:
-                        _mark(r * ncols + c, i, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner)
                 continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
@@ -715,7 +716,7 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _mark(r * ncols + c, i, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -745,7 +746,7 @@ def _walk(uv, offsets, cls, orient, rect, skiprect, nrows, ncols, acc, lacc, own
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _mark(r * ncols + c, i, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner)
                     cu = nu
                     cv = nv
                     c += 1
@@ -773,22 +774,24 @@ def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
 
 
 @njit(inline="always")
-def _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner):
+def _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncols, owner):
     """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
-    covers in part: a pixel crossed by one other simple polygon whose box meets the piece there
-    (and, for a convex one, no edge line separates them) becomes "several" (-2). Pixels a piece
-    covers whole are 1 anyway, so a piece of full height checks its end columns only."""
+    covers in part: a pixel crossed by one other simple polygon (owner: its position in others,
+    box in obox) whose box meets the piece there (and, for a convex one, no edge line separates
+    them) becomes "several" (-2). Pixels a piece covers whole are 1 anyway, so a piece of full
+    height checks its end columns only."""
     ca = max(int(math.floor(u0)), 0)
     cb = min(int(math.ceil(u1)) - 1, ncols - 1)
     full = y1 - y0 >= 1.0
     b = r * ncols
     c = ca
     while c <= cb:
-        o = owner[b + c]
-        if o >= 0:
+        q = owner[b + c]
+        if q >= 0:
             bu0 = max(u0, float(c))
             bu1 = min(u1, c + 1.0)
-            if (bbox[o, 0] < bu1 and bbox[o, 1] > bu0 and bbox[o, 2] < y1 and bbox[o, 3] > y0
+            o = others[q]
+            if (obox[q, 0] < bu1 and obox[q, 1] > bu0 and obox[q, 2] < y1 and obox[q, 3] > y0
                     and not (rect[o] == 2 and _box_apart(uv, offsets[o], offsets[o + 1],
                                                          orient[o], bu0, bu1, y0, y1))):
                 owner[b + c] = -2
@@ -878,7 +881,7 @@ def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
 
 @jit
 def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
-               nrect, byorder, bcount, tmpi, tmpc, mark, owner, wmax):
+               nrect, byorder, bcount, tmpi, tmpc, mark, others, obox, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
     the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
     u0 per row (u0 clamped at 0). byorder: filled from the rectangles already sorted by u0 (ordr,
@@ -886,8 +889,8 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
     merged (_merge_two), rows more out of order get a counting sort by RECT_BUCKET-column buckets
     and an insertion sort within the buckets (bcount
     (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch). mark: check each
-    piece against the owner marks of the other polygons (_piece_mark). wmax[r]: the widest
-    piece of row r."""
+    piece against the owner marks of the other polygons (_piece_mark; others, obox: see
+    _walk). wmax[r]: the widest piece of row r."""
     for r in range(nrows):
         wmax[r] = 0.0
     q = -1
@@ -922,7 +925,8 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
             rstart[r] = k + 1
             wmax[r] = max(wmax[r], u1 - u0)
             if mark:
-                _piece_mark(uv, offsets, orient, rect, bbox, u0, u1, y0, y1, r, ncols, owner)
+                _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncols,
+                            owner)
     for r in range(nrows, 0, -1):
         rstart[r] = rstart[r - 1]
     rstart[0] = 0
@@ -1297,7 +1301,7 @@ def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, pl
 
 
 @jit
-def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
+def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
            tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
@@ -1312,8 +1316,8 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
     order with increasing columns, so two cursors per row skip the pieces left of reach (u0 <
     c - the widest piece's width) and stop at those starting right of the pixel, each piece
     passed once), their boxes taken from the pieces. Each box is checked against those already
-    taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0)
-    meets no other one but the rectangles (a polygon meeting it without crossing it would cover
+    taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0: its
+    position in tbox, and in others when rsweep; see _walk) meets no other one but the rectangles (a polygon meeting it without crossing it would cover
     all of it: such pixels are never listed)).
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
@@ -1337,10 +1341,13 @@ def _exact(uv, offsets, cls, orient, rect, bbox, nrows, ncols, rsweep, fpix, own
         anycomplex = False
         fullrect = False
         overlap = False
-        o = owner[pix]
-        if o >= 0:
-            npoly = _add_box(uv, offsets, cls, orient, rect, bbox[o, 0], bbox[o, 1], bbox[o, 2],
-                             bbox[o, 3], o, fc, fr_, rsweep, plocal, bx, npoly, 0, K)
+        qo = owner[pix]
+        o = -1
+        if qo >= 0:
+            o = others[qo] if rsweep else qo
+            npoly = _add_box(uv, offsets, cls, orient, rect, tbox[qo, 0], tbox[qo, 1],
+                             tbox[qo, 2], tbox[qo, 3], o, fc, fr_, rsweep, plocal, bx, npoly, 0,
+                             K)
             allrect = rect[o] == 1
             anycomplex = cls[o] == 2
             fullrect = allrect and _is_full(bx, 0, fc, fr_)
@@ -1786,7 +1793,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     owner.fill(-1)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
-    _walk(uv, off, cls, orient, rect, rsweep, rows, cols, acc, lacc, owner)
+    _walk(uv, off, cls, orient, rsweep, others, nother, rows, cols, acc, lacc, owner)
     if rsweep:
         rlist = sc.get("rlist", total, np.int32)
         wmax = sc.get("wmax", rows, np.float64)
@@ -1800,7 +1807,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc, ordr, ob, nrect,
                    byorder, sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, owner, wmax)
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, others, obox,
+                   owner, wmax)
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
     else:
         pc = bbox[:0]
@@ -1845,7 +1853,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, bbox, rows, cols, rsweep, fpix, owner, tsh, ntc,
+        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, fpix, owner, tsh, ntc,
                    tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
                    *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
