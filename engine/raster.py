@@ -62,9 +62,10 @@ How (all numba kernels, scratch reused):
   polygon order (better write locality): rows made of two sorted runs (as a layout's polygon
   order gives) are merged, rows more out of order get a counting sort by RECT_BUCKET-column
   buckets and an insertion sort within them. In a band the covered length L(u) of the union's
-  cross-section is a step function of u; a sweep over the pieces adds each step dL at u to a
-  per-row accumulation buffer as a vertical edge of height dL would (coverage = prefix sum
-  along the row, as in font rasterizers): a piece meeting no other one steps by its height and
+  cross-section is a step function of u; a sweep over the pieces, run for each row by the
+  finishing pass just before it finishes that row, adds each step dL at u to a one-row
+  accumulation buffer as a vertical edge of height dL would (coverage = prefix sum along the
+  row, as in font rasterizers): a piece meeting no other one steps by its height and
   back, full-height pieces merge as u-intervals (L = 1), the others are kept active sorted by
   their lower end and L is the length of the union of their intervals. Exact for any overlap,
   no per-pixel bookkeeping.
@@ -89,7 +90,10 @@ How (all numba kernels, scratch reused):
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
-  union of boxes for rectangles only, else the polygons' edges clipped to the pixel (parts left
+  union of boxes for rectangles only; for one simple polygon P over rectangles, A(union of the
+  boxes) + A(P in the pixel) - A(P in that union), the union cut into disjoint boxes and P
+  clipped to each one meeting its box (Sutherland-Hodgman, exact for a simple polygon against
+  a box); else the polygons' edges clipped to the pixel (parts left
   of it projected onto its left side), where a polygon whose boundary misses the open pixel is
   constant there (its centre winding says all or nothing), are swept in sub-bands split at
   every end point and crossing, tracking each polygon's own winding.
@@ -113,6 +117,8 @@ RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rect
 RECT_ORDER_MIN = 0.125  # rectangles sorted by left side first when more than this fraction of
 #                         them is left of the one before in polygon order (else rows sorted after)
 PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
+CLIP_COVER = True      # one simple polygon over rectangles in a pixel: clipped areas (see doc;
+#                        False: the local sweep, as for several polygons)
 RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks are added
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
@@ -1301,7 +1307,119 @@ def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, pl
 
 
 @jit
-def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, fpix, owner, tsh, ntc,
+def _clip_area(uv, s, e, x0, x1, y0, y1, au, av, bu, bv):
+    """Area of the simple polygon uv[s:e] inside the box [x0, x1] x [y0, y1] (Sutherland-Hodgman
+    against the box's 4 sides, exact for any simple polygon as the box is convex; coordinates
+    taken relative to (x0, y0)). au, av, bu, bv: scratch; -1.0 when they are too short."""
+    cap = au.shape[0]
+    nv = e - s
+    if nv > cap:
+        return -1.0
+    for k in range(nv):
+        au[k] = uv[s + k, 0] - x0
+        av[k] = uv[s + k, 1] - y0
+    for side in range(4):
+        if nv == 0:
+            return 0.0
+        axis = side >> 1                    # 0: u, 1: v
+        bound = 0.0 if side % 2 == 0 else (x1 - x0 if axis == 0 else y1 - y0)
+        sg = 1.0 if side % 2 == 0 else -1.0  # keep sg * (coordinate - bound) >= 0
+        nout = 0
+        pu = au[nv - 1]
+        pv = av[nv - 1]
+        pin = sg * ((pu if axis == 0 else pv) - bound) >= 0.0
+        for k in range(nv):
+            cu = au[k]
+            cv = av[k]
+            cin = sg * ((cu if axis == 0 else cv) - bound) >= 0.0
+            if cin != pin:
+                if nout >= cap:
+                    return -1.0
+                if axis == 0:
+                    bu[nout] = bound
+                    bv[nout] = pv + (bound - pu) * (cv - pv) / (cu - pu)
+                else:
+                    bu[nout] = pu + (bound - pv) * (cu - pu) / (cv - pv)
+                    bv[nout] = bound
+                nout += 1
+            if cin:
+                if nout >= cap:
+                    return -1.0
+                bu[nout] = cu
+                bv[nout] = cv
+                nout += 1
+            pu = cu
+            pv = cv
+            pin = cin
+        au, bu = bu, au
+        av, bv = bv, av
+        nv = nout
+    area = 0.0
+    for k in range(nv):
+        k2 = k + 1 if k + 1 < nv else 0
+        area += au[k] * av[k2] - au[k2] * av[k]
+    return 0.5 * abs(area)
+
+
+@jit
+def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
+    """Covered fraction of pixel (fc, fr) by the union of the simple polygon P = uv[s:e] (box
+    bx[0], clipped to the pixel) and the boxes bx[1:n] (rectangles clipped to the pixel):
+    A(U) + A(P in pixel) - A(P in U), U the union of the boxes cut into disjoint boxes (strips
+    between their u ends, intervals merged in each), each meeting P's box clipped against P
+    (_clip_area). -1.0 when the scratch is too short."""
+    m = 0
+    for j in range(1, n):
+        xb[m] = bx[j, 0]
+        xb[m + 1] = bx[j, 1]
+        m += 2
+    _small_sort(xb, m)
+    ap = _clip_area(uv, s, e, fc, fc + 1.0, fr, fr + 1.0, au, av, bu, bv)
+    if ap < 0.0:
+        return -1.0
+    cr = 0.0
+    for t in range(m - 1):
+        xa = xb[t]
+        xe = xb[t + 1]
+        if xe <= xa:
+            continue
+        xm = 0.5 * (xa + xe)
+        q = 0
+        for j in range(1, n):
+            if bx[j, 0] < xm < bx[j, 1]:
+                y0 = bx[j, 2]
+                y1 = bx[j, 3]
+                z = q
+                while z > 0 and iv0[z - 1] > y0:
+                    iv0[z] = iv0[z - 1]
+                    iv1[z] = iv1[z - 1]
+                    z -= 1
+                iv0[z] = y0
+                iv1[z] = y1
+                q += 1
+        if q == 0:
+            continue
+        ca = iv0[0]
+        cb = iv1[0]
+        for z in range(1, q + 1):
+            if z < q and iv0[z] <= cb:
+                cb = max(cb, iv1[z])
+                continue
+            if cb > ca:
+                cr += (cb - ca) * (xe - xa)
+                if xa < bx[0, 1] and bx[0, 0] < xe and ca < bx[0, 3] and bx[0, 2] < cb:
+                    a = _clip_area(uv, s, e, xa, xe, ca, cb, au, av, bu, bv)
+                    if a < 0.0:
+                        return -1.0
+                    cr -= a
+            if z < q:
+                ca = iv0[z]
+                cb = iv1[z]
+    return cr + ap
+
+
+@jit
+def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, owner, tsh, ntc,
            tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
@@ -1317,8 +1435,11 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, fpix, owner, ts
     c - the widest piece's width) and stop at those starting right of the pixel, each piece
     passed once), their boxes taken from the pieces. Each box is checked against those already
     taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0: its
-    position in tbox, and in others when rsweep; see _walk) meets no other one but the rectangles (a polygon meeting it without crossing it would cover
-    all of it: such pixels are never listed)).
+    position in tbox, and in others when rsweep; see _walk) meets no other one but the
+    rectangles (a polygon meeting it without crossing it would cover all of it: such pixels are
+    never listed); when its box overlaps theirs and clip, its covered area is the rectangles'
+    union plus the polygon's area minus the polygon's area inside that union (_clip_cover),
+    else (and for every other pixel whose sum is not exact) a local sweep.
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -1406,6 +1527,13 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, fpix, owner, ts
             # every polygon meeting the pixel is listed: the union of their clipped boxes
             cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
             continue
+        if clip and rsweep and qo >= 0:
+            # one simple polygon and rectangles: clipped areas (no sweep)
+            a = _clip_cover(uv, offsets[o], offsets[o + 1], bx, npoly, fc, fr_, xb, iv0, iv1,
+                            pu0, pv0, pu1, pv1)
+            if a >= 0.0:
+                cov[pix] = min(max(a, 0.0), 1.0)
+                continue
         # pieces clipped to the pixel; parts left of it projected onto its left side
         m = 0
         fr = float(r)
@@ -1703,6 +1831,15 @@ def image_shape(window, pixel_size) -> tuple[int, int]:
     return rows, cols
 
 
+@jit
+def _all_finite(a):
+    """No NaN or infinity in a (one pass, no temporary array)."""
+    ok = True
+    for k in range(a.shape[0]):
+        ok &= abs(a[k]) < np.inf
+    return ok
+
+
 def _check_polygons(polygons):
     if not isinstance(polygons, Polygons):
         raise ClipmillError("rasterize takes engine.polygons.Polygons, got "
@@ -1712,7 +1849,7 @@ def _check_polygons(polygons):
     if off.size == 0 or off[0] != 0 or off[-1] != xy.shape[0] or np.any(np.diff(off) < 0):
         raise ClipmillError("Polygons.offsets must start at 0, be non-decreasing and end at "
                             "len(xy)")
-    if xy.size and not np.isfinite(xy).all():
+    if xy.size and not _all_finite(xy.reshape(-1)):
         raise ClipmillError("Polygons.xy has a non-finite coordinate")
     return xy, off
 
@@ -1853,8 +1990,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, fpix, owner, tsh, ntc,
-                   tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
+        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, owner, tsh,
+                   ntc, tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
                    *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
