@@ -1215,11 +1215,11 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
 
 
 @jit
-def _tiles_needed(fpix, nflag, owner, ncols, tsh, ntc, tneed):
+def _tiles_needed(fpix, fown, nflag, ncols, tsh, ntc, tneed):
     """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel crossed by
     several polygons (owner -2; see _exact)."""
     for k in range(nflag):
-        if owner[fpix[k]] >= 0:
+        if fown[k] >= 0:
             continue
         r = fpix[k] // ncols
         tneed[(r >> tsh) * ntc + ((fpix[k] - r * ncols) >> tsh)] = 1
@@ -1419,10 +1419,10 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
 
 
 @jit
-def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, owner, tsh, ntc,
+def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown, tsh, ntc,
            tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
-    """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[pix],
+    """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[k],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
     when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
     exact, i.e. when the polygons meeting the pixel are simple and their boxes clipped to it do
@@ -1462,7 +1462,7 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, own
         anycomplex = False
         fullrect = False
         overlap = False
-        qo = owner[pix]
+        qo = fown[k]
         o = -1
         if qo >= 0:
             o = others[qo] if rsweep else qo
@@ -1519,20 +1519,20 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, own
             need[2] = npoly
             return k
         if fullrect:
-            cov[pix] = 1.0
+            cov[k] = 1.0
             continue
         if not anycomplex and not overlap:
             continue
         if allrect:
             # every polygon meeting the pixel is listed: the union of their clipped boxes
-            cov[pix] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
+            cov[k] = min(max(_rect_union_area(bx, npoly, xb, iv0, iv1), 0.0), 1.0)
             continue
         if clip and rsweep and qo >= 0:
             # one simple polygon and rectangles: clipped areas (no sweep)
             a = _clip_cover(uv, offsets[o], offsets[o + 1], bx, npoly, fc, fr_, xb, iv0, iv1,
                             pu0, pv0, pu1, pv1)
             if a >= 0.0:
-                cov[pix] = min(max(a, 0.0), 1.0)
+                cov[k] = min(max(a, 0.0), 1.0)
                 continue
         # pieces clipped to the pixel; parts left of it projected onto its left side
         m = 0
@@ -1620,7 +1620,7 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, own
                     full = True
                     break
         if full:
-            cov[pix] = 1.0
+            cov[k] = 1.0
             continue
         if overflow:
             need[0] = m
@@ -1713,7 +1713,7 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, own
             if nz > 0:
                 length += cr - cur
             area += length * hgt
-        cov[pix] = min(max(area, 0.0), 1.0)
+        cov[k] = min(max(area, 0.0), 1.0)
     return nflag
 
 
@@ -1727,7 +1727,7 @@ def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
 
 @jit
 def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, count2,
-                 has_complex, cov, fpix, nrows, ncols, invert, flip_x, flip_y, out):
+                 has_complex, cov, fpix, fown, nrows, ncols, invert, flip_x, flip_y, out):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
     rsweep: each row's union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed))
     and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
@@ -1735,7 +1735,8 @@ def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, c
     simple polygon: 1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the
     polygons covering the whole pixel) when cR is 0 or 1 or s >= 1 or (marked) no rectangle
     piece meets its box there, else listed. Several (-2): 1 when the rectangles cover it, else
-    listed. Listed pixels go to fpix with cov[pix] = min(cR + s, 1) for _exact. Returns the
+    listed. Listed pixels go to fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner
+    mark, for _exact. Returns the
     number listed."""
     W = ncols + 1
     nf = 0
@@ -1767,8 +1768,9 @@ def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, c
             elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
             else:
-                cov[b + c] = min(cr + min(max(s, 0.0), 1.0), 1.0)
+                cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
                 fpix[nf] = b + c
+                fown[nf] = o
                 nf += 1
                 continue
             orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
@@ -1785,7 +1787,7 @@ def _finish_listed(fpix, nflag, cov, nrows, ncols, invert, flip_x, flip_y, out):
     for k in range(nflag):
         pix = fpix[k]
         r = pix // ncols
-        _put(out, r, pix - r * ncols, nrows, ncols, cov[pix], invert, flip_x, flip_y)
+        _put(out, r, pix - r * ncols, nrows, ncols, cov[k], invert, flip_x, flip_y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1952,19 +1954,20 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         act = [sc.get(nm, 1, np.float64) for nm in ("ae", "ay0", "ay1")]
         rlist = sc.get("rlist", 1, np.int32)
         wmax = sc.get("wmax", 1, np.float64)
-    cov = sc.get("cov", npx, np.float32)  # only read where written
+    cov = sc.get("cov", npx, np.float64)  # listed pixels: cov[k], fpix[k], fown[k]
     fpix = sc.get("fpix", npx, np.int32)
+    fown = sc.get("fown", npx, np.int32)
     rowacc = sc.get("rowacc", cols + 1, np.float64, zero=True)
     nflag = _finish_gray(rsweep, rstart, pc, *act, rowacc, PIECE_MARKS or not rsweep, acc, owner,
-                         count2, bool(ncomplex), cov, fpix, rows, cols, invert, flip_x, flip_y,
-                         img)
+                         count2, bool(ncomplex), cov, fpix, fown, rows, cols, invert, flip_x,
+                         flip_y, img)
     if not nflag:
         return
     tsh = TILE_SHIFT
     ntc = ((cols - 1) >> tsh) + 1
     ntiles = ntc * (((rows - 1) >> tsh) + 1)
     tneed = sc.get("tneed", ntiles, np.int8, zero=True)
-    _tiles_needed(fpix, nflag, owner, cols, tsh, ntc, tneed)
+    _tiles_needed(fpix, fown, nflag, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
     tbox = obox if rsweep else bbox
     total = _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed,
@@ -1990,7 +1993,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, owner, tsh,
+        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, fown, tsh,
                    ntc, tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
                    *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
