@@ -105,7 +105,7 @@ import math
 import numpy as np
 
 from engine.errors import ClipmillError
-from engine.jit import jit, njit
+from engine.jit import njit
 from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
@@ -122,6 +122,12 @@ CLIP_COVER = True      # one simple polygon over rectangles in a pixel: clipped 
 RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks are added
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
+
+# The kernels allocate nothing, so they run without numba's reference counting (NRT): with it,
+# every call of a helper (inlined or not) increfs and decrefs each array argument with atomic
+# operations, which cost a quarter of the gray finishing pass and ~10% of a dense window
+# (measured with perf).
+kernel = njit(_nrt=False)
 
 
 class Scratch:
@@ -151,7 +157,7 @@ class Scratch:
 # ----------------------------------------------------------------------------------------------
 # small shared helpers (the SAME centre rule everywhere)
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _row_range(vmin, vmax, nrows):
     """Rows r whose centre r+0.5 satisfies vmin < r+0.5 <= vmax (within EPS: a centre within EPS
     of vmin / vmax counts as equal to it), clamped to [0, nrows)."""
@@ -166,7 +172,7 @@ def _row_range(vmin, vmax, nrows):
     return r0, r1
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _first_col(u0, v0, u1, v1, vc, ncols):
     """First column whose centre is at or right of the edge at row-centre line vc (clamped to
     [0, ncols]; ncols means none)."""
@@ -183,7 +189,7 @@ def _first_col(u0, v0, u1, v1, vc, ncols):
     return c
 
 
-@jit
+@kernel
 def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
     """Closed segments ab and cd intersect or (nearly) touch: conservative."""
     if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
@@ -207,7 +213,7 @@ def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
     return True
 
 
-@jit
+@kernel
 def _is_simple(uv, s, n):
     """2 when polygon uv[s:s+n] is strictly convex, 1 when it is otherwise certainly simple (does
     not self-intersect or touch itself), 0 when it may not be."""
@@ -271,7 +277,7 @@ def _is_simple(uv, s, n):
     return 1
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _quad(xy, s, x0, y1, px, py):
     """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd) and whether they form an
     axis-parallel rectangle of non-zero width and height (edges alternate vertical and
@@ -290,7 +296,7 @@ def _quad(xy, s, x0, y1, px, py):
     return ua, va, ub, vb, uc, vc, ud, vd, isrect
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _box_area(uv, s, e):
     """Bounding box (umin, umax, vmin, vmax) of the vertices uv[s:e] and twice their signed
     area (shoelace sum; negative when the polygon runs counter-clockwise in layout x, y, as
@@ -311,7 +317,7 @@ def _box_area(uv, s, e):
     return umin, umax, vmin, vmax, area
 
 
-@jit
+@kernel
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rstart,
               others, obox):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
@@ -402,7 +408,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
 # ----------------------------------------------------------------------------------------------
 # binary: winding number at pixel centres through a 2-D difference buffer
 
-@jit
+@kernel
 def _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, r_off, c_off, nc):
     """Add d at (row, first column right of the edge) for each row centre the edge covers, as a
     column-difference (cancelled one row below). diff is flat (rows+1) x nc, indices shifted by
@@ -433,7 +439,7 @@ def _edge_diff(u0, v0, u1, v1, d, nrows, ncols, diff, r_off, c_off, nc):
         diff[(r + 1 - r_off) * nc + c] -= d
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _rect_marks(u0, u1, v0, v1, nrows, ncols, diff):
     """The 4 corner marks of the axis-parallel rectangle [u0, u1] x [v0, v1] (winding +1 inside)
     in diff: the same rows and columns as _edge_diff on its two vertical edges."""
@@ -453,7 +459,7 @@ def _rect_marks(u0, u1, v0, v1, nrows, ncols, diff):
         diff[b + cb] += 1
 
 
-@jit
+@kernel
 def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
     """Binary in one pass over the polygons (_classify and _winding_simple fused, the vertices
     read once): an axis-parallel rectangle, tested on its coordinates in registers, adds its 4
@@ -507,7 +513,7 @@ def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
     return ncomplex
 
 
-@jit
+@kernel
 def _prefix(diff, nrows, ncols):
     for r in range(1, nrows):
         b = r * ncols
@@ -522,7 +528,7 @@ def _prefix(diff, nrows, ncols):
             diff[b + c] = acc
 
 
-@jit
+@kernel
 def _winding_complex(uv, offsets, cls, nrows, ncols, local, count, count2):
     """For each complex polygon add its indicator (own winding != 0) at pixel centres to count
     (and to count2, the complex-only count used by gray). local: flat scratch of
@@ -574,7 +580,7 @@ def _winding_complex(uv, offsets, cls, nrows, ncols, local, count, count2):
                     count2[g + cc] += 1
 
 
-@jit
+@kernel
 def _prefix_finish(diff, nrows, ncols, colsum, invert, flip_x, flip_y, out):
     """_prefix and _finish_binary in one pass: a running column sum (colsum, ncols) per row and
     its prefix sum along the row give the count; diff is only read."""
@@ -598,7 +604,7 @@ def _prefix_finish(diff, nrows, ncols, colsum, invert, flip_x, flip_y, out):
                 out[ro, c] = hi if acc != 0 else lo
 
 
-@jit
+@kernel
 def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
     for r in range(nrows):
         ro = nrows - 1 - r if flip_y else r
@@ -612,7 +618,7 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # ----------------------------------------------------------------------------------------------
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _mark(pix, i, simple, owner):
     """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon, -2
     several polygons (or a complex one). Polygons are walked one after the other, so a pixel
@@ -623,7 +629,7 @@ def _mark(pix, i, simple, owner):
     owner[pix] = i if (o == -1 and simple) else -2
 
 
-@jit
+@kernel
 def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc, lacc, owner):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
@@ -763,7 +769,7 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
     return 0
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
     """True when the line of an edge of the convex polygon uv[s:e] (orientation o, see _classify)
     leaves the box [bu0, bu1] x [bv0, bv1] wholly on its outer side (closed): no common area."""
@@ -779,7 +785,7 @@ def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
     return False
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncols, owner):
     """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
     covers in part: a pixel crossed by one other simple polygon (owner: its position in others,
@@ -804,7 +810,7 @@ def _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncol
         c = cb if (full and c < cb) else c + 1
 
 
-@jit
+@kernel
 def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
     """The axis-parallel rectangles in the image sorted by left side: ordr[q] the rectangle,
     ob[q] = (u0, u1, v0, v1) its box with u0 clamped at 0 (the union sweep and the exact pass
@@ -855,7 +861,7 @@ def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
     return n
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _move_piece(dl, dc, z, sl, sc, i):
     """Piece i of (sl, sc) to slot z of (dl, dc): its rectangle id and (u0, u1, y0, y1)."""
     dl[z] = sl[i]
@@ -865,7 +871,7 @@ def _move_piece(dl, dc, z, sl, sc, i):
     dc[z, 3] = sc[i, 3]
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
     """Merge the sorted runs a:m and m:b of the pieces (pc, rlist) by u0 (stable), through a copy
     of the first run in tmpi / tmpc."""
@@ -885,7 +891,7 @@ def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
         z += 1
 
 
-@jit
+@kernel
 def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
                nrect, byorder, bcount, tmpi, tmpc, mark, others, obox, owner, wmax):
     """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
@@ -990,7 +996,7 @@ def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist
             rlist[z] = tmpi[d]
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _add_step(acc, rowb, x, dl, ncols):
     """Coverage of the row steps by dl at u = x: the part of pixel floor(x) right of x, and all
     pixels after it (through the prefix sum along the row)."""
@@ -1005,7 +1011,7 @@ def _add_step(acc, rowb, x, dl, ncols):
     acc[rowb + c + 1] += dl - f
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _poly_outside(uv, s, e, o, t0, t1):
     """True when the line of an edge of the convex polygon uv[s:e] (orientation o) leaves every
     vertex of polygon uv[t0:t1] on its outer side (closed)."""
@@ -1023,7 +1029,7 @@ def _poly_outside(uv, s, e, o, t0, t1):
     return False
 
 
-@jit
+@kernel
 def _convex_apart(uv, offsets, orient, rect, bx, i, p, j, q):
     """Convex polygons i and j (rect != 0; a rectangle taken as its box bx[p] / bx[q] clipped to
     the pixel) certainly share no area: an edge line of one separates them."""
@@ -1038,7 +1044,7 @@ def _convex_apart(uv, offsets, orient, rect, bx, i, p, j, q):
                              offsets[i + 1]))
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _union_length(m, ay0, ay1):
     """Length of the union of the intervals (ay0[q], ay1[q]), q < m, sorted by ay0."""
     total = 0.0
@@ -1054,7 +1060,7 @@ def _union_length(m, ay0, ay1):
     return total + cb - ca
 
 
-@jit
+@kernel
 def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
     """Exact coverage of the union of the rectangles in the band (r, r + 1): the covered length
     L(u) of the cross-section at u is a step function changing only where a piece (pc, rstart:
@@ -1138,7 +1144,7 @@ def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
             L = nl
 
 
-@jit
+@kernel
 def _centre_winding(uv, s, e, r, c, ncols):
     """Own winding of polygon uv[s:e] at the centre of pixel (r, c), same rule as the buffer."""
     w = 0
@@ -1164,22 +1170,25 @@ def _centre_winding(uv, s, e, r, c, ncols):
     return w
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _small_sort(a, n):
-    """Sort a[:n] in place: insertion sort for the short lists of one pixel, else numpy's."""
-    if n > 48:
-        a[:n].sort()
-        return
-    for t in range(1, n):
-        x = a[t]
-        z = t
-        while z > 0 and a[z - 1] > x:
-            a[z] = a[z - 1]
-            z -= 1
-        a[z] = x
+    """Sort a[:n] in place: a shell sort (gaps 3h + 1) ending in an insertion sort, which alone
+    sorts the short lists of one pixel (no allocation, no array views)."""
+    h = 1
+    while 3 * h + 1 < n // 2:
+        h = 3 * h + 1
+    while h >= 1:
+        for t in range(h, n):
+            x = a[t]
+            z = t
+            while z >= h and a[z - h] > x:
+                a[z] = a[z - h]
+                z -= h
+            a[z] = x
+        h //= 3
 
 
-@jit
+@kernel
 def _rect_union_area(bx, k, xb, iv0, iv1):
     """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
     n = 0
@@ -1214,7 +1223,7 @@ def _rect_union_area(bx, k, xb, iv0, iv1):
     return area
 
 
-@jit
+@kernel
 def _tiles_needed(fpix, fown, nflag, ncols, tsh, ntc, tneed):
     """tneed[tile] = 1 for the tiles (1 << tsh pixels a side) holding a listed pixel crossed by
     several polygons (owner -2; see _exact)."""
@@ -1225,7 +1234,7 @@ def _tiles_needed(fpix, fown, nflag, ncols, tsh, ntc, tneed):
         tneed[(r >> tsh) * ntc + ((fpix[k] - r * ncols) >> tsh)] = 1
 
 
-@jit
+@kernel
 def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, ntc, tneed, tstart,
                 tlist, fill):
     """CSR of polygons per tile (1 << tsh pixels a side; shifts, not divisions): every polygon
@@ -1273,13 +1282,13 @@ def _tile_index(cls, rect, skiprect, others, nothers, bbox, nrows, ncols, tsh, n
         tstart[t + 1] += tstart[t]
     return tstart[nt]
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _is_full(bx, q, fc, fr):
     """The clipped box bx[q] is the whole pixel (fc, fr)."""
     return bx[q, 0] == fc and bx[q, 1] == fc + 1.0 and bx[q, 2] == fr and bx[q, 3] == fr + 1.0
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal, bx, n,
              nchk, K):
     """Append polygon i with box (u0, u1, v0, v1) clipped to pixel (fc, fr) to plocal / bx (when
@@ -1306,7 +1315,7 @@ def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, pl
     return n + 1
 
 
-@jit
+@kernel
 def _clip_area(uv, s, e, x0, x1, y0, y1, au, av, bu, bv):
     """Area of the simple polygon uv[s:e] inside the box [x0, x1] x [y0, y1] (Sutherland-Hodgman
     against the box's 4 sides, exact for any simple polygon as the box is convex; coordinates
@@ -1361,7 +1370,7 @@ def _clip_area(uv, s, e, x0, x1, y0, y1, au, av, bu, bv):
     return 0.5 * abs(area)
 
 
-@jit
+@kernel
 def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
     """Covered fraction of pixel (fc, fr) by the union of the simple polygon P = uv[s:e] (box
     bx[0], clipped to the pixel) and the boxes bx[1:n] (rectangles clipped to the pixel):
@@ -1418,7 +1427,7 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
     return cr + ap
 
 
-@jit
+@kernel
 def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown, tsh, ntc,
            tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
@@ -1717,7 +1726,7 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
     return nflag
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
     """Gray level round(255 f) of pixel (r, c) into out (invert: 255 minus it)."""
     g = int(255.0 * f + 0.5)
@@ -1725,7 +1734,7 @@ def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
         255 - g if invert else g)
 
 
-@jit
+@kernel
 def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, count2,
                  has_complex, cov, fpix, fown, nrows, ncols, invert, flip_x, flip_y, out):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
@@ -1782,7 +1791,7 @@ def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, c
     return nf
 
 
-@jit
+@kernel
 def _finish_listed(fpix, nflag, cov, nrows, ncols, invert, flip_x, flip_y, out):
     for k in range(nflag):
         pix = fpix[k]
@@ -1833,7 +1842,7 @@ def image_shape(window, pixel_size) -> tuple[int, int]:
     return rows, cols
 
 
-@jit
+@kernel
 def _all_finite(a):
     """No NaN or infinity in a (one pass, no temporary array)."""
     ok = True
