@@ -1,0 +1,94 @@
+"""Interleaved A/B of the rasterizer: engine/raster.py at a git revision against the working tree,
+both loaded in ONE process and called alternately on the same windows (the raster_vs_klayout
+ones), so that the slow drifts of a shared machine hit both alike. Prints the best and median CPU
+ms per window of each and the largest gray/binary difference between their images.
+
+    python bench/raster_ab.py --base REV [--mode gray] [--repeats 21] [--cases L2000,L200000]
+
+Cases: L2000, L20000, L200000 (layout), R200k (random), sram (the real window, when
+../shared/data is present). The base copy is compiled into a temporary folder on first use
+(about a minute).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import engine.raster as now  # noqa: E402
+import raster_vs_klayout as B  # noqa: E402
+
+
+def load_base(rev):
+    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/raster.py"], check=True,
+                         capture_output=True, text=True).stdout
+    d = os.path.join(tempfile.gettempdir(), f"clipmill_raster_{rev}")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "raster_base.py")
+    if not os.path.exists(path) or open(path).read() != src:
+        with open(path, "w") as f:
+            f.write(src)
+    spec = importlib.util.spec_from_file_location("raster_base", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cases(names):
+    out = []
+    for n in (2000, 20000, 200000):
+        out.append((f"L{n}", lambda n=n: (B.synth_window(n, "layout"), B.WINDOW)))
+    out.append(("R200k", lambda: (B.synth_window(200000, "random"), B.WINDOW)))
+
+    def sram():
+        from tests.conftest import SHARED
+        f = SHARED / "chameleon" / "sram_1rw1r_32_256_8_sky130.gds"
+        return B.real_window(str(f)) if f.exists() else None
+    out.append(("sram", sram))
+    return [(nm, mk) for nm, mk in out if nm in names]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", required=True, help="git revision of the base engine/raster.py")
+    ap.add_argument("--mode", default="gray", choices=("gray", "binary"))
+    ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--cases", default="L2000,L20000,L200000,R200k,sram")
+    a = ap.parse_args(argv)
+    base = load_base(a.base)
+    print(f"{'window':<8} {'base best/median ms':>20} {'now best/median ms':>20} {'median now/base':>16}"
+          f" {'max diff':>8}")
+    for name, make in cases(a.cases.split(",")):
+        made = make()
+        if made is None:
+            print(f"{name:<8} skipped: ../shared/data absent")
+            continue
+        polys, win = made
+        mods = (base, now)
+        scs = [m.Scratch() for m in mods]
+        imgs = [m.rasterize(polys, win, B.PIXEL, mode=a.mode, scratch=s) for m, s in zip(mods, scs)]
+        times = [[], []]
+        for _ in range(a.repeats):
+            for k, (m, s) in enumerate(zip(mods, scs)):
+                t = time.process_time()
+                m.rasterize(polys, win, B.PIXEL, mode=a.mode, scratch=s)
+                times[k].append(time.process_time() - t)
+        tb, tn = (sorted(t) for t in times)
+        med = a.repeats // 2
+        diff = int(np.abs(imgs[0].astype(int) - imgs[1]).max())
+        print(f"{name:<8} {tb[0] * 1e3:>9.2f}/{tb[med] * 1e3:<10.2f} {tn[0] * 1e3:>9.2f}/"
+              f"{tn[med] * 1e3:<10.2f} {tn[med] / tb[med]:>16.3f} {diff:>8}")
+
+
+if __name__ == "__main__":
+    main()
