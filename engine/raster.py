@@ -319,7 +319,7 @@ def _box_area(uv, s, e):
 
 @kernel
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rstart,
-              others, obox):
+              others, obox, ouv, ooff):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
@@ -327,13 +327,15 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     pixel row for the union sweep are counted into rstart (nrows + 1; two difference marks per
     rectangle, then one pass gives the counts and their prefix sums: see _rect_fill).
     others[:n]: the ids of the n relevant polygons other than axis-parallel rectangles,
-    obox[:n] their boxes (read in sequence by _tile_index). Returns (complex polygons, n,
+    obox[:n] their boxes (read in sequence by _tile_index), ouv[ooff[q]:ooff[q + 1]] the
+    vertices of others[q] (a compact copy that _walk reads in sequence). Returns (complex polygons, n,
     rectangles' perimeter clipped to the image, pieces, most pieces in a row, rectangles,
     rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested
     for being axis-parallel rectangles on their coordinates in registers (writing their uv
     costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
+    ooff[0] = 0
     nrect = 0
     down = 0
     ulast = -np.inf
@@ -388,7 +390,12 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         orient[i] = 1 if area <= 0 else -1
         others[nother] = i
         obox[nother, 0], obox[nother, 1], obox[nother, 2], obox[nother, 3] = umin, umax, vmin, vmax
+        t = ooff[nother]
+        for k in range(s, e):
+            ouv[t + k - s, 0] = uv[k, 0]
+            ouv[t + k - s, 1] = uv[k, 1]
         nother += 1
+        ooff[nother] = t + n
         simple = _is_simple(uv, s, n)
         if simple:
             cls[i] = 1
@@ -637,14 +644,16 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
     complex; see _mark). skiprect: rectangles are left out (the union sweep in _finish_gray
     does them): only the non-rectangles others[:nothers] are walked and a pixel's polygon is
     marked by its position q in others (its box is obox[q] of _classify), else every polygon by
-    its id. lacc (nrows+1, zeroed): row-difference buffer for edges left of the window."""
+    its id. Polygon q's vertices are uv[offsets[q]:offsets[q + 1]]: _classify's compact ouv /
+    ooff when skiprect. lacc (nrows+1, zeroed): row-difference buffer for edges left of the
+    window."""
     W = ncols + 1
     for q in range(nothers if skiprect else offsets.shape[0] - 1):
         i = others[q] if skiprect else q
         ci = cls[i]
         if ci == 0:
             continue
-        s, e = offsets[i], offsets[i + 1]
+        s, e = offsets[q], offsets[q + 1]
         o = orient[i]
         doacc = ci == 1
         for k in range(s, e):
@@ -1928,8 +1937,11 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     rstart = sc.get("rstart", rows + 1, np.int64)
     others = sc.get("others", npoly, np.int32)
     obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
+    ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
+    ooff = sc.get("ooff", npoly + 1, np.int64)
     ncomplex, nother, rperim, total, most, nrect, down = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, others, obox)
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, others, obox,
+        ouv, ooff)
     byorder = down > RECT_ORDER_MIN * nrect
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
@@ -1941,7 +1953,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     owner.fill(-1)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
-    _walk(uv, off, cls, orient, rsweep, others, nother, rows, cols, acc, lacc, owner)
+    if rsweep:
+        _walk(ouv, ooff, cls, orient, True, others, nother, rows, cols, acc, lacc, owner)
+    else:
+        _walk(uv, off, cls, orient, False, others, nother, rows, cols, acc, lacc, owner)
     if rsweep:
         rlist = sc.get("rlist", total, np.int32)
         wmax = sc.get("wmax", rows, np.float64)
