@@ -40,6 +40,7 @@ def load_base(rev):
             f.write(src)
     spec = importlib.util.spec_from_file_location("raster_base", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["raster_base"] = mod   # numba's on-disk cache finds the module by name
     spec.loader.exec_module(mod)
     return mod
 
