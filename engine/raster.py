@@ -65,13 +65,14 @@ How (all numba kernels, scratch reused):
   cross-section is a step function of u; a sweep over the pieces, run for each row by the
   finishing pass just before it finishes that row, adds each step dL at u to a one-row
   accumulation buffer as a vertical edge of height dL would (coverage = prefix sum along the
-  row, as in font rasterizers): a piece meeting no other one steps by its height and
-  back, full-height pieces merge as u-intervals (L = 1), the others are kept active sorted by
-  their lower end and L is the length of the union of their intervals. Exact for any overlap,
-  no per-pixel bookkeeping.
-* gray, other polygons: per edge piece, the exact signed area right of it goes into a second
-  accumulation buffer and each pixel records which simple polygon's boundary crosses it, or
-  "several" (no per-pixel lists). A pixel crossed by one of them and covered in part by the
+  row, as in font rasterizers): a piece meeting no other one steps by its height and back,
+  full-height pieces merge as u-intervals (L = 1), the others are kept active sorted by their
+  lower end and L is the length of the union of their intervals. Exact for any overlap, no
+  per-pixel bookkeeping.
+* gray, other polygons (walked from a compact copy of their vertices that _classify writes):
+  per edge piece, the exact signed area right of it goes into an image-sized accumulation
+  buffer and each pixel records which simple polygon's boundary crosses it, or "several" (no
+  per-pixel lists). A pixel crossed by one of them and covered in part by the
   rectangles is listed for the exact pass (which mostly finds their boxes apart). With
   PIECE_MARKS (off by default: the owner reads cost more than they save on real windows) each
   rectangle piece is checked instead against the marked pixels it covers in part: one whose
@@ -93,10 +94,11 @@ How (all numba kernels, scratch reused):
   union of boxes for rectangles only; for one simple polygon P over rectangles, A(union of the
   boxes) + A(P in the pixel) - A(P in that union), the union cut into disjoint boxes and P
   clipped to each one meeting its box (Sutherland-Hodgman, exact for a simple polygon against
-  a box); else the polygons' edges clipped to the pixel (parts left
-  of it projected onto its left side), where a polygon whose boundary misses the open pixel is
-  constant there (its centre winding says all or nothing), are swept in sub-bands split at
-  every end point and crossing, tracking each polygon's own winding.
+  a box); else the polygons' edges clipped to the pixel (parts left of it projected onto its
+  left side), where a polygon whose boundary misses the open pixel is constant there (its
+  centre winding says all or nothing), are swept in sub-bands split at every end point and
+  crossing, tracking each polygon's own winding.
+* every kernel runs without numba's reference counting (see ``kernel`` below).
 """
 from __future__ import annotations
 
