@@ -1199,36 +1199,50 @@ def _small_sort(a, n):
         h //= 3
 
 
-@kernel
-def _rect_union_area(bx, k, xb, iv0, iv1):
-    """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
+@njit(inline="always", _nrt=False)
+def _box_breaks(bx, j0, k, xb):
+    """The u ends of the boxes bx[j0:k] = (u0, u1, v0, v1), sorted into xb; returns their count
+    (the strips of a coordinate compression lie between neighbours)."""
     n = 0
-    for j in range(k):
+    for j in range(j0, k):
         xb[n] = bx[j, 0]
         xb[n + 1] = bx[j, 1]
         n += 2
-    xv = xb[:n]
-    _small_sort(xv, n)
+    _small_sort(xb, n)
+    return n
+
+
+@njit(inline="always", _nrt=False)
+def _strip_intervals(bx, j0, k, xm, iv0, iv1):
+    """The v-intervals (iv0, iv1) of the boxes bx[j0:k] whose open u-range holds xm, sorted by
+    their lower end; returns their count."""
+    m = 0
+    for j in range(j0, k):
+        if bx[j, 0] < xm < bx[j, 1]:
+            y0 = bx[j, 2]
+            y1 = bx[j, 3]
+            z = m
+            while z > 0 and iv0[z - 1] > y0:
+                iv0[z] = iv0[z - 1]
+                iv1[z] = iv1[z - 1]
+                z -= 1
+            iv0[z] = y0
+            iv1[z] = y1
+            m += 1
+    return m
+
+
+@kernel
+def _rect_union_area(bx, k, xb, iv0, iv1):
+    """Area of the union of boxes bx[:k] = (u0, u1, v0, v1) (coordinate compression)."""
+    n = _box_breaks(bx, 0, k, xb)
     area = 0.0
     for t in range(n - 1):
-        xa = xv[t]
-        xe = xv[t + 1]
+        xa = xb[t]
+        xe = xb[t + 1]
         if xe <= xa:
             continue
-        xm = 0.5 * (xa + xe)
-        m = 0
-        for j in range(k):
-            if bx[j, 0] < xm < bx[j, 1]:
-                y0 = bx[j, 2]
-                y1 = bx[j, 3]
-                z = m
-                while z > 0 and iv0[z - 1] > y0:
-                    iv0[z] = iv0[z - 1]
-                    iv1[z] = iv1[z - 1]
-                    z -= 1
-                iv0[z] = y0
-                iv1[z] = y1
-                m += 1
+        m = _strip_intervals(bx, 0, k, 0.5 * (xa + xe), iv0, iv1)
         if m > 0:
             area += _union_length(m, iv0, iv1) * (xe - xa)
     return area
@@ -1388,12 +1402,7 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
     A(U) + A(P in pixel) - A(P in U), U the union of the boxes cut into disjoint boxes (strips
     between their u ends, intervals merged in each), each meeting P's box clipped against P
     (_clip_area). -1.0 when the scratch is too short."""
-    m = 0
-    for j in range(1, n):
-        xb[m] = bx[j, 0]
-        xb[m + 1] = bx[j, 1]
-        m += 2
-    _small_sort(xb, m)
+    m = _box_breaks(bx, 1, n, xb)
     ap = _clip_area(uv, s, e, fc, fc + 1.0, fr, fr + 1.0, au, av, bu, bv)
     if ap < 0.0:
         return -1.0
@@ -1403,20 +1412,7 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
         xe = xb[t + 1]
         if xe <= xa:
             continue
-        xm = 0.5 * (xa + xe)
-        q = 0
-        for j in range(1, n):
-            if bx[j, 0] < xm < bx[j, 1]:
-                y0 = bx[j, 2]
-                y1 = bx[j, 3]
-                z = q
-                while z > 0 and iv0[z - 1] > y0:
-                    iv0[z] = iv0[z - 1]
-                    iv1[z] = iv1[z - 1]
-                    z -= 1
-                iv0[z] = y0
-                iv1[z] = y1
-                q += 1
+        q = _strip_intervals(bx, 1, n, 0.5 * (xa + xe), iv0, iv1)
         if q == 0:
             continue
         ca = iv0[0]
