@@ -67,8 +67,8 @@ def main(argv=None):
     ap.add_argument("--cases", default="L2000,L20000,L200000,R200k,sram")
     a = ap.parse_args(argv)
     base = load_base(a.base)
-    print(f"{'window':<8} {'base best/median ms':>20} {'now best/median ms':>20} {'median now/base':>16}"
-          f" {'max diff':>8}")
+    print(f"{'window':<8} {'base best/median ms':>20} {'now best/median ms':>20} "
+          f"{'median now/base':>16} {'max diff':>8}")
     for name, make in cases(a.cases.split(",")):
         made = make()
         if made is None:
