@@ -332,9 +332,9 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     obox[:n] their boxes (read in sequence by _tile_index), ouv[ooff[q]:ooff[q + 1]] the
     vertices of others[q] (a compact copy that _walk reads in sequence). Returns (complex
     polygons, n, rectangles' perimeter clipped to the image, pieces, most pieces in a row,
-    rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons are tested
-    for being axis-parallel rectangles on their coordinates in registers (writing their uv
-    costs less than skipping it: measured)."""
+    rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons
+    are tested for being axis-parallel rectangles on their coordinates in registers (writing
+    their uv costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
     ooff[0] = 0
