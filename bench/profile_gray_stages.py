@@ -20,8 +20,7 @@ import engine.raster as R  # noqa: E402
 import raster_vs_klayout as B  # noqa: E402
 
 STAGES = ["_classify", "_winding_complex", "_walk", "_rect_order", "_rect_fill",
-          "_finish_gray", "_tiles_needed", "_tile_index", "_exact", "_finish_listed",
-          "_clear_listed"]
+          "_finish_gray", "_tiles_needed", "_tile_index", "_exact", "_finish_listed"]
 T = {}
 
 

@@ -1183,10 +1183,10 @@ def _centre_winding(uv, s, e, r, c, ncols):
 
 @njit(inline="always", _nrt=False)
 def _small_sort(a, n):
-    """Sort a[:n] in place: a shell sort (gaps 3h + 1) ending in an insertion sort, which alone
-    sorts the short lists of one pixel (no allocation, no array views)."""
+    """Sort a[:n] in place: an insertion sort for the short lists of one pixel (n <= 48), else a
+    shell sort (gaps 3h + 1) ending in one (no allocation, no array views)."""
     h = 1
-    while 3 * h + 1 < n // 2:
+    while n > 48 and 3 * h + 1 < n // 2:
         h = 3 * h + 1
     while h >= 1:
         for t in range(h, n):
