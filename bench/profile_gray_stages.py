@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine.raster as R  # noqa: E402
 import raster_vs_klayout as B  # noqa: E402
 
-STAGES = ["_classify", "_winding_complex", "_walk", "_rect_order", "_rect_fill",
+STAGES = ["_classify", "_winding_complex", "_walk", "_rect_rows",
           "_finish_gray", "_tiles_needed", "_tile_index", "_exact", "_finish_listed"]
 T = {}
 

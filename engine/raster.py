@@ -54,40 +54,35 @@ How (all numba kernels, scratch reused):
   writing the image (a running column sum per row) when no polygon is complex; complex polygons
   add their own indicator (winding != 0) over their bounding box. Inside = count > 0.
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
-  whenever there is one): each is cut into pieces, one per pixel row band it meets, stored per
-  row sorted by left side (clamped at 0). When the polygon order is far from sorted by left side
-  (more than RECT_ORDER_MIN of the rectangles left of the one before, e.g. random order) the
-  rectangles are sorted first (counting sort on about one key per rectangle, then an insertion
-  sort on the exact left side) and the pieces filled in that order; else they are filled in
-  polygon order (better write locality): rows made of two sorted runs (as a layout's polygon
-  order gives) are merged, rows more out of order get a counting sort by RECT_BUCKET-column
-  buckets and an insertion sort within them. In a band the covered length L(u) of the union's
-  cross-section is a step function of u; a sweep over the pieces, run for each row by the
-  finishing pass just before it finishes that row, adds each step dL at u to a one-row
-  accumulation buffer as a vertical edge of height dL would (coverage = prefix sum along the
-  row, as in font rasterizers): a piece meeting no other one steps by its height and back,
-  full-height pieces merge as u-intervals (L = 1), the others are kept active sorted by their
-  lower end and L is the length of the union of their intervals. Exact for any overlap, no
-  per-pixel bookkeeping.
+  whenever there is one): grouped by the first pixel row they meet (a counting sort) and
+  sorted by left side within each group (groups in polygon order are mostly sorted: a merge of
+  two runs, or a counting sort by RECT_BUCKET-column buckets and an insertion sort). The
+  finishing pass keeps, row by row, the list of rectangles meeting the row sorted by left
+  side: the previous row's list less those ending above, merged (branch-free) with the row's
+  group; nothing per row band is stored for the whole image. In a band the covered length
+  L(u) of the union's cross-section is a step function of u; a sweep over the list, run for
+  each row just before it is finished, adds each step dL at u to a one-row accumulation
+  buffer as a vertical edge of height dL would (coverage = prefix sum along the row, as in
+  font rasterizers): a piece (a rectangle's part in the band) meeting no other one steps by
+  its height and back, full-height pieces merge as u-intervals (L = 1), the others are kept
+  active sorted by their lower end and L is the length of the union of their intervals.
+  Exact for any overlap, no per-pixel bookkeeping.
 * gray, other polygons (walked from a compact copy of their vertices that _classify writes):
   per edge piece, the exact signed area right of it goes into an image-sized accumulation
   buffer and each pixel records which simple polygon's boundary crosses it, or "several" (no
-  per-pixel lists). A pixel crossed by one of them and covered in part by the
-  rectangles is listed for the exact pass (which mostly finds their boxes apart). With
-  PIECE_MARKS (off by default: the owner reads cost more than they save on real windows) each
-  rectangle piece is checked instead against the marked pixels it covers in part: one whose
-  polygon's box meets the piece there (and, for a convex polygon, no edge line separates them)
-  becomes "several", the others are settled without the exact pass.
+  per-pixel lists).
 * gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
   a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
-  known exact, else listed; "several": 1 when the rectangles cover it, else listed. Listed
-  pixels get their polygons from a tile index (CSR of the non-rectangles per tile of
+  known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
+  rectangles meeting a listed pixel are gathered from its row's list at the end of the row
+  (two cursors); a pixel crossed by one polygon whose box, clipped to the pixel, meets none
+  of theirs is settled there (the sum is exact). The other listed pixels get their other
+  polygons from a tile index (CSR of the non-rectangles per tile of
   1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels from the
   non-rectangles' ids and boxes that _classify lists in sequence; shifts, never integer
-  divisions) and their rectangles from the sorted pieces of their row (listed pixels come in
-  row order, so two cursors per row pass each piece once): every polygon whose open box meets
-  the open pixel; each box is checked against the ones already taken as it is added.
+  divisions) and their rectangles from those gathered: every polygon whose open box meets the
+  open pixel; each box is checked against the ones already taken as it is added.
   If a rectangle covers the whole pixel: 1. If the boxes clipped to the pixel do not overlap
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
@@ -116,14 +111,13 @@ RING_MARK_MIN = 0.0    # rectangles take the union sweep when their perimeter ex
 #                        (inf: every polygon takes the general path; the name is historical)
 COVER_EPS = 1e-5       # rectangles' union coverage within this of 1 counts as whole cover
 RECT_BUCKET = 8        # columns per bucket of the per-row counting sort of rectangle pieces
-RECT_ORDER_MIN = 0.125  # rectangles sorted by left side first when more than this fraction of
-#                         them is left of the one before in polygon order (else rows sorted after)
-PIECE_MARKS = False    # check rectangle pieces against the other polygons' marks (see doc)
 CLIP_COVER = True      # one simple polygon over rectangles in a pixel: clipped areas (see doc;
 #                        False: the local sweep, as for several polygons)
+GATHER_MIN = 4096      # gray: room for this many rectangles gathered for listed pixels at first
 RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks are added
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
+_U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
 # The kernels allocate nothing, so they run without numba's reference counting (NRT): with it,
 # every call of a helper (inlined or not) increfs and decrefs each array argument with atomic
@@ -150,6 +144,11 @@ class Scratch:
         if zero:
             v.fill(0)
         return v
+
+    def capacity(self, name) -> int:
+        """Elements the buffer name holds now (0 before its first use)."""
+        b = self._bufs.get(name)
+        return 0 if b is None else b.size
 
     @property
     def nbytes(self) -> int:
@@ -321,29 +320,28 @@ def _box_area(uv, s, e):
 
 @kernel
 def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rstart,
-              others, obox, ouv, ooff):
+              estart, others, obox, ouv, ooff):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
-    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. The rectangles' pieces per
-    pixel row for the union sweep are counted into rstart (nrows + 1; two difference marks per
-    rectangle, then one pass gives the counts and their prefix sums: see _rect_fill).
-    others[:n]: the ids of the n relevant polygons other than axis-parallel rectangles,
+    strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. The rectangles meeting each
+    pixel row are counted for the most in a row (rstart, nrows + 1: two difference marks per
+    rectangle, then one pass sums them), and by the first row they meet into estart[ra + 1]
+    (nrows + 1; see _rect_rows). others[:n]: the ids of the n relevant polygons other than axis-parallel rectangles,
     obox[:n] their boxes (read in sequence by _tile_index), ouv[ooff[q]:ooff[q + 1]] the
     vertices of others[q] (a compact copy that _walk reads in sequence). Returns (complex
-    polygons, n, rectangles' perimeter clipped to the image, pieces, most pieces in a row,
-    rectangles, rectangles left of the one before them: see _rect_fill). Four-vertex polygons
+    polygons, n, rectangles' perimeter clipped to the image, most rectangles meeting a row,
+    rectangles). Four-vertex polygons
     are tested for being axis-parallel rectangles on their coordinates in registers (writing
     their uv costs less than skipping it: measured)."""
     ncomplex = 0
     nother = 0
     ooff[0] = 0
     nrect = 0
-    down = 0
-    ulast = -np.inf
     perim = 0.0
     for r in range(nrows + 1):
         rstart[r] = 0
+        estart[r] = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
@@ -370,13 +368,11 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             cls[i] = 1
             rect[i] = 1
             nrect += 1
-            if u0 < ulast:
-                down += 1
-            ulast = u0
             perim += 2.0 * (min(u1, ncols) - max(u0, 0.0) + min(v1, nrows) - max(v0, 0.0))
             # one piece in each row of [ra, rb): difference marks, summed below
             ra = max(int(math.floor(v0)), 0)
             rb = min(int(math.ceil(v1)), nrows)
+            estart[ra + 1] += 1
             if ra < rb:
                 rstart[ra + 1] += 1
                 if rb < nrows:
@@ -410,8 +406,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     for r in range(nrows):
         run += rstart[r + 1]
         most = max(most, run)
-        rstart[r + 1] = rstart[r] + run
-    return ncomplex, nother, perim, rstart[nrows], most, nrect, down
+    return ncomplex, nother, perim, most, nrect
 
 
 # ----------------------------------------------------------------------------------------------
@@ -797,84 +792,8 @@ def _box_apart(uv, s, e, o, bu0, bu1, bv0, bv1):
 
 
 @njit(inline="always", _nrt=False)
-def _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncols, owner):
-    """A rectangle piece (u0, u1) x (y0, y1) of row r against the owner marks of the pixels it
-    covers in part: a pixel crossed by one other simple polygon (owner: its position in others,
-    box in obox) whose box meets the piece there (and, for a convex one, no edge line separates
-    them) becomes "several" (-2). Pixels a piece covers whole are 1 anyway, so a piece of full
-    height checks its end columns only."""
-    ca = max(int(math.floor(u0)), 0)
-    cb = min(int(math.ceil(u1)) - 1, ncols - 1)
-    full = y1 - y0 >= 1.0
-    b = r * ncols
-    c = ca
-    while c <= cb:
-        q = owner[b + c]
-        if q >= 0:
-            bu0 = max(u0, float(c))
-            bu1 = min(u1, c + 1.0)
-            o = others[q]
-            if (obox[q, 0] < bu1 and obox[q, 1] > bu0 and obox[q, 2] < y1 and obox[q, 3] > y0
-                    and not (rect[o] == 2 and _box_apart(uv, offsets[o], offsets[o + 1],
-                                                         orient[o], bu0, bu1, y0, y1))):
-                owner[b + c] = -2
-        c = cb if (full and c < cb) else c + 1
-
-
-@kernel
-def _rect_order(cls, rect, bbox, ncols, bcount, ordr, ob):
-    """The axis-parallel rectangles in the image sorted by left side: ordr[q] the rectangle,
-    ob[q] = (u0, u1, v0, v1) its box with u0 clamped at 0 (the union sweep and the exact pass
-    never look left of the image), for q < the returned count. A counting sort by u0 on
-    bcount.shape[0] - 1 keys spread evenly over [0, ncols) (about one rectangle per key), then
-    an insertion sort on the exact u0 that only moves rectangles past others of their key
-    (equal u0 never move). bcount, ordr, ob: scratch (keys + 1; rectangles). Returns the count.
-    Used only when the polygon order is far from sorted by u0 (see _classify's "left steps"):
-    else the pieces are filled in polygon order and rows sorted after, which writes them with
-    better locality."""
-    nk = bcount.shape[0] - 1
-    scale = nk / max(ncols, 1)
-    for q in range(nk + 1):
-        bcount[q] = 0
-    n = 0
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] == 1:
-            bcount[min(int(max(bbox[i, 0], 0.0) * scale), nk - 1) + 1] += 1
-            n += 1
-    for q in range(nk):
-        bcount[q + 1] += bcount[q]
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] == 1:
-            u0 = max(bbox[i, 0], 0.0)
-            key = min(int(u0 * scale), nk - 1)
-            d = bcount[key]
-            bcount[key] = d + 1
-            ordr[d] = i
-            ob[d, 0] = u0
-            ob[d, 1] = bbox[i, 1]
-            ob[d, 2] = bbox[i, 2]
-            ob[d, 3] = bbox[i, 3]
-    for t in range(1, n):
-        u = ob[t, 0]
-        if ob[t - 1, 0] <= u:
-            continue
-        i = ordr[t]
-        u1, v0, v1 = ob[t, 1], ob[t, 2], ob[t, 3]
-        z = t
-        while z > 0 and ob[z - 1, 0] > u:
-            _move_piece(ordr, ob, z, ordr, ob, z - 1)
-            z -= 1
-        ordr[z] = i
-        ob[z, 0] = u
-        ob[z, 1] = u1
-        ob[z, 2] = v0
-        ob[z, 3] = v1
-    return n
-
-
-@njit(inline="always", _nrt=False)
 def _move_piece(dl, dc, z, sl, sc, i):
-    """Piece i of (sl, sc) to slot z of (dl, dc): its rectangle id and (u0, u1, y0, y1)."""
+    """Entry i of (sl, sc) to slot z of (dl, dc): its rectangle id and (u0, u1, v0, v1)."""
     dl[z] = sl[i]
     dc[z, 0] = sc[i, 0]
     dc[z, 1] = sc[i, 1]
@@ -884,8 +803,8 @@ def _move_piece(dl, dc, z, sl, sc, i):
 
 @njit(inline="always", _nrt=False)
 def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
-    """Merge the sorted runs a:m and m:b of the pieces (pc, rlist) by u0 (stable), through a copy
-    of the first run in tmpi / tmpc."""
+    """Merge the sorted runs a:m and m:b of the entries (pc, rlist) by u0 (stable), through a
+    copy of the first run in tmpi / tmpc."""
     for d in range(m - a):
         _move_piece(tmpi, tmpc, d, rlist, pc, a + d)
     i1 = 0
@@ -902,109 +821,131 @@ def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
         z += 1
 
 
-@kernel
-def _rect_fill(uv, offsets, orient, cls, rect, bbox, nrows, ncols, rstart, rlist, pc, ordr, ob,
-               nrect, byorder, bcount, tmpi, tmpc, mark, others, obox, owner, wmax):
-    """Pieces of the union sweep: rlist[k] the rectangle, pc[k] = (u0, u1, y0, y1) its part in
-    the band of row r for k in rstart[r]:rstart[r + 1] (rstart as _classify counted), sorted by
-    u0 per row (u0 clamped at 0). byorder: filled from the rectangles already sorted by u0 (ordr,
-    ob, nrect: _rect_order); else filled in polygon order, then rows made of two sorted runs are
-    merged (_merge_two), rows more out of order get a counting sort by RECT_BUCKET-column buckets
-    and an insertion sort within the buckets (bcount
-    (ncols // RECT_BUCKET + 2), tmpi / tmpc (most pieces in a row): scratch). mark: check each
-    piece against the owner marks of the other polygons (_piece_mark; others, obox: see
-    _walk). wmax[r]: the widest piece of row r."""
-    for r in range(nrows):
-        wmax[r] = 0.0
-    q = -1
-    for qq in range(nrect if byorder else cls.shape[0]):
-        if byorder:
-            q = qq
-            i = ordr[q]
-        else:
-            i = qq
-            if cls[i] != 1 or rect[i] != 1:
-                continue
-            q += 1
-        if byorder:
-            u0 = ob[q, 0]
-            u1 = ob[q, 1]
-            v0 = ob[q, 2]
-            v1 = ob[q, 3]
-        else:
-            u0 = max(bbox[i, 0], 0.0)
-            u1 = bbox[i, 1]
-            v0 = bbox[i, 2]
-            v1 = bbox[i, 3]
-        for r in range(max(int(math.floor(v0)), 0), min(int(math.ceil(v1)) - 1, nrows - 1) + 1):
-            k = rstart[r]
-            rlist[k] = i
-            pc[k, 0] = u0
-            pc[k, 1] = u1
-            y0 = max(v0, float(r))
-            y1 = min(v1, r + 1.0)
-            pc[k, 2] = y0
-            pc[k, 3] = y1
-            rstart[r] = k + 1
-            wmax[r] = max(wmax[r], u1 - u0)
-            if mark:
-                _piece_mark(uv, offsets, orient, rect, others, obox, u0, u1, y0, y1, r, ncols,
-                            owner)
-    for r in range(nrows, 0, -1):
-        rstart[r] = rstart[r - 1]
-    rstart[0] = 0
-    if byorder:
+@njit(inline="always", _nrt=False)
+def _sort_run(pc, rlist, a, b, bcount, tmpi, tmpc):
+    """Sort the entries a:b of (pc, rlist) by u0 = pc[:, 0] (stable): nothing when sorted, a
+    merge when made of two sorted runs (_merge_two), else a counting sort by RECT_BUCKET-column
+    buckets (bcount: scratch, ncols // RECT_BUCKET + 2) and an insertion sort within them
+    (tmpi / tmpc: scratch, b - a)."""
+    down = 0
+    m = b
+    for j in range(a + 1, b):
+        if pc[j, 0] < pc[j - 1, 0]:
+            down += 1
+            if down > 1:
+                break
+            m = j
+    if down == 0:
+        return
+    if down == 1:
+        _merge_two(pc, rlist, a, m, b, tmpi, tmpc)
         return
     nb = bcount.shape[0]
+    for q in range(nb):
+        bcount[q] = 0
+    for j in range(a, b):
+        bcount[min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)] += 1
+    run = 0
+    for q in range(nb):
+        t = bcount[q]
+        bcount[q] = run
+        run += t
+    for j in range(a, b):
+        q = min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)
+        d = bcount[q]
+        bcount[q] = d + 1
+        _move_piece(tmpi, tmpc, d, rlist, pc, j)
+    for d in range(b - a):
+        u = tmpc[d, 0]
+        z = a + d
+        while z > a and pc[z - 1, 0] > u:
+            _move_piece(rlist, pc, z, rlist, pc, z - 1)
+            z -= 1
+        _move_piece(rlist, pc, z, tmpi, tmpc, d)
+
+
+@kernel
+def _rect_rows(cls, rect, bbox, nrows, estart, sid, sbox, bcount, tmpi, tmpc):
+    """The axis-parallel rectangles grouped by the first pixel row they meet (ra = floor(v0)
+    clamped at 0; a counting sort, stable, on the counts _classify left in estart[ra + 1]) and
+    sorted by left side within each group (_sort_run): group r is sid / sbox[estart[r]:
+    estart[r + 1]], sbox = (u0, u1, v0, v1) with u0 clamped at 0 (the sweep never looks left
+    of the image). The finishing pass merges each group into the list of rectangles met by
+    the row above (_row_pieces)."""
     for r in range(nrows):
-        a = rstart[r]
-        b = rstart[r + 1]
-        down = 0
-        m = b
-        for j in range(a + 1, b):
-            if pc[j, 0] < pc[j - 1, 0]:
-                down += 1
-                if down > 1:
-                    break
-                m = j
-        if down == 0:
-            continue
-        if down == 1:
-            _merge_two(pc, rlist, a, m, b, tmpi, tmpc)
-            continue
-        for q in range(nb):
-            bcount[q] = 0
-        for j in range(a, b):
-            bcount[min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)] += 1
-        run = 0
-        for q in range(nb):
-            t = bcount[q]
-            bcount[q] = run
-            run += t
-        for j in range(a, b):
-            q = min(max(int(pc[j, 0]) // RECT_BUCKET + 1, 0), nb - 1)
-            d = bcount[q]
-            bcount[q] = d + 1
-            tmpi[d] = rlist[j]
-            tmpc[d, 0] = pc[j, 0]
-            tmpc[d, 1] = pc[j, 1]
-            tmpc[d, 2] = pc[j, 2]
-            tmpc[d, 3] = pc[j, 3]
-        for d in range(b - a):
-            u = tmpc[d, 0]
-            z = a + d
-            while z > a and pc[z - 1, 0] > u:
-                pc[z, 0] = pc[z - 1, 0]
-                pc[z, 1] = pc[z - 1, 1]
-                pc[z, 2] = pc[z - 1, 2]
-                pc[z, 3] = pc[z - 1, 3]
-                rlist[z] = rlist[z - 1]
-                z -= 1
-            pc[z, 0] = u
-            pc[z, 1] = tmpc[d, 1]
-            pc[z, 2] = tmpc[d, 2]
-            pc[z, 3] = tmpc[d, 3]
-            rlist[z] = tmpi[d]
+        estart[r + 1] += estart[r]
+    for i in range(cls.shape[0]):
+        if cls[i] == 1 and rect[i] == 1:
+            ra = max(int(math.floor(bbox[i, 2])), 0)
+            d = estart[ra]
+            estart[ra] = d + 1
+            sid[d] = i
+            sbox[d, 0] = max(bbox[i, 0], 0.0)
+            sbox[d, 1] = bbox[i, 1]
+            sbox[d, 2] = bbox[i, 2]
+            sbox[d, 3] = bbox[i, 3]
+    for r in range(nrows, 0, -1):
+        estart[r] = estart[r - 1]
+    estart[0] = 0
+    for r in range(nrows):
+        if estart[r + 1] - estart[r] > 1:
+            _sort_run(sbox, sid, estart[r], estart[r + 1], bcount, tmpi, tmpc)
+
+
+@njit(inline="always", _nrt=False)
+def _take(rq, ri, m, z, fr):
+    """Entry z of rq (flat, 4 per entry: u0, u1, v0, v1) / ri to slot m; returns (1 when it
+    reaches below fr (v1 > fr) else 0, as uint64, and its width then, else 0)."""
+    z4 = _U4 * z
+    m4 = _U4 * m
+    a0 = rq[z4]
+    a1 = rq[z4 + _U1]
+    a2 = rq[z4 + _U2]
+    a3 = rq[z4 + _U3]
+    ri[m] = ri[z]
+    rq[m4] = a0
+    rq[m4 + _U1] = a1
+    rq[m4 + _U2] = a2
+    rq[m4 + _U3] = a3
+    keep = np.uint64(a3 > fr)
+    return keep, (a1 - a0) * float(keep)
+
+
+@njit(inline="always", _nrt=False)
+def _row_pieces(r, estart, rq, ri, src, dst, n):
+    """The rectangles meeting row r sorted by u0, into rq / ri[dst:dst + count] (rq flat, 4 per
+    entry: u0, u1, v0, v1; ids in ri): the previous row's list (from src, n entries) less
+    those ending above the row's top (v1 <= r), merged with group r of _rect_rows
+    (estart[r]:estart[r + 1]). The merge is branch-free (an unpredictable branch per step cost
+    more than the steps: measured): each step copies the entry with the lower u0 to slot m
+    and moves m on when it reaches below r (the group's always do), so slot dst + count may be
+    written. Indices are uint64 (no wrap-around code). Returns (their count, the widest one's
+    width)."""
+    fr = float(r)
+    m = np.uint64(dst)
+    wm = 0.0
+    i = np.uint64(src)
+    ie = np.uint64(src + n)
+    j = np.uint64(estart[r])
+    je = np.uint64(estart[r + 1])
+    while i < ie and j < je:
+        ta = np.uint64(rq[_U4 * i] <= rq[_U4 * j])
+        keep, w = _take(rq, ri, m, j + ta * (i - j), fr)
+        wm = max(wm, w)
+        m += keep
+        i += ta
+        j += _U1 - ta
+    while i < ie:
+        keep, w = _take(rq, ri, m, i, fr)
+        wm = max(wm, w)
+        m += keep
+        i += _U1
+    while j < je:
+        keep, w = _take(rq, ri, m, j, fr)
+        wm = max(wm, w)
+        m += keep
+        j += _U1
+    return int(m) - dst, wm
 
 
 @njit(inline="always", _nrt=False)
@@ -1072,11 +1013,12 @@ def _union_length(m, ay0, ay1):
 
 
 @kernel
-def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
+def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
     """Exact coverage of the union of the rectangles in the band (r, r + 1): the covered length
-    L(u) of the cross-section at u is a step function changing only where a piece (pc, rstart:
-    _rect_fill) starts or ends; each change dL at u is added to acc (ncols + 1, zeroed; coverage
-    = prefix sum along the row) as by a vertical edge of height dL. A piece meeting no other one
+    L(u) of the cross-section at u is a step function changing only where a rectangle meeting
+    the row (pc[:n] = (u0, u1, v0, v1), sorted by u0: _row_pieces) starts or ends; each change
+    dL at u is added to acc (ncols + 1, zeroed; coverage = prefix sum along the row) as by a
+    vertical edge of height dL. A piece (the rectangle's part in the band) meeting no other one
     in u steps by its height and back. Pieces of full height make L = 1 over the union of their
     u-intervals, merged on the fly (they come sorted by u0): only the end fe of the current
     merged one is kept. The others are kept active, sorted by their lower end (ae, ay0, ay1:
@@ -1088,8 +1030,8 @@ def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
     nh = 0         # 1 while that interval is open
     L = 0.0
     emin = np.inf  # first end among the partial ones
-    j = rstart[r]
-    jend = rstart[r + 1]
+    j = 0
+    jend = n
     while True:
         if j < jend:
             xs = pc[j, 0]
@@ -1119,8 +1061,8 @@ def _sweep_row(r, ncols, rstart, pc, acc, ae, ay0, ay1):
         else:
             x = xs
             u1 = pc[j, 1]
-            y0 = pc[j, 2]
-            y1 = pc[j, 3]
+            y0 = max(pc[j, 2], fr)
+            y1 = min(pc[j, 3], fr1)
             j += 1
             if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
                 # alone in u
@@ -1436,7 +1378,7 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
 
 @kernel
 def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown, tsh, ntc,
-           tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k_start, nflag,
+           tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag,
            cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[k],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
@@ -1445,11 +1387,8 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
     not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
     polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
-    and into others when rsweep); when rsweep the rectangles come instead from the pieces of the
-    pixel's row (rstart, pc, rlist, wmax: _rect_fill; sorted by u0: listed pixels come in row
-    order with increasing columns, so two cursors per row skip the pieces left of reach (u0 <
-    c - the widest piece's width) and stop at those starting right of the pixel, each piece
-    passed once), their boxes taken from the pieces. Each box is checked against those already
+    and into others when rsweep); when rsweep the rectangles come instead from those
+    _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each box is checked against those already
     taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0: its
     position in tbox, and in others when rsweep; see _walk) meets no other one but the
     rectangles (a polygon meeting it without crossing it would cover all of it: such pixels are
@@ -1461,9 +1400,6 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
     K = plocal.shape[0]
     P = pu0.shape[0]
     V = vs.shape[0]
-    crow = -1       # row of the rectangle piece cursors
-    jlo = 0         # first piece of the row that may reach the pixel (u0 >= c - wmax[r])
-    jhi = 0         # first piece of the row starting right of the pixel (u0 >= c + 1)
     for k in range(k_start, nflag):
         pix = fpix[k]
         r = pix // ncols
@@ -1508,27 +1444,16 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
                     anycomplex = True
         nnr = npoly     # the non-rectangles come first when rsweep
         if rsweep:
-            if r != crow:
-                crow = r
-                jlo = rstart[r]
-                jhi = jlo
-            jend = rstart[r + 1]
-            while jhi < jend and pc[jhi, 0] < fc1:
-                jhi += 1
-            reach = fc - wmax[r]
-            while jlo < jhi and pc[jlo, 0] < reach:
-                jlo += 1
-            for j in range(jlo, jhi):
-                if pc[j, 1] > fc:
-                    q0 = npoly
-                    npoly = _add_box(uv, offsets, cls, orient, rect, pc[j, 0], pc[j, 1],
-                                     pc[j, 2], pc[j, 3], rlist[j], fc, fr_,
-                                     overlap or anycomplex, plocal, bx, npoly, nnr, K)
-                    if npoly < 0:
-                        npoly = -npoly
-                        overlap = True
-                    if npoly <= K and _is_full(bx, q0, fc, fr_):
-                        fullrect = True
+            for j in range(gstart[k], gstart[k + 1]):
+                q0 = npoly
+                npoly = _add_box(uv, offsets, cls, orient, rect, gb[j, 0], gb[j, 1], gb[j, 2],
+                                 gb[j, 3], gid[j], fc, fr_, overlap or anycomplex, plocal, bx,
+                                 npoly, nnr, K)
+                if npoly < 0:
+                    npoly = -npoly
+                    overlap = True
+                if npoly <= K and _is_full(bx, q0, fc, fr_):
+                    fullrect = True
         if npoly > K:
             need[0] = 0
             need[1] = 0
@@ -1741,28 +1666,104 @@ def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
         255 - g if invert else g)
 
 
+@njit(inline="always", _nrt=False)
+def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gstart, gb, gid,
+            ng, G):
+    """The rectangles of row r's list (pcs / pid[:n], sorted by u0, widest wm) whose open box
+    meets listed pixel k, for k in k0:k1 (one row, increasing columns: two cursors pass each
+    entry once, skipping those out of reach, u0 < c - wm), into gb / gid from ng (stored while
+    below G), boxes clipped to the row band; gstart[k + 1] = the end. A pixel crossed by one
+    other polygon (fown[k] >= 0, its box obox[fown[k]]) whose box clipped to the pixel meets
+    none of theirs is settled here: cov[k] is exact (see _exact), written to orow (xor inv)
+    and the pixel dropped from the list (compacted in place). Returns (the new list end, the
+    gathered end)."""
+    fr = float(r)
+    fr1 = fr + 1.0
+    jlo = 0
+    jhi = 0
+    kk = k0
+    for k in range(k0, k1):
+        c = fpix[k] - b
+        fc = float(c)
+        fc1 = fc + 1.0
+        while jhi < n and pcs[jhi, 0] < fc1:
+            jhi += 1
+        reach = fc - wm
+        while jlo < jhi and pcs[jlo, 0] < reach:
+            jlo += 1
+        g0 = ng
+        qo = fown[k]
+        apart = qo >= 0
+        if apart:
+            pu0 = max(obox[qo, 0], fc)
+            pu1 = min(obox[qo, 1], fc1)
+            pv0 = max(obox[qo, 2], fr)
+            pv1 = min(obox[qo, 3], fr1)
+        for j in range(jlo, jhi):
+            if pcs[j, 1] > fc:
+                y0 = max(pcs[j, 2], fr)
+                y1 = min(pcs[j, 3], fr1)
+                if ng < G:
+                    gid[ng] = pid[j]
+                    gb[ng, 0] = pcs[j, 0]
+                    gb[ng, 1] = pcs[j, 1]
+                    gb[ng, 2] = y0
+                    gb[ng, 3] = y1
+                else:
+                    apart = False
+                ng += 1
+                if apart and (pcs[j, 0] < pu1 and pcs[j, 1] > pu0 and y0 < pv1 and y1 > pv0):
+                    apart = False
+        if apart:
+            orow[c] = np.uint8(int(255.0 * cov[k] + 0.5) ^ inv)
+            ng = g0
+            continue
+        fpix[kk] = fpix[k]
+        fown[kk] = qo
+        cov[kk] = cov[k]
+        gstart[kk + 1] = ng
+        kk += 1
+    return kk, ng
+
+
 @kernel
-def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, count2,
-                 has_complex, cov, fpix, fown, nrows, ncols, invert, flip_x, flip_y, out):
+def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, count2,
+                 has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert, flip_x,
+                 flip_y, out):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
-    rsweep: each row's union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed))
-    and the other simple polygons' signed-area sum s (acc). A pixel crossed by no other
-    boundary: 1 when covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one
-    simple polygon: 1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the
-    polygons covering the whole pixel) when cR is 0 or 1 or s >= 1 or (marked) no rectangle
-    piece meets its box there, else listed. Several (-2): 1 when the rectangles cover it, else
-    listed. Listed pixels go to fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner
-    mark, for _exact. Returns the
-    number listed."""
+    rsweep: each row's rectangles, _row_pieces into rq / ri[nr + (r & 1) (most + 1):] from the
+    previous row's list and its group (rq flat, rb the same memory as (n, 4): nr rectangles in
+    groups, _rect_rows, then two rows' lists of up to most each and a spare slot), then its
+    union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed)) and the other
+    simple polygons' signed-area sum s (acc). A pixel crossed by no other boundary: 1 when
+    covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one simple polygon:
+    1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the polygons
+    covering the whole pixel) when cR is 0 or 1 or s >= 1 (or there are no rectangles), else
+    listed. Several (-2): 1 when the rectangles cover it, else listed. Listed pixels go to
+    fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner mark; when rsweep, the
+    rectangles meeting them are gathered at the end of the row (gstart, gb, gid: _gather,
+    which settles those whose sum is exact), for _exact. Returns (the number listed, the
+    number of rectangles gathered): when that exceeds gb's length, the ones past it were not
+    stored (the caller grows gb and runs again)."""
     W = ncols + 1
     nf = 0
+    ng = 0
+    G = gb.shape[0]
+    nact = 0
+    wm = 0.0
+    nr = rb.shape[0] - 2 * (most + 1)    # rb[:nr]: the groups; then the two rows' lists
+    gstart[0] = 0
     inv = 255 if invert else 0
     for r in range(nrows):
         b = r * ncols
         orow = out[nrows - 1 - r if flip_y else r]
+        dst = nr + (r & 1) * (most + 1)
         if rsweep:
-            _sweep_row(r, ncols, rstart, pc, rowacc, ae, ay0, ay1)
+            nact, wm = _row_pieces(r, estart, rq, ri, nr + ((r + 1) & 1) * (most + 1), dst,
+                                   nact)
+            _sweep_row(r, ncols, nact, rb[dst:dst + nact], rowacc, ae, ay0, ay1)
             rowacc[ncols] = 0.0
+        nf0 = nf
         s = 0.0
         sr = 0.0
         a = acc[r * W:r * W + ncols]
@@ -1779,7 +1780,7 @@ def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, c
                     f = 1.0
             elif o >= 0 and has_complex and count2[b + c] != 0:
                 f = 1.0
-            elif o >= 0 and (marked or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+            elif o >= 0 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
                 f = min(cr + min(max(s, 0.0), 1.0), 1.0)
             elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
@@ -1790,12 +1791,15 @@ def _finish_gray(rsweep, rstart, pc, ae, ay0, ay1, rowacc, marked, acc, owner, c
                 nf += 1
                 continue
             orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+        if rsweep and nf > nf0:
+            nf, ng = _gather(rb[dst:dst + nact], ri[dst:dst + nact], nact, wm, r, b, fpix, fown,
+                             cov, nf0, nf, obox, orow, inv, gstart, gb, gid, ng, G)
         if flip_x:
             for c in range(ncols // 2):
                 t = orow[c]
                 orow[c] = orow[ncols - 1 - c]
                 orow[ncols - 1 - c] = t
-    return nf
+    return nf, ng
 
 
 @kernel
@@ -1937,10 +1941,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
     ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     ooff = sc.get("ooff", npoly + 1, np.int64)
-    ncomplex, nother, rperim, total, most, nrect, down = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, others, obox,
-        ouv, ooff)
-    byorder = down > RECT_ORDER_MIN * nrect
+    estart = sc.get("estart", rows + 1, np.int64)
+    ncomplex, nother, rperim, most, nrect = _classify(
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, estart, others,
+        obox, ouv, ooff)
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:
@@ -1956,33 +1960,35 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     else:
         _walk(uv, off, cls, orient, False, others, nother, rows, cols, acc, lacc, owner)
     if rsweep:
-        rlist = sc.get("rlist", total, np.int32)
-        wmax = sc.get("wmax", rows, np.float64)
-        pc = sc.get("pc", 4 * total, np.float64).reshape(-1, 4)
-        marks = PIECE_MARKS and nother > 0
-        ordr = sc.get("ordr", nrect if byorder else 1, np.int32)
-        ob = sc.get("ob", 4 * nrect if byorder else 4, np.float64).reshape(-1, 4)
-        if byorder:
-            _rect_order(cls, rect, bbox, cols, sc.get("okey", max(nrect, cols) + 1, np.int64),
-                        ordr, ob)
-        _rect_fill(uv, off, orient, cls, rect, bbox, rows, cols, rstart, rlist, pc, ordr, ob, nrect,
-                   byorder, sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
+        rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
+        rb = rq.reshape(-1, 4)
+        ri = sc.get("ri", nrect + 2 * most + 2, np.int32)
+        _rect_rows(cls, rect, bbox, rows, estart, ri, rb,
+                   sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), marks, others, obox,
-                   owner, wmax)
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4))
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
     else:
-        pc = bbox[:0]
+        most = -1
+        rb = bbox[:0]
+        rq = rb.reshape(-1)
+        ri = sc.get("ri", 1, np.int32)
         act = [sc.get(nm, 1, np.float64) for nm in ("ae", "ay0", "ay1")]
-        rlist = sc.get("rlist", 1, np.int32)
-        wmax = sc.get("wmax", 1, np.float64)
     cov = sc.get("cov", npx, np.float64)  # listed pixels: cov[k], fpix[k], fown[k]
     fpix = sc.get("fpix", npx, np.int32)
     fown = sc.get("fown", npx, np.int32)
+    gstart = sc.get("gstart", npx + 1 if rsweep else 1, np.int64)
     rowacc = sc.get("rowacc", cols + 1, np.float64, zero=True)
-    nflag = _finish_gray(rsweep, rstart, pc, *act, rowacc, PIECE_MARKS or not rsweep, acc, owner,
-                         count2, bool(ncomplex), cov, fpix, fown, rows, cols, invert, flip_x,
-                         flip_y, img)
+    cap = max(GATHER_MIN, sc.capacity("gid"))
+    while True:
+        gb = sc.get("gb", 4 * cap, np.float64).reshape(-1, 4)
+        gid = sc.get("gid", cap, np.int32)
+        nflag, ng = _finish_gray(rsweep, estart, rq, rb, ri, most, *act, rowacc, acc, owner,
+                                 count2, bool(ncomplex), cov, fpix, fown, obox, gstart, gb, gid,
+                                 rows, cols, invert, flip_x, flip_y, img)
+        if ng <= gb.shape[0]:
+            break
+        cap = ng
     if not nflag:
         return
     tsh = TILE_SHIFT
@@ -2016,7 +2022,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
         k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, fown, tsh,
-                   ntc, tstart, tlist, tbox, others, rstart, pc, rlist, wmax, k, nflag, cov, plocal,
+                   ntc, tstart, tlist, tbox, others, gstart, gb, gid, k, nflag, cov, plocal,
                    *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),

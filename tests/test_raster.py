@@ -490,13 +490,11 @@ def _sweep_cases(rng):
     }
 
 
-@pytest.mark.parametrize("marks", [True, False])
-def test_rect_sweep_against_general_and_klayout(monkeypatch, marks):
+def test_rect_sweep_against_general_and_klayout(monkeypatch):
     """Rectangles through the union sweep (RING_MARK_MIN = 0) or, like every other polygon, the
-    general path (inf), with and without the pieces' owner checks (PIECE_MARKS): both equal
-    KLayout's coverage within one gray level and each other within one level."""
+    general path (inf): both equal KLayout's coverage within one gray level and each other
+    within one level."""
     import engine.raster as raster
-    monkeypatch.setattr(raster, "PIECE_MARKS", marks)
     for name, polys in _sweep_cases(np.random.default_rng(23)).items():
         got = []
         for ring in (0.0, float("inf")):
@@ -508,20 +506,24 @@ def test_rect_sweep_against_general_and_klayout(monkeypatch, marks):
         assert np.abs(got[1] - got[3]).max() <= 1, name
 
 
-@pytest.mark.parametrize("order", [-1.0, float("inf")])
-def test_rect_pieces_sorted_first_or_after(monkeypatch, order):
-    """The rectangles' pieces are sorted by left side either by sorting the rectangles first
-    (RECT_ORDER_MIN = -1: always) or per row after filling them in polygon order (inf: always):
-    each way equals KLayout's coverage within one gray level, also with rectangles reaching
-    left of the window and in a random order."""
+@pytest.mark.parametrize("gather", [1, 4096])
+def test_rect_rows_any_order(monkeypatch, gather):
+    """The rectangles are grouped by first row and sorted by left side within each group, then
+    merged row by row into the finishing pass's list: in polygon order, shuffled and reversed
+    (groups sorted, made of two runs or in random order) the image equals KLayout's coverage
+    within one gray level, also with rectangles reaching left of the window, and the three
+    orders agree within one level (float sums in another order). gather = 1: the buffer of rectangles gathered for listed pixels starts
+    too short, so the finishing pass is run again with a longer one."""
     import engine.raster as raster
-    monkeypatch.setattr(raster, "RECT_ORDER_MIN", order)
+    monkeypatch.setattr(raster, "GATHER_MIN", gather)
     rng = np.random.default_rng(31)
     for name, polys in _sweep_cases(rng).items():
         check(polys, (0, 400), (10, 10), (40, 40))
         check(polys, (37, 397), (7, 11), (36, 46), win_frac=(0.3, 0.6))
-        shuffled = [polys[k] for k in rng.permutation(len(polys))]
-        check(shuffled, (-3, 397), (7, 11), (36, 58), win_frac=(0.3, 0.6))
+        imgs = [check(order, (-3, 397), (7, 11), (36, 58), win_frac=(0.3, 0.6))[1].astype(int)
+                for order in (polys, [polys[k] for k in rng.permutation(len(polys))],
+                              polys[::-1])]
+        assert max(np.abs(imgs[0] - m).max() for m in imgs[1:]) <= 1, name
 
 
 @pytest.mark.parametrize("with_complex", [False, True])
