@@ -319,28 +319,28 @@ def _box_area(uv, s, e):
 
 
 @kernel
-def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rstart,
+def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
               estart, others, obox, ouv, ooff):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. The rectangles meeting each
-    pixel row are counted for the most in a row (rstart, nrows + 1: two difference marks per
+    pixel row are counted for the most in a row (rcount, nrows + 1: two difference marks per
     rectangle, then one pass sums them), and by the first row they meet into estart[ra + 1]
-    (nrows + 1; see _rect_rows). others[:n]: the ids of the n relevant polygons other than axis-parallel rectangles,
-    obox[:n] their boxes (read in sequence by _tile_index), ouv[ooff[q]:ooff[q + 1]] the
-    vertices of others[q] (a compact copy that _walk reads in sequence). Returns (complex
-    polygons, n, rectangles' perimeter clipped to the image, most rectangles meeting a row,
-    rectangles). Four-vertex polygons
-    are tested for being axis-parallel rectangles on their coordinates in registers (writing
-    their uv costs less than skipping it: measured)."""
+    (nrows + 1; see _rect_rows). others[:n]: the ids of the n relevant polygons other than
+    axis-parallel rectangles, obox[:n] their boxes (read in sequence by _tile_index),
+    ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk reads in
+    sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
+    rectangles meeting a row, rectangles). Four-vertex polygons are tested for being
+    axis-parallel rectangles on their coordinates in registers (writing their uv costs less
+    than skipping it: measured)."""
     ncomplex = 0
     nother = 0
     ooff[0] = 0
     nrect = 0
     perim = 0.0
     for r in range(nrows + 1):
-        rstart[r] = 0
+        rcount[r] = 0
         estart[r] = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
@@ -374,9 +374,9 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
             rb = min(int(math.ceil(v1)), nrows)
             estart[ra + 1] += 1
             if ra < rb:
-                rstart[ra + 1] += 1
+                rcount[ra + 1] += 1
                 if rb < nrows:
-                    rstart[rb + 1] -= 1
+                    rcount[rb + 1] -= 1
             # orientation from the turn at vertex 1
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
@@ -404,7 +404,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     most = 0
     run = 0
     for r in range(nrows):
-        run += rstart[r + 1]
+        run += rcount[r + 1]
         most = max(most, run)
     return ncomplex, nother, perim, most, nrect
 
@@ -1388,13 +1388,14 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
     polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
     and into others when rsweep); when rsweep the rectangles come instead from those
-    _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each box is checked against those already
-    taken as it is added (_add_box). A pixel crossed by one other polygon only (owner >= 0: its
-    position in tbox, and in others when rsweep; see _walk) meets no other one but the
-    rectangles (a polygon meeting it without crossing it would cover all of it: such pixels are
-    never listed); when its box overlaps theirs and clip, its covered area is the rectangles'
-    union plus the polygon's area minus the polygon's area inside that union (_clip_cover),
-    else (and for every other pixel whose sum is not exact) a local sweep.
+    _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each
+    box is checked against those already taken as it is added (_add_box). A pixel crossed by
+    one other polygon only (owner >= 0: its position in tbox, and in others when rsweep; see
+    _walk) meets no other one but the rectangles (a polygon meeting it without crossing it
+    would cover all of it: such pixels are never listed); when its box overlaps theirs and
+    clip, its covered area is the rectangles' union plus the polygon's area minus the
+    polygon's area inside that union (_clip_cover), else (and for every other pixel whose sum
+    is not exact) a local sweep.
     Returns the index of the first pixel that needs bigger scratch (need[0] pieces, need[1]
     v-breaks, need[2] polygons) or nflag."""
     K = plocal.shape[0]
@@ -1936,14 +1937,14 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     orient = sc.get("orient", npoly, np.int8)
     rect = sc.get("rect", npoly, np.int8)
     bbox = sc.get("bbox", 4 * npoly, np.float64).reshape(-1, 4)
-    rstart = sc.get("rstart", rows + 1, np.int64)
+    rcount = sc.get("rcount", rows + 1, np.int64)
     others = sc.get("others", npoly, np.int32)
     obox = sc.get("obox", 4 * npoly, np.float64).reshape(-1, 4)
     ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     ooff = sc.get("ooff", npoly + 1, np.int64)
     estart = sc.get("estart", rows + 1, np.int64)
     ncomplex, nother, rperim, most, nrect = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rstart, estart, others,
+        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rcount, estart, others,
         obox, ouv, ooff)
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)

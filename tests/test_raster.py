@@ -512,8 +512,9 @@ def test_rect_rows_any_order(monkeypatch, gather):
     merged row by row into the finishing pass's list: in polygon order, shuffled and reversed
     (groups sorted, made of two runs or in random order) the image equals KLayout's coverage
     within one gray level, also with rectangles reaching left of the window, and the three
-    orders agree within one level (float sums in another order). gather = 1: the buffer of rectangles gathered for listed pixels starts
-    too short, so the finishing pass is run again with a longer one."""
+    orders agree within one level (float sums in another order). gather = 1: the buffer of
+    rectangles gathered for listed pixels starts too short, so the finishing pass is run again
+    with a longer one (which happens on the grid and mixed cases)."""
     import engine.raster as raster
     monkeypatch.setattr(raster, "GATHER_MIN", gather)
     rng = np.random.default_rng(31)
