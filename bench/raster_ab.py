@@ -4,6 +4,8 @@ ones), so that the slow drifts of a shared machine hit both alike. Prints the be
 ms per window of each and the largest gray/binary difference between their images.
 
     python bench/raster_ab.py --base REV [--mode gray] [--repeats 21] [--cases L2000,L200000]
+        [--set NAME=VALUE ...]   (module settings of the working tree's copy read at run time,
+                                  such as ISOLATE=False; the base keeps its own)
 
 Cases: L2000, L20000, L200000 (layout), R200k (random), sram (the real window, when
 ../shared/data is present). The base copy is compiled into a temporary folder on first use
@@ -12,6 +14,7 @@ Cases: L2000, L20000, L200000 (layout), R200k (random), sram (the real window, w
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import os
 import subprocess
@@ -65,7 +68,13 @@ def main(argv=None):
     ap.add_argument("--mode", default="gray", choices=("gray", "binary"))
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--cases", default="L2000,L20000,L200000,R200k,sram")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     a = ap.parse_args(argv)
+    for kv in a.set:
+        name, value = kv.split("=", 1)
+        if not hasattr(now, name):
+            raise SystemExit(f"engine.raster has no setting {name}")
+        setattr(now, name, ast.literal_eval(value))
     base = load_base(a.base)
     print(f"{'window':<8} {'base best/median ms':>20} {'now best/median ms':>20} "
           f"{'median now/base':>16} {'max diff':>8}")

@@ -279,22 +279,28 @@ def _is_simple(uv, s, n):
 
 
 @njit(inline="always", _nrt=False)
-def _quad(xy, s, x0, y1, px, py):
-    """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd) and whether they form an
-    axis-parallel rectangle of non-zero width and height (edges alternate vertical and
-    horizontal)."""
-    ua = (xy[s, 0] - x0) / px
-    va = (y1 - xy[s, 1]) / py
-    ub = (xy[s + 1, 0] - x0) / px
-    vb = (y1 - xy[s + 1, 1]) / py
-    uc = (xy[s + 2, 0] - x0) / px
-    vc = (y1 - xy[s + 2, 1]) / py
-    ud = (xy[s + 3, 0] - x0) / px
-    vd = (y1 - xy[s + 3, 1]) / py
+def _quad(xy, s, x0, y1, ipx, ipy):
+    """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd; ipx, ipy: the reciprocals
+    of the pixel sizes) and whether they form an axis-parallel rectangle of non-zero width and
+    height (edges alternate vertical and horizontal)."""
+    ua = (xy[s, 0] - x0) * ipx
+    va = (y1 - xy[s, 1]) * ipy
+    ub = (xy[s + 1, 0] - x0) * ipx
+    vb = (y1 - xy[s + 1, 1]) * ipy
+    uc = (xy[s + 2, 0] - x0) * ipx
+    vc = (y1 - xy[s + 2, 1]) * ipy
+    ud = (xy[s + 3, 0] - x0) * ipx
+    vd = (y1 - xy[s + 3, 1]) * ipy
     isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
                or (va == vb and ub == uc and vc == vd and ud == ua))
               and ua != uc and va != vc)
     return ua, va, ub, vb, uc, vc, ud, vd, isrect
+
+
+@njit(inline="always", _nrt=False)
+def _zero4(a, b, c, d):
+    """0.0 when a, b, c and d are all finite, else NaN (x - x is +0.0 for finite x only)."""
+    return (a - a) + (b - b) + (c - c) + (d - d)
 
 
 @njit(inline="always", _nrt=False)
@@ -319,7 +325,7 @@ def _box_area(uv, s, e):
 
 
 @kernel
-def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
+def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
               estart, others, obox, ouv, ooff):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
@@ -331,7 +337,9 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     axis-parallel rectangles, obox[:n] their boxes (read in sequence by _tile_index),
     ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk reads in
     sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
-    rectangles meeting a row, rectangles). Four-vertex polygons are tested for being
+    rectangles meeting a row, rectangles, -1), or (..., i) as soon as polygon i has offsets
+    going back or past len(xy) or a coordinate that is not finite in pixel units (the caller raises; nothing
+    else has used them). Four-vertex polygons are tested for being
     axis-parallel rectangles on their coordinates in registers (writing their uv costs less
     than skipping it: measured)."""
     ncomplex = 0
@@ -348,15 +356,24 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
         cls[i] = 0
         orient[i] = 1
         rect[i] = 0
+        if n < 0 or e > xy.shape[0]:
+            return -1, 0, 0.0, 0, 0, i
         if n == 4:
-            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, px, py)
+            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, ipx, ipy)
             uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
             uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
+            z = _zero4(ua, va, ub, vb) + _zero4(uc, vc, ud, vd)
         else:
             isrect = False
+            z = 0.0
             for k in range(s, e):
-                uv[k, 0] = (xy[k, 0] - x0) / px
-                uv[k, 1] = (y1 - xy[k, 1]) / py
+                u = (xy[k, 0] - x0) * ipx
+                v = (y1 - xy[k, 1]) * ipy
+                uv[k, 0] = u
+                uv[k, 1] = v
+                z += (u - u) + (v - v)
+        if z != 0.0:
+            return -1, 0, 0.0, 0, 0, i
         if n < 3:
             continue
         if isrect:
@@ -406,7 +423,7 @@ def _classify(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, orient, rect, 
     for r in range(nrows):
         run += rcount[r + 1]
         most = max(most, run)
-    return ncomplex, nother, perim, most, nrect
+    return ncomplex, nother, perim, most, nrect, -1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -464,23 +481,27 @@ def _rect_marks(u0, u1, v0, v1, nrows, ncols, diff):
 
 
 @kernel
-def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
+def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb):
     """Binary in one pass over the polygons (_classify and _winding_simple fused, the vertices
     read once): an axis-parallel rectangle, tested on its coordinates in registers, adds its 4
     corner marks to diff (zeroed, flat (nrows+1) x ncols) and writes nothing else; another
     polygon gets its uv, is classified like _classify does (cls: 0 irrelevant, 1 simple, 2
     possibly self-intersecting) and, when simple, adds its edges at once (orientation from its
-    signed area). Returns the number of complex polygons (left to _winding_complex)."""
+    signed area). Returns the number of complex polygons (left to _winding_complex), or -1 - i
+    as soon as polygon i has offsets going back or past len(xy) or a coordinate that is not
+    finite in pixel units (nothing has been written for it; the caller raises)."""
     ncomplex = 0
     nb = 0
     for i in range(offsets.shape[0] - 1):
         s, e = offsets[i], offsets[i + 1]
         n = e - s
         cls[i] = 0
-        if n < 3:
-            continue
+        if n < 0 or e > xy.shape[0]:
+            return -1 - i
         if n == 4:
-            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, px, py)
+            ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, ipx, ipy)
+            if _zero4(ua, va, ub, vb) + _zero4(uc, vc, ud, vd) != 0.0:
+                return -1 - i
             if isrect:
                 rb[nb, 0], rb[nb, 1] = min(ua, uc), max(ua, uc)
                 rb[nb, 2], rb[nb, 3] = min(va, vc), max(va, vc)
@@ -493,9 +514,17 @@ def _binary_marks(xy, x0, y1, px, py, uv, offsets, nrows, ncols, cls, diff, rb):
             uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
             uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
         else:
+            z = 0.0
             for k in range(s, e):
-                uv[k, 0] = (xy[k, 0] - x0) / px
-                uv[k, 1] = (y1 - xy[k, 1]) / py
+                u = (xy[k, 0] - x0) * ipx
+                v = (y1 - xy[k, 1]) * ipy
+                uv[k, 0] = u
+                uv[k, 1] = v
+                z += (u - u) + (v - v)
+            if z != 0.0:
+                return -1 - i
+            if n < 3:
+                continue
         umin, umax, vmin, vmax, area = _box_area(uv, s, e)
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
@@ -1863,18 +1892,38 @@ def _all_finite(a):
     return ok
 
 
-def _check_polygons(polygons):
+_OFFSETS_RULE = "Polygons.offsets must start at 0, be non-decreasing and end at len(xy)"
+
+
+def _check_polygons(polygons, full):
+    """xy (float64, C order) and offsets (int64) of polygons. The ends of offsets are checked
+    here; the rest (offsets non-decreasing, coordinates finite) only when full: otherwise the
+    first kernel checks each polygon before it uses it (_bad_polygon raises)."""
     if not isinstance(polygons, Polygons):
         raise ClipmillError("rasterize takes engine.polygons.Polygons, got "
                             f"{type(polygons).__name__}")
     xy = np.ascontiguousarray(polygons.xy, dtype=np.float64).reshape(-1, 2)
     off = np.ascontiguousarray(polygons.offsets, dtype=np.int64).reshape(-1)
-    if off.size == 0 or off[0] != 0 or off[-1] != xy.shape[0] or np.any(np.diff(off) < 0):
-        raise ClipmillError("Polygons.offsets must start at 0, be non-decreasing and end at "
-                            "len(xy)")
-    if xy.size and not _all_finite(xy.reshape(-1)):
+    if off.size == 0 or off[0] != 0 or off[-1] != xy.shape[0]:
+        raise ClipmillError(_OFFSETS_RULE)
+    if full and np.any(np.diff(off) < 0):
+        raise ClipmillError(_OFFSETS_RULE)
+    if full and xy.size and not _all_finite(xy.reshape(-1)):
         raise ClipmillError("Polygons.xy has a non-finite coordinate")
     return xy, off
+
+
+def _bad_polygon(xy, off, i):
+    """Raise for polygon i, which a kernel refused (offsets going back or a coordinate that is
+    not finite once in pixel units)."""
+    if off[i + 1] < off[i] or off[i + 1] > xy.shape[0]:
+        raise ClipmillError(f"{_OFFSETS_RULE} ({xy.shape[0]}): polygon {i} has offsets "
+                            f"{off[i]}:{off[i + 1]}")
+    bad = xy[off[i]:off[i + 1]]
+    raise ClipmillError(f"polygon {i} has a coordinate that is not finite"
+                        + ("" if not np.isfinite(bad).all() else
+                           " at this pixel size (it overflows in pixel units)")
+                        + f": {bad.tolist()[:8]}")
 
 
 def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip_x=False,
@@ -1890,7 +1939,7 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     if rows * cols > MAX_PIXELS:
         raise ClipmillError(f"window {tuple(window)} at pixel size {(px, py)} gives {rows} x {cols} "
                             f"pixels, more than {MAX_PIXELS}")
-    xy, off = _check_polygons(polygons)
+    xy, off = _check_polygons(polygons, full=not (rows and cols))
     sc = scratch if scratch is not None else Scratch()
 
     img = out if (out is not None and not packed) else None
@@ -1923,8 +1972,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     cls = sc.get("cls", npoly, np.int8)
     if mode != "gray":
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-        ncomplex = _binary_marks(xy, x0, y1, px, py, uv, off, rows, cols, cls, count,
+        ncomplex = _binary_marks(xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, count,
                                  sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4))
+        if ncomplex < 0:
+            _bad_polygon(xy, off, -1 - ncomplex)
         if not ncomplex:
             _prefix_finish(count, rows, cols, sc.get("colsum", cols, np.int32), invert, flip_x,
                            flip_y, img)
@@ -1943,9 +1994,11 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     ooff = sc.get("ooff", npoly + 1, np.int64)
     estart = sc.get("estart", rows + 1, np.int64)
-    ncomplex, nother, rperim, most, nrect = _classify(
-        xy, x0, y1, px, py, uv, off, rows, cols, cls, orient, rect, bbox, rcount, estart, others,
-        obox, ouv, ooff)
+    ncomplex, nother, rperim, most, nrect, bad = _classify(
+        xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount, estart,
+        others, obox, ouv, ooff)
+    if bad >= 0:
+        _bad_polygon(xy, off, bad)
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:

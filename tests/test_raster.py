@@ -395,6 +395,30 @@ def test_bad_arguments():
                   (0, 0, 1, 1), 0.1)
 
 
+@pytest.mark.parametrize("mode", ["binary", "gray"])
+@pytest.mark.parametrize("window", [(0, 0, 2, 2), (0, 0, 0, 2)])
+def test_bad_polygons_named(mode, window):
+    """Offsets going back or past len(xy) and coordinates that are not finite (or overflow in
+    pixel units) raise, naming the polygon; the kernels check them as they go (an empty image
+    is checked in Python)."""
+    sq = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    tri = [[0, 0], [2, 0], [1, 1]]
+    cases = [
+        (sq + tri, [0, 4, 2, 7], "polygon 1 has offsets 4:2"),
+        (sq + tri, [0, 9, 7], "polygon 0 has offsets 0:9"),
+        (sq + [[0, 0], [2, 0], [np.nan, 1]], [0, 4, 7], "polygon 1 has a coordinate"),
+        (sq + [[0, 0], [np.inf, 0], [1, 1], [0, 1]], [0, 4, 8], "polygon 1 has a coordinate"),
+        ([[0, 0], [1e308, 0], [1, 1], [0, 1]], [0, 4], "overflows in pixel units"),
+    ]
+    for xy, off, msg in cases:
+        P = Polygons(np.array(xy, float), np.array(off), np.zeros((len(off) - 1, 2), np.int32))
+        empty = window[2] == window[0]
+        if empty and "overflows" in msg:
+            continue   # nothing is converted to pixel units for an empty image
+        with pytest.raises(ClipmillError, match=None if empty else msg):
+            rasterize(P, window, 1e-3, mode=mode)
+
+
 @pytest.mark.parametrize("name", ["sky130_fd_sc_hd/sky130_fd_sc_hd__sdfbbp_1.gds",
                                   "siepic_ebeam_pdk/EBeam_CD_500nm.gds"])
 def test_real_whole_cell_all_layers(shared_dir, name):
