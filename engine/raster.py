@@ -1047,8 +1047,52 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
     L(u) of the cross-section at u is a step function changing only where a rectangle meeting
     the row (pc[:n] = (u0, u1, v0, v1), sorted by u0: _row_pieces) starts or ends; each change
     dL at u is added to acc (ncols + 1, zeroed; coverage = prefix sum along the row) as by a
-    vertical edge of height dL. A piece (the rectangle's part in the band) meeting no other one
-    in u steps by its height and back. Pieces of full height make L = 1 over the union of their
+    vertical edge of height dL. The pieces (the rectangles' parts in the band) come in clusters
+    of pieces overlapping in u (each starts left of the furthest end before it): a piece alone
+    steps by its height and back, a pair in closed form, a larger cluster goes to
+    _sweep_cluster."""
+    fr = float(r)
+    fr1 = fr + 1.0
+    j = 0
+    while j < n:
+        u1 = pc[j, 1]
+        ya = max(pc[j, 2], fr)
+        yb = min(pc[j, 3], fr1)
+        k = j + 1
+        if k == n or pc[k, 0] >= u1:
+            _add_step(acc, 0, pc[j, 0], yb - ya, ncols)
+            _add_step(acc, 0, u1, ya - yb, ncols)
+            j = k
+            continue
+        w1 = pc[k, 1]
+        reach = max(u1, w1)
+        if k + 1 == n or pc[k + 1, 0] >= reach:
+            # a pair: L = ha from u0, the union of both y-intervals from the second's u0, the
+            # height of the one ending last from the first end, 0 from the second
+            za = max(pc[k, 2], fr)
+            zb = min(pc[k, 3], fr1)
+            ha = yb - ya
+            hb = zb - za
+            hu = ha + hb - max(min(yb, zb) - max(ya, za), 0.0)
+            hr = hb if u1 < w1 else (ha if w1 < u1 else 0.0)
+            _add_step(acc, 0, pc[j, 0], ha, ncols)
+            _add_step(acc, 0, pc[k, 0], hu - ha, ncols)
+            _add_step(acc, 0, min(u1, w1), hr - hu, ncols)
+            _add_step(acc, 0, reach, -hr, ncols)
+            j = k + 1
+            continue
+        k += 1
+        while k < n and pc[k, 0] < reach:
+            reach = max(reach, pc[k, 1])
+            k += 1
+        _sweep_cluster(r, ncols, j, k, pc, acc, ae, ay0, ay1)
+        j = k
+
+
+@njit(_nrt=False)
+def _sweep_cluster(r, ncols, j0, jend, pc, acc, ae, ay0, ay1):
+    """The union sweep of _sweep_row over the pieces pc[j0:jend] (a cluster: nothing else is
+    active in its u-range). Pieces of full height make L = 1 over the union of their
     u-intervals, merged on the fly (they come sorted by u0): only the end fe of the current
     merged one is kept. The others are kept active, sorted by their lower end (ae, ay0, ay1:
     scratch, most pieces in a row), for the length of their union."""
@@ -1059,8 +1103,7 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
     nh = 0         # 1 while that interval is open
     L = 0.0
     emin = np.inf  # first end among the partial ones
-    j = 0
-    jend = n
+    j = j0
     while True:
         if j < jend:
             xs = pc[j, 0]
@@ -1093,11 +1136,6 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
             y0 = max(pc[j, 2], fr)
             y1 = min(pc[j, 3], fr1)
             j += 1
-            if m == 0 and nh == 0 and (j == jend or pc[j, 0] >= u1):
-                # alone in u
-                _add_step(acc, 0, x, y1 - y0, ncols)
-                _add_step(acc, 0, u1, y0 - y1, ncols)
-                continue
             if y0 <= fr and y1 >= fr1:
                 fe = max(fe, u1) if nh > 0 else u1
                 nh = 1
