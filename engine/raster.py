@@ -283,14 +283,15 @@ def _quad(xy, s, x0, y1, ipx, ipy):
     """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd; ipx, ipy: the reciprocals
     of the pixel sizes) and whether they form an axis-parallel rectangle of non-zero width and
     height (edges alternate vertical and horizontal)."""
+    s = np.uint64(s)    # unsigned: no wrap-around code for negative indices
     ua = (xy[s, 0] - x0) * ipx
     va = (y1 - xy[s, 1]) * ipy
-    ub = (xy[s + 1, 0] - x0) * ipx
-    vb = (y1 - xy[s + 1, 1]) * ipy
-    uc = (xy[s + 2, 0] - x0) * ipx
-    vc = (y1 - xy[s + 2, 1]) * ipy
-    ud = (xy[s + 3, 0] - x0) * ipx
-    vd = (y1 - xy[s + 3, 1]) * ipy
+    ub = (xy[s + _U1, 0] - x0) * ipx
+    vb = (y1 - xy[s + _U1, 1]) * ipy
+    uc = (xy[s + _U2, 0] - x0) * ipx
+    vc = (y1 - xy[s + _U2, 1]) * ipy
+    ud = (xy[s + _U3, 0] - x0) * ipx
+    vd = (y1 - xy[s + _U3, 1]) * ipy
     isrect = (((ua == ub and vb == vc and uc == ud and vd == va)
                or (va == vb and ub == uc and vc == vd and ud == ua))
               and ua != uc and va != vc)
@@ -300,7 +301,7 @@ def _quad(xy, s, x0, y1, ipx, ipy):
 @njit(inline="always", _nrt=False)
 def _zero4(a, b, c, d):
     """0.0 when a, b, c and d are all finite, else NaN (x - x is +0.0 for finite x only)."""
-    return (a - a) + (b - b) + (c - c) + (d - d)
+    return ((a - a) + (b - b)) + ((c - c) + (d - d))
 
 
 @njit(inline="always", _nrt=False)
@@ -360,8 +361,9 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             return -1, 0, 0.0, 0, 0, i
         if n == 4:
             ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, ipx, ipy)
-            uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
-            uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
+            su = np.uint64(s)
+            uv[su, 0], uv[su, 1], uv[su + _U1, 0], uv[su + _U1, 1] = ua, va, ub, vb
+            uv[su + _U2, 0], uv[su + _U2, 1], uv[su + _U3, 0], uv[su + _U3, 1] = uc, vc, ud, vd
             z = _zero4(ua, va, ub, vb) + _zero4(uc, vc, ud, vd)
         else:
             isrect = False
