@@ -42,7 +42,8 @@ Polygons are never clipped beforehand: edges outside the window are simply ignor
 the window still count for the winding of the pixels to their right).
 
 How (all numba kernels, scratch reused):
-* coordinates go to pixel units; each polygon is classified: outside (skipped), simple (no
+* coordinates go to pixel units (times the reciprocal pixel size), each polygon's offsets and
+  coordinates checked (finite in pixel units) before its first use; each polygon is classified: outside (skipped), simple (no
   self-intersection or self-touching: exact O(n) test for convex polygons, O(n^2) otherwise, up to
   NMAX_SIMPLE vertices) with its orientation normalised so that its winding is 0 or 1, or complex;
 * binary: a 2-D difference buffer of winding counts at pixel centres, filled in the same single
@@ -63,8 +64,9 @@ How (all numba kernels, scratch reused):
   L(u) of the union's cross-section is a step function of u; a sweep over the list, run for
   each row just before it is finished, adds each step dL at u to a one-row accumulation
   buffer as a vertical edge of height dL would (coverage = prefix sum along the row, as in
-  font rasterizers): a piece (a rectangle's part in the band) meeting no other one steps by
-  its height and back, full-height pieces merge as u-intervals (L = 1), the others are kept
+  font rasterizers): the pieces (the rectangles' parts in the band) come in clusters overlapping
+  in u; a piece meeting no other one steps by its height and back, a pair is done in closed
+  form, in larger clusters full-height pieces merge as u-intervals (L = 1), the others are kept
   active sorted by their lower end and L is the length of the union of their intervals.
   Exact for any overlap, no per-pixel bookkeeping.
 * gray, other polygons (walked from a compact copy of their vertices that _classify writes):
