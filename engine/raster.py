@@ -301,6 +301,20 @@ def _quad(xy, s, x0, y1, ipx, ipy):
 
 
 @njit(inline="always", _nrt=False)
+def _to_pixels(xy, s, e, x0, y1, ipx, ipy, uv):
+    """Vertices xy[s:e] to pixel units in uv[s:e] (see _quad); returns 0.0 when they are all
+    finite there, else NaN (as _zero4)."""
+    z = 0.0
+    for k in range(s, e):
+        u = (xy[k, 0] - x0) * ipx
+        v = (y1 - xy[k, 1]) * ipy
+        uv[k, 0] = u
+        uv[k, 1] = v
+        z += (u - u) + (v - v)
+    return z
+
+
+@njit(inline="always", _nrt=False)
 def _zero4(a, b, c, d):
     """0.0 when a, b, c and d are all finite, else NaN (x - x is +0.0 for finite x only)."""
     return ((a - a) + (b - b)) + ((c - c) + (d - d))
@@ -369,13 +383,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             z = _zero4(ua, va, ub, vb) + _zero4(uc, vc, ud, vd)
         else:
             isrect = False
-            z = 0.0
-            for k in range(s, e):
-                u = (xy[k, 0] - x0) * ipx
-                v = (y1 - xy[k, 1]) * ipy
-                uv[k, 0] = u
-                uv[k, 1] = v
-                z += (u - u) + (v - v)
+            z = _to_pixels(xy, s, e, x0, y1, ipx, ipy, uv)
         if z != 0.0:
             return -1, 0, 0.0, 0, 0, i
         if n < 3:
@@ -518,13 +526,7 @@ def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb
             uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1] = ua, va, ub, vb
             uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1] = uc, vc, ud, vd
         else:
-            z = 0.0
-            for k in range(s, e):
-                u = (xy[k, 0] - x0) * ipx
-                v = (y1 - xy[k, 1]) * ipy
-                uv[k, 0] = u
-                uv[k, 1] = v
-                z += (u - u) + (v - v)
+            z = _to_pixels(xy, s, e, x0, y1, ipx, ipy, uv)
             if z != 0.0:
                 return -1 - i
             if n < 3:
