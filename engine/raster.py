@@ -43,9 +43,10 @@ the window still count for the winding of the pixels to their right).
 
 How (all numba kernels, scratch reused):
 * coordinates go to pixel units (times the reciprocal pixel size), each polygon's offsets and
-  coordinates checked (finite in pixel units) before its first use; each polygon is classified: outside (skipped), simple (no
-  self-intersection or self-touching: exact O(n) test for convex polygons, O(n^2) otherwise, up to
-  NMAX_SIMPLE vertices) with its orientation normalised so that its winding is 0 or 1, or complex;
+  coordinates checked (finite in pixel units) before its first use; each polygon is classified:
+  outside (skipped), simple (no self-intersection or self-touching: exact O(n) test for convex
+  polygons, O(n^2) otherwise, up to NMAX_SIMPLE vertices) with its orientation normalised so
+  that its winding is 0 or 1, or complex;
 * binary: a 2-D difference buffer of winding counts at pixel centres, filled in the same single
   pass over the polygons that converts and classifies them (_classify is not run): an
   axis-parallel rectangle (tested on its coordinates in registers) adds the 4 corner marks of its
@@ -355,10 +356,10 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk reads in
     sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
     rectangles meeting a row, rectangles, -1), or (..., i) as soon as polygon i has offsets
-    going back or past len(xy) or a coordinate that is not finite in pixel units (the caller raises; nothing
-    else has used them). Four-vertex polygons are tested for being
-    axis-parallel rectangles on their coordinates in registers (writing their uv costs less
-    than skipping it: measured)."""
+    going back or past len(xy) or a coordinate that is not finite in pixel units (the caller
+    raises; nothing else has used them). Four-vertex polygons are tested for being axis-parallel
+    rectangles on their coordinates in registers (writing their uv costs less than skipping
+    it: measured, again this session)."""
     ncomplex = 0
     nother = 0
     ooff[0] = 0
@@ -2016,8 +2017,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     cls = sc.get("cls", npoly, np.int8)
     if mode != "gray":
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
-        ncomplex = _binary_marks(xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, count,
-                                 sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4))
+        ncomplex = _binary_marks(xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls,
+                                 count, sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4))
         if ncomplex < 0:
             _bad_polygon(xy, off, -1 - ncomplex)
         if not ncomplex:
@@ -2039,8 +2040,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     ooff = sc.get("ooff", npoly + 1, np.int64)
     estart = sc.get("estart", rows + 1, np.int64)
     ncomplex, nother, rperim, most, nrect, bad = _classify(
-        xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount, estart,
-        others, obox, ouv, ooff)
+        xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount,
+        estart, others, obox, ouv, ooff)
     if bad >= 0:
         _bad_polygon(xy, off, bad)
     npx = rows * cols
