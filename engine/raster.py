@@ -1018,18 +1018,16 @@ def _poly_outside(uv, s, e, o, t0, t1):
 
 
 @kernel
-def _convex_apart(uv, offsets, orient, rect, bx, i, p, j, q):
+def _convex_apart(vuv, orient, rect, bx, i, p, si, ei, j, q, sj, ej):
     """Convex polygons i and j (rect != 0; a rectangle taken as its box bx[p] / bx[q] clipped to
-    the pixel) certainly share no area: an edge line of one separates them."""
+    the pixel, the others as their vertices vuv[si:ei] / vuv[sj:ej]) certainly share no area:
+    an edge line of one separates them."""
     if rect[i] == 1:
-        return _box_apart(uv, offsets[j], offsets[j + 1], orient[j], bx[p, 0], bx[p, 1],
-                          bx[p, 2], bx[p, 3])
+        return _box_apart(vuv, sj, ej, orient[j], bx[p, 0], bx[p, 1], bx[p, 2], bx[p, 3])
     if rect[j] == 1:
-        return _box_apart(uv, offsets[i], offsets[i + 1], orient[i], bx[q, 0], bx[q, 1],
-                          bx[q, 2], bx[q, 3])
-    return (_poly_outside(uv, offsets[i], offsets[i + 1], orient[i], offsets[j], offsets[j + 1])
-            or _poly_outside(uv, offsets[j], offsets[j + 1], orient[j], offsets[i],
-                             offsets[i + 1]))
+        return _box_apart(vuv, si, ei, orient[i], bx[q, 0], bx[q, 1], bx[q, 2], bx[q, 3])
+    return (_poly_outside(vuv, si, ei, orient[i], sj, ej)
+            or _poly_outside(vuv, sj, ej, orient[j], si, ei))
 
 
 @njit(inline="always", _nrt=False)
@@ -1330,15 +1328,17 @@ def _is_full(bx, q, fc, fr):
 
 
 @njit(inline="always", _nrt=False)
-def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal, bx, n,
+def _add_box(vuv, vs, ve, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal, pv, bx, n,
              nchk, K):
-    """Append polygon i with box (u0, u1, v0, v1) clipped to pixel (fc, fr) to plocal / bx (when
-    room: n < K) and check it against the first nchk boxes already there (unless skip): returns
-    n + 1, negated when their clipped boxes overlap (convex pairs separated by an edge line count
-    as apart)."""
+    """Append polygon i with box (u0, u1, v0, v1) clipped to pixel (fc, fr) and its vertices
+    vuv[vs:ve] (unused for rectangles) to plocal / pv / bx (when room: n < K) and check it
+    against the first nchk boxes already there (unless skip): returns n + 1, negated when their
+    clipped boxes overlap (convex pairs separated by an edge line count as apart)."""
     if n >= K:
         return n + 1
     plocal[n] = i
+    pv[n, 0] = vs
+    pv[n, 1] = ve
     bx[n, 0] = min(max(u0, fc), fc + 1.0)
     bx[n, 1] = min(max(u1, fc), fc + 1.0)
     bx[n, 2] = min(max(v0, fr), fr + 1.0)
@@ -1349,8 +1349,8 @@ def _add_box(uv, offsets, cls, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, pl
         if (bx[n, 0] < bx[q, 1] and bx[q, 0] < bx[n, 1] and bx[n, 2] < bx[q, 3]
                 and bx[q, 2] < bx[n, 3]):
             iq = plocal[q]
-            if rect[i] != 0 and rect[iq] != 0 and _convex_apart(uv, offsets, orient, rect, bx,
-                                                                   i, n, iq, q):
+            if rect[i] != 0 and rect[iq] != 0 and _convex_apart(
+                    vuv, orient, rect, bx, i, n, vs, ve, iq, q, pv[q, 0], pv[q, 1]):
                 continue
             return -(n + 1)
     return n + 1
@@ -1451,9 +1451,9 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
 
 
 @kernel
-def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown, tsh, ntc,
-           tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag,
-           cov, plocal, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
+def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown,
+           tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag,
+           cov, plocal, pv, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[k],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
     when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
@@ -1463,7 +1463,10 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
     polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
     and into others when rsweep); when rsweep the rectangles come instead from those
     _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each
-    box is checked against those already taken as it is added (_add_box). A pixel crossed by
+    box is checked against those already taken as it is added (_add_box; pv, scratch like
+    plocal: each one's range of vertices in vuv, which holds those of tbox[q] at
+    voff[q]:voff[q + 1]: _classify's compact copy when rsweep, read far less scattered than uv
+    / offsets, which the local sweep reads by polygon id). A pixel crossed by
     one other polygon only (owner >= 0: its position in tbox, and in others when rsweep; see
     _walk) meets no other one but the rectangles (a polygon meeting it without crossing it
     would cover all of it: such pixels are never listed); when its box overlaps theirs and
@@ -1493,9 +1496,9 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
         o = -1
         if qo >= 0:
             o = others[qo] if rsweep else qo
-            npoly = _add_box(uv, offsets, cls, orient, rect, tbox[qo, 0], tbox[qo, 1],
-                             tbox[qo, 2], tbox[qo, 3], o, fc, fr_, rsweep, plocal, bx, npoly, 0,
-                             K)
+            npoly = _add_box(vuv, voff[qo], voff[qo + 1], orient, rect, tbox[qo, 0],
+                             tbox[qo, 1], tbox[qo, 2], tbox[qo, 3], o, fc, fr_, rsweep, plocal, pv,
+                             bx, npoly, 0, K)
             allrect = rect[o] == 1
             anycomplex = cls[o] == 2
             fullrect = allrect and _is_full(bx, 0, fc, fr_)
@@ -1505,9 +1508,9 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
                     and tbox[q, 3] > fr_):
                 i = others[q] if rsweep else q
                 q0 = npoly
-                npoly = _add_box(uv, offsets, cls, orient, rect, tbox[q, 0], tbox[q, 1],
-                                 tbox[q, 2], tbox[q, 3], i, fc, fr_,
-                                 overlap or anycomplex, plocal, bx, npoly, npoly, K)
+                npoly = _add_box(vuv, voff[q], voff[q + 1], orient, rect, tbox[q, 0],
+                                 tbox[q, 1], tbox[q, 2], tbox[q, 3], i, fc, fr_,
+                                 overlap or anycomplex, plocal, pv, bx, npoly, npoly, K)
                 if npoly < 0:
                     npoly = -npoly
                     overlap = True
@@ -1521,8 +1524,8 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
         if rsweep:
             for j in range(gstart[k], gstart[k + 1]):
                 q0 = npoly
-                npoly = _add_box(uv, offsets, cls, orient, rect, gb[j, 0], gb[j, 1], gb[j, 2],
-                                 gb[j, 3], gid[j], fc, fr_, overlap or anycomplex, plocal, bx,
+                npoly = _add_box(vuv, 0, 0, orient, rect, gb[j, 0], gb[j, 1], gb[j, 2],
+                                 gb[j, 3], gid[j], fc, fr_, overlap or anycomplex, plocal, pv, bx,
                                  npoly, nnr, K)
                 if npoly < 0:
                     npoly = -npoly
@@ -1545,7 +1548,7 @@ def _exact(uv, offsets, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fow
             continue
         if clip and rsweep and qo >= 0:
             # one simple polygon and rectangles: clipped areas (no sweep)
-            a = _clip_cover(uv, offsets[o], offsets[o + 1], bx, npoly, fc, fr_, xb, iv0, iv1,
+            a = _clip_cover(vuv, voff[qo], voff[qo + 1], bx, npoly, fc, fr_, xb, iv0, iv1,
                             pu0, pv0, pu1, pv1)
             if a >= 0.0:
                 cov[k] = min(max(a, 0.0), 1.0)
@@ -2097,6 +2100,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     _tiles_needed(fpix, fown, nflag, cols, tsh, ntc, tneed)
     tstart = sc.get("tstart", ntiles + 1, np.int64)
     tbox = obox if rsweep else bbox
+    vuv, voff = (ouv, ooff) if rsweep else (uv, off)    # vertices of tbox[q]: vuv[voff[q]:]
     total = _tile_index(cls, rect, rsweep, others, nother, tbox, rows, cols, tsh, ntc, tneed,
                         tstart, tstart[:0].astype(np.int32), False)
     tlist = sc.get("tlist", total, np.int32)
@@ -2120,9 +2124,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, fown, tsh,
-                   ntc, tstart, tlist, tbox, others, gstart, gb, gid, k, nflag, cov, plocal,
-                   *bufs, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need)
+        k = _exact(uv, off, vuv, voff, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix,
+                   fown, tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k, nflag, cov,
+                   plocal, sc.get("pv", 2 * cap_k, np.int64).reshape(-1, 2), *bufs, vs, xs, xd,
+                   xj, wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
