@@ -659,21 +659,25 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @njit(inline="always", _nrt=False)
-def _mark(pix, i, simple, owner):
-    """Mark pixel pix as crossed by polygon i. owner: -1 none, i (>= 0) one simple polygon, -2
-    several polygons (or a complex one). Polygons are walked one after the other, so a pixel
-    owned by i is only revisited by i."""
-    o = owner[pix]
-    if o == i or o == -2:
-        return
-    owner[pix] = i if (o == -1 and simple) else -2
+def _mark(pix, i, simple, owner, state):
+    """Mark pixel pix as crossed by polygon i. state: 0 none, 1 one simple polygon (its mark in
+    owner), 2 several polygons (or a complex one); owner is only read and written where state
+    is not 0, so it needs no clearing (the finishing pass streams one byte per pixel, not 4).
+    Polygons are walked one after the other, so a pixel owned by i is only revisited by i."""
+    st = state[pix]
+    if st == 0:
+        state[pix] = 1 if simple else 2
+        owner[pix] = i
+    elif st == 1 and owner[pix] != i:
+        state[pix] = 2
 
 
 @kernel
-def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc, lacc, owner):
+def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc, lacc, owner,
+          state):
     """Accumulate the signed area right of every edge of simple polygons into acc (flat
     nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
-    interior each polygon's boundary crosses (owner: -1 none, the polygon, -2 several /
+    interior each polygon's boundary crosses (state / owner: none, the polygon, several /
     complex; see _mark). skiprect: rectangles are left out (the union sweep in _finish_gray
     does them): only the non-rectangles others[:nothers] are walked and a pixel's polygon is
     marked by its position q in others (its box is obox[q] of _classify), else every polygon by
@@ -705,7 +709,7 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
                 ca = max(int(math.floor(lo)), 0)
                 cb = min(int(math.ceil(hi)) - 1, ncols - 1)
                 for c in range(ca, cb + 1):
-                    _mark(r * ncols + c, q, doacc, owner)
+                    _mark(r * ncols + c, q, doacc, owner, state)
                 continue
             d = o if v1 > v0 else -o
             if v0 > v1:
@@ -740,7 +744,7 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
                         acc[r * W + c] += d * f
                         acc[r * W + c + 1] += d * (h - f)
                     if inner:
-                        _mark(r * ncols + c, q, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner, state)
                 continue
             slope = (u1 - u0) / (v1 - v0)
             for r in range(ra, rb + 1):
@@ -770,7 +774,7 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (h - f)
                     if ua != c:
-                        _mark(r * ncols + c, q, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner, state)
                     continue
                 # slanted: walk from the low-u end to the high-u end
                 if ua <= ub:
@@ -800,7 +804,7 @@ def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc
                         acc[rowb + c] += d * f
                         acc[rowb + c + 1] += d * (hs - f)
                     if hs > 0.0 or nu > cu:
-                        _mark(r * ncols + c, q, doacc, owner)
+                        _mark(r * ncols + c, q, doacc, owner, state)
                     cu = nu
                     cv = nv
                     c += 1
@@ -1805,9 +1809,9 @@ def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gst
 
 
 @kernel
-def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, count2,
-                 has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert, flip_x,
-                 flip_y, out):
+def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, state,
+                 count2, has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert,
+                 flip_x, flip_y, out):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
     rsweep: each row's rectangles, _row_pieces into rq / ri[nr + (r & 1) (most + 1):] from the
     previous row's list and its group (rq flat, rb the same memory as (n, 4): nr rectangles in
@@ -1817,9 +1821,9 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
     covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one simple polygon:
     1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the polygons
     covering the whole pixel) when cR is 0 or 1 or s >= 1 (or there are no rectangles), else
-    listed. Several (-2): 1 when the rectangles cover it, else listed. Listed pixels go to
-    fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner mark; when rsweep, the
-    rectangles meeting them are gathered at the end of the row (gstart, gb, gid: _gather,
+    listed. Several: 1 when the rectangles cover it, else listed. Listed pixels go to
+    fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner (-2: several); when rsweep,
+    the rectangles meeting them are gathered at the end of the row (gstart, gb, gid: _gather,
     which settles those whose sum is exact), for _exact. Returns (the number listed, the
     number of rectangles gathered): when that exceeds gb's length, the ones past it were not
     stored (the caller grows gb and runs again)."""
@@ -1846,26 +1850,27 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
         sr = 0.0
         a = acc[r * W:r * W + ncols]
         ow = owner[b:b + ncols]
+        st = state[b:b + ncols]
         for c in range(ncols):
             s += a[c]
             sr += rowacc[c]     # all zero when not rsweep
             rowacc[c] = 0.0
             cr = min(max(sr, 0.0), 1.0)
-            o = ow[c]
-            if o == -1:
+            t = st[c]
+            if t == 0:
                 f = 1.0 if s >= 0.5 else cr
                 if has_complex and count2[b + c] != 0:
                     f = 1.0
-            elif o >= 0 and has_complex and count2[b + c] != 0:
+            elif t == 1 and has_complex and count2[b + c] != 0:
                 f = 1.0
-            elif o >= 0 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+            elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
                 f = min(cr + min(max(s, 0.0), 1.0), 1.0)
             elif cr >= 1.0 - COVER_EPS:
                 f = 1.0
             else:
                 cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
                 fpix[nf] = b + c
-                fown[nf] = o
+                fown[nf] = ow[c] if t == 1 else -2
                 nf += 1
                 continue
             orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
@@ -2054,13 +2059,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
     acc = sc.get("acc", rows * (cols + 1), np.float32, zero=True)
     owner = sc.get("owner", npx, np.int32)
-    owner.fill(-1)
+    state = sc.get("state", npx, np.uint8, zero=True)
     lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
     if rsweep:
-        _walk(ouv, ooff, cls, orient, True, others, nother, rows, cols, acc, lacc, owner)
+        _walk(ouv, ooff, cls, orient, True, others, nother, rows, cols, acc, lacc, owner, state)
     else:
-        _walk(uv, off, cls, orient, False, others, nother, rows, cols, acc, lacc, owner)
+        _walk(uv, off, cls, orient, False, others, nother, rows, cols, acc, lacc, owner, state)
     if rsweep:
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
@@ -2086,8 +2091,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         gb = sc.get("gb", 4 * cap, np.float64).reshape(-1, 4)
         gid = sc.get("gid", cap, np.int32)
         nflag, ng = _finish_gray(rsweep, estart, rq, rb, ri, most, *act, rowacc, acc, owner,
-                                 count2, bool(ncomplex), cov, fpix, fown, obox, gstart, gb, gid,
-                                 rows, cols, invert, flip_x, flip_y, img)
+                                 state, count2, bool(ncomplex), cov, fpix, fown, obox, gstart, gb,
+                                 gid, rows, cols, invert, flip_x, flip_y, img)
         if ng <= gb.shape[0]:
             break
         cap = ng
