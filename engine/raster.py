@@ -1753,16 +1753,24 @@ def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gst
             ng, G):
     """The rectangles of row r's list (pcs / pid[:n], sorted by u0, widest wm) whose open box
     meets listed pixel k, for k in k0:k1 (one row, increasing columns: two cursors pass each
-    entry once, skipping those out of reach, u0 < c - wm), into gb / gid from ng (stored while
-    below G), boxes clipped to the row band; gstart[k + 1] = the end. A pixel crossed by one
+    entry once from the first within reach of pixel k0, found by bisection, skipping those
+    out of reach, u0 < c - wm), into gb / gid from ng (stored while below G), boxes clipped
+    to the row band; gstart[k + 1] = the end. A pixel crossed by one
     other polygon (fown[k] >= 0, its box obox[fown[k]]) whose box clipped to the pixel meets
     none of theirs is settled here: cov[k] is exact (see _exact), written to orow (xor inv)
     and the pixel dropped from the list (compacted in place). Returns (the new list end, the
     gathered end)."""
     fr = float(r)
     fr1 = fr + 1.0
-    jlo = 0
-    jhi = 0
+    jlo = 0     # the first entry within reach of the first pixel, by bisection
+    jhi = n
+    reach = float(fpix[k0] - b) - wm
+    while jlo < jhi:
+        mid = (jlo + jhi) >> 1
+        if pcs[mid, 0] < reach:
+            jlo = mid + 1
+        else:
+            jhi = mid
     kk = k0
     for k in range(k0, k1):
         c = fpix[k] - b
