@@ -957,10 +957,10 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
     entry: u0, u1, v0, v1; ids in ri): the previous row's list (from src, n entries) less
     those ending above the row's top (v1 <= r), merged with group r of _rect_rows
     (estart[r]:estart[r + 1]). The merge is branch-free (an unpredictable branch per step cost
-    more than the steps: measured): each step copies the entry with the lower u0 to slot m
-    and moves m on when it reaches below r (the group's always do), so slot dst + count may be
-    written. Indices are uint64 (no wrap-around code). Returns (their count, the widest one's
-    width)."""
+    more than the steps: measured; see the loop for how it stays so in the machine code):
+    each step copies the entry with the lower u0 to slot m and moves m on when it reaches
+    below r (the group's always do), so slot dst + count may be written. Indices are uint64
+    (no wrap-around code). Returns (their count, the widest one's width)."""
     fr = float(r)
     m = np.uint64(dst)
     wm = 0.0
@@ -969,9 +969,28 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
     j = np.uint64(estart[r])
     je = np.uint64(estart[r + 1])
     while i < ie and j < je:
-        ta = np.uint64(rq[_U4 * i] <= rq[_U4 * j])
-        keep, w = _take(rq, ri, m, j + ta * (i - j), fr)
-        wm = max(wm, w)
+        # both entries' values selected, not the index (j + ta (i - j)): LLVM's x86
+        # cmov-conversion turned that select, which feeds the loads, into a branch (asm)
+        i4 = _U4 * i
+        j4 = _U4 * j
+        m4 = _U4 * m
+        x0, y0 = rq[i4], rq[j4]
+        x1, y1 = rq[i4 + _U1], rq[j4 + _U1]
+        x2, y2 = rq[i4 + _U2], rq[j4 + _U2]
+        x3, y3 = rq[i4 + _U3], rq[j4 + _U3]
+        xi, yi = ri[i], ri[j]
+        t = x0 <= y0
+        a0 = x0 if t else y0
+        a1 = x1 if t else y1
+        a3 = x3 if t else y3
+        rq[m4] = a0
+        rq[m4 + _U1] = a1
+        rq[m4 + _U2] = x2 if t else y2
+        rq[m4 + _U3] = a3
+        ri[m] = xi if t else yi
+        keep = np.uint64(a3 > fr)
+        wm = max(wm, (a1 - a0) * float(keep))
+        ta = np.uint64(t)
         m += keep
         i += ta
         j += _U1 - ta
