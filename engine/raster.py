@@ -1836,6 +1836,40 @@ def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gst
 
 
 @kernel
+def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, fpix, fown, orow,
+                inv, nf):
+    """One row of _finish_gray's values: prefix sums of a (other simple polygons) and rowacc
+    (rectangles; zeroed on the way), each pixel's gray level into orow or listed from nf (cov,
+    fpix, fown); returns the new list end."""
+    s = 0.0
+    sr = 0.0
+    for c in range(ncols):
+        s += a[c]
+        sr += rowacc[c]     # all zero when not rsweep
+        rowacc[c] = 0.0
+        cr = min(max(sr, 0.0), 1.0)
+        t = st[c]
+        if t == 0:
+            f = 1.0 if s >= 0.5 else cr
+            if has_complex and count2[b + c] != 0:
+                f = 1.0
+        elif t == 1 and has_complex and count2[b + c] != 0:
+            f = 1.0
+        elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+            f = min(cr + min(max(s, 0.0), 1.0), 1.0)
+        elif cr >= 1.0 - COVER_EPS:
+            f = 1.0
+        else:
+            cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
+            fpix[nf] = b + c
+            fown[nf] = ow[c] if t == 1 else -2
+            nf += 1
+            continue
+        orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+    return nf
+
+
+@kernel
 def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, state,
                  count2, has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert,
                  flip_x, flip_y, out):
@@ -1873,34 +1907,11 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
             _sweep_row(r, ncols, nact, rb[dst:dst + nact], rowacc, ae, ay0, ay1)
             rowacc[ncols] = 0.0
         nf0 = nf
-        s = 0.0
-        sr = 0.0
         a = acc[r * W:r * W + ncols]
         ow = owner[b:b + ncols]
         st = state[b:b + ncols]
-        for c in range(ncols):
-            s += a[c]
-            sr += rowacc[c]     # all zero when not rsweep
-            rowacc[c] = 0.0
-            cr = min(max(sr, 0.0), 1.0)
-            t = st[c]
-            if t == 0:
-                f = 1.0 if s >= 0.5 else cr
-                if has_complex and count2[b + c] != 0:
-                    f = 1.0
-            elif t == 1 and has_complex and count2[b + c] != 0:
-                f = 1.0
-            elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
-                f = min(cr + min(max(s, 0.0), 1.0), 1.0)
-            elif cr >= 1.0 - COVER_EPS:
-                f = 1.0
-            else:
-                cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
-                fpix[nf] = b + c
-                fown[nf] = ow[c] if t == 1 else -2
-                nf += 1
-                continue
-            orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+        nf = _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, fpix,
+                         fown, orow, inv, nf)
         if rsweep and nf > nf0:
             nf, ng = _gather(rb[dst:dst + nact], ri[dst:dst + nact], nact, wm, r, b, fpix, fown,
                              cov, nf0, nf, obox, orow, inv, gstart, gb, gid, ng, G)
