@@ -1008,18 +1008,19 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
 
 
 @njit(inline="always", _nrt=False)
-def _add_step(acc, rowb, x, dl, ncols):
+def _add_step(acc, x, dl, ncols):
     """Coverage of the row steps by dl at u = x: the part of pixel floor(x) right of x, and all
-    pixels after it (through the prefix sum along the row)."""
+    pixels after it (through the prefix sum along the row). Unsigned indices: no wrap-around
+    code."""
     if x >= ncols:
         return
     if x <= 0.0:
-        acc[rowb] += dl
+        acc[0] += dl
         return
-    c = int(x)
-    f = dl * (c + 1 - x)
-    acc[rowb + c] += f
-    acc[rowb + c + 1] += dl - f
+    c = np.uint64(x)
+    f = dl * (float(c) + 1.0 - x)
+    acc[c] += f
+    acc[c + _U1] += dl - f
 
 
 @njit(inline="always", _nrt=False)
@@ -1081,20 +1082,21 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
     _sweep_cluster."""
     fr = float(r)
     fr1 = fr + 1.0
-    j = 0
-    while j < n:
+    j = np.uint64(0)   # unsigned indices: no wrap-around code
+    un = np.uint64(n)
+    while j < un:
         u1 = pc[j, 1]
         ya = max(pc[j, 2], fr)
         yb = min(pc[j, 3], fr1)
-        k = j + 1
-        if k == n or pc[k, 0] >= u1:
-            _add_step(acc, 0, pc[j, 0], yb - ya, ncols)
-            _add_step(acc, 0, u1, ya - yb, ncols)
+        k = j + _U1
+        if k == un or pc[k, 0] >= u1:
+            _add_step(acc, pc[j, 0], yb - ya, ncols)
+            _add_step(acc, u1, ya - yb, ncols)
             j = k
             continue
         w1 = pc[k, 1]
         reach = max(u1, w1)
-        if k + 1 == n or pc[k + 1, 0] >= reach:
+        if k + _U1 == un or pc[k + _U1, 0] >= reach:
             # a pair: L = ha from u0, the union of both y-intervals from the second's u0, the
             # height of the one ending last from the first end, 0 from the second
             za = max(pc[k, 2], fr)
@@ -1103,17 +1105,17 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
             hb = zb - za
             hu = ha + hb - max(min(yb, zb) - max(ya, za), 0.0)
             hr = hb if u1 < w1 else (ha if w1 < u1 else 0.0)
-            _add_step(acc, 0, pc[j, 0], ha, ncols)
-            _add_step(acc, 0, pc[k, 0], hu - ha, ncols)
-            _add_step(acc, 0, min(u1, w1), hr - hu, ncols)
-            _add_step(acc, 0, reach, -hr, ncols)
-            j = k + 1
+            _add_step(acc, pc[j, 0], ha, ncols)
+            _add_step(acc, pc[k, 0], hu - ha, ncols)
+            _add_step(acc, min(u1, w1), hr - hu, ncols)
+            _add_step(acc, reach, -hr, ncols)
+            j = k + _U1
             continue
-        k += 1
-        while k < n and pc[k, 0] < reach:
+        k += _U1
+        while k < un and pc[k, 0] < reach:
             reach = max(reach, pc[k, 1])
-            k += 1
-        _sweep_cluster(r, ncols, j, k, pc, acc, ae, ay0, ay1)
+            k += _U1
+        _sweep_cluster(r, ncols, np.int64(j), np.int64(k), pc, acc, ae, ay0, ay1)
         j = k
 
 
@@ -1188,7 +1190,7 @@ def _sweep_cluster(r, ncols, j0, jend, pc, acc, ae, ay0, ay1):
         else:
             nl = _union_length(m, ay0, ay1)
         if nl != L:
-            _add_step(acc, 0, x, nl - L, ncols)
+            _add_step(acc, x, nl - L, ncols)
             L = nl
 
 
