@@ -933,20 +933,28 @@ def _rect_rows(cls, rect, bbox, nrows, estart, sid, sbox, bcount, tmpi, tmpc):
 
 
 @njit(inline="always", _nrt=False)
-def _take(rq, ri, m, z, fr):
-    """Entry z of rq (flat, 4 per entry: u0, u1, v0, v1) / ri to slot m; returns (1 when it
-    reaches below fr (v1 > fr) else 0, as uint64, and its width then, else 0)."""
-    z4 = _U4 * z
+def _take(rq, ri, m, i, j, t, fr):
+    """Entry i (when t, else j) of rq (flat, 4 per entry: u0, u1, v0, v1) / ri to slot m; returns
+    (1 when it reaches below fr (v1 > fr) else 0, as uint64, and its width then, else 0). Both
+    entries are loaded and their values selected, not the index: LLVM's x86 cmov-conversion
+    turns an index select that feeds loads into a branch, mispredicted about every other step
+    of _row_pieces' merge (seen in the asm)."""
+    i4 = _U4 * i
+    j4 = _U4 * j
     m4 = _U4 * m
-    a0 = rq[z4]
-    a1 = rq[z4 + _U1]
-    a2 = rq[z4 + _U2]
-    a3 = rq[z4 + _U3]
-    ri[m] = ri[z]
+    x0, y0 = rq[i4], rq[j4]
+    x1, y1 = rq[i4 + _U1], rq[j4 + _U1]
+    x2, y2 = rq[i4 + _U2], rq[j4 + _U2]
+    x3, y3 = rq[i4 + _U3], rq[j4 + _U3]
+    xi, yi = ri[i], ri[j]
+    a0 = x0 if t else y0
+    a1 = x1 if t else y1
+    a3 = x3 if t else y3
     rq[m4] = a0
     rq[m4 + _U1] = a1
-    rq[m4 + _U2] = a2
+    rq[m4 + _U2] = x2 if t else y2
     rq[m4 + _U3] = a3
+    ri[m] = xi if t else yi
     keep = np.uint64(a3 > fr)
     return keep, (a1 - a0) * float(keep)
 
@@ -957,7 +965,7 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
     entry: u0, u1, v0, v1; ids in ri): the previous row's list (from src, n entries) less
     those ending above the row's top (v1 <= r), merged with group r of _rect_rows
     (estart[r]:estart[r + 1]). The merge is branch-free (an unpredictable branch per step cost
-    more than the steps: measured; see the loop for how it stays so in the machine code):
+    more than the steps: measured; see _take for how it stays so in the machine code):
     each step copies the entry with the lower u0 to slot m and moves m on when it reaches
     below r (the group's always do), so slot dst + count may be written. Indices are uint64
     (no wrap-around code). Returns (their count, the widest one's width)."""
@@ -969,38 +977,20 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
     j = np.uint64(estart[r])
     je = np.uint64(estart[r + 1])
     while i < ie and j < je:
-        # both entries' values selected, not the index (j + ta (i - j)): LLVM's x86
-        # cmov-conversion turned that select, which feeds the loads, into a branch (asm)
-        i4 = _U4 * i
-        j4 = _U4 * j
-        m4 = _U4 * m
-        x0, y0 = rq[i4], rq[j4]
-        x1, y1 = rq[i4 + _U1], rq[j4 + _U1]
-        x2, y2 = rq[i4 + _U2], rq[j4 + _U2]
-        x3, y3 = rq[i4 + _U3], rq[j4 + _U3]
-        xi, yi = ri[i], ri[j]
-        t = x0 <= y0
-        a0 = x0 if t else y0
-        a1 = x1 if t else y1
-        a3 = x3 if t else y3
-        rq[m4] = a0
-        rq[m4 + _U1] = a1
-        rq[m4 + _U2] = x2 if t else y2
-        rq[m4 + _U3] = a3
-        ri[m] = xi if t else yi
-        keep = np.uint64(a3 > fr)
-        wm = max(wm, (a1 - a0) * float(keep))
+        t = rq[_U4 * i] <= rq[_U4 * j]
+        keep, w = _take(rq, ri, m, i, j, t, fr)
+        wm = max(wm, w)
         ta = np.uint64(t)
         m += keep
         i += ta
         j += _U1 - ta
     while i < ie:
-        keep, w = _take(rq, ri, m, i, fr)
+        keep, w = _take(rq, ri, m, i, i, True, fr)
         wm = max(wm, w)
         m += keep
         i += _U1
     while j < je:
-        keep, w = _take(rq, ri, m, j, fr)
+        keep, w = _take(rq, ri, m, j, j, True, fr)
         wm = max(wm, w)
         m += keep
         j += _U1
@@ -1776,10 +1766,10 @@ def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gst
     meets listed pixel k, for k in k0:k1 (one row, increasing columns: two cursors pass each
     entry once from the first within reach of pixel k0, found by bisection, skipping those
     out of reach, u0 < c - wm), into gb / gid from ng (stored while below G), boxes clipped
-    to the row band; gstart[k + 1] = the end. A pixel crossed by one
-    other polygon (fown[k] >= 0, its box obox[fown[k]]) whose box clipped to the pixel meets
-    none of theirs is settled here: cov[k] is exact (see _exact), written to orow (xor inv)
-    and the pixel dropped from the list (compacted in place). Returns (the new list end, the
+    to the row band; gstart[k + 1] = the end. A pixel crossed by one other polygon
+    (fown[k] >= 0, its box obox[fown[k]]) whose box clipped to the pixel meets none of theirs
+    is settled here: cov[k] is exact (see _exact), written to orow (xor inv) and the pixel
+    dropped from the list (compacted in place). Returns (the new list end, the
     gathered end)."""
     fr = float(r)
     fr1 = fr + 1.0
