@@ -1467,8 +1467,8 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
 
 @kernel
 def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown,
-           tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag,
-           cov, plocal, pv, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
+           tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag, cov, plocal,
+           pv, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[k],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
     when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
@@ -2020,8 +2020,8 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     px, py = _pixel_size(pixel_size)
     rows, cols = image_shape(window, (px, py))
     if rows * cols > MAX_PIXELS:
-        raise ClipmillError(f"window {tuple(window)} at pixel size {(px, py)} gives {rows} x {cols} "
-                            f"pixels, more than {MAX_PIXELS}")
+        raise ClipmillError(f"window {tuple(window)} at pixel size {(px, py)} gives {rows} x "
+                            f"{cols} pixels, more than {MAX_PIXELS}")
     xy, off = _check_polygons(polygons, full=not (rows and cols))
     sc = scratch if scratch is not None else Scratch()
 
