@@ -10,9 +10,12 @@ Windows (all in um on a 1 nm grid):
 * ``real``: the flattened polygons (every layer) of a 10 x 10 um window at the centre of a real
   file from ../shared/data, taken with KLayout's ``begin_shapes_rec_touching``.
 
-For each: clipmill ``rasterize`` binary and gray (one Scratch reused, as workers do; best of
-``--repeats``; wall and CPU seconds) and KLayout ``Region.merged().rasterize(...)`` (per-pixel
-covered area; KLayout has no centre-sampled binary raster, so both modes are compared with it).
+For each: clipmill ``rasterize`` binary and gray (one Scratch reused, as workers do; wall and
+CPU seconds) and KLayout ``Region.merged().rasterize(...)`` (per-pixel covered area; KLayout has
+no centre-sampled binary raster, so both modes are compared with it), each the best of
+``--repeats`` calls (KLayout: ``--kl-repeats``, by default the same), the three interleaved (each
+round calls ours binary, ours gray and KLayout in turn) so that a shared machine's slow drifts
+hit all alike.
 Printed: ms per window, Mpixels/s, polygon edges/s and the speed-up; the max gray difference to
 KLayout (KLayout snaps crossings of its merge to the 1 nm grid, so slanted overlaps may differ by
 a few levels there; tests/test_raster.py checks exactness with magnified references).
@@ -118,27 +121,37 @@ def kl_rasterize(reg, window, pixel):
                                   nx, ny)
 
 
-def best(fn, repeats):
-    walls, cpus = [], []
-    out = None
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return min(walls), min(cpus), out
+def interleaved(fns, repeats):
+    """Best wall and CPU seconds of each of fns (name -> callable) over repeats[name] calls, the
+    calls interleaved (each round calls every one still due, in turn), so that the slow drifts
+    of a shared machine hit all alike; returns name -> (wall, cpu, last result)."""
+    walls = {k: [] for k in fns}
+    cpus = {k: [] for k in fns}
+    out = {}
+    for i in range(max(repeats.values())):
+        for k, fn in fns.items():
+            if i >= repeats[k]:
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            out[k] = fn()
+            walls[k].append(time.perf_counter() - t0)
+            cpus[k].append(time.process_time() - c0)
+    return {k: (min(walls[k]), min(cpus[k]), out[k]) for k in fns}
 
 
 def run_case(name, polys, window, repeats, kl_repeats):
     from engine.raster import Scratch, rasterize
     sc = Scratch()
     edges = int(polys.offsets[-1])
-    res = {}
     for mode in ("binary", "gray"):
         rasterize(polys, window, PIXEL, mode=mode, scratch=sc)  # compile + grow scratch
-        res[mode] = best(lambda: rasterize(polys, window, PIXEL, mode=mode, scratch=sc), repeats)
     reg = kl_region(polys)
-    kl = best(lambda: kl_rasterize(reg, window, PIXEL), kl_repeats)
+    res = interleaved({
+        "binary": lambda: rasterize(polys, window, PIXEL, mode="binary", scratch=sc),
+        "gray": lambda: rasterize(polys, window, PIXEL, mode="gray", scratch=sc),
+        "klayout": lambda: kl_rasterize(reg, window, PIXEL)},
+        {"binary": repeats, "gray": repeats, "klayout": kl_repeats})
+    kl = res["klayout"]
     img = res["gray"][2]
     ref = np.floor(255 * np.array(kl[2])[::-1] / (1000 * PIXEL) ** 2 + 0.5)
     diff = np.abs(img.astype(int) - ref)
@@ -156,7 +169,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--counts", default="2000,20000,200000")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--kl-repeats", type=int, default=2)
+    ap.add_argument("--kl-repeats", type=int, default=None, help="default: --repeats")
     ap.add_argument("--kinds", default="layout,random")
     ap.add_argument("--gds", default=None, help="real file for the 'real' window (default: "
                     "chameleon SRAM from ../shared/data when present)")
@@ -165,7 +178,7 @@ def main(argv=None):
           f"{'Medges/s':>9} {'KLay ms':>9} {'speedup':>9}")
     for kind in a.kinds.split(","):
         for n in (int(v) for v in a.counts.split(",")):
-            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, a.kl_repeats)
+            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, a.kl_repeats or a.repeats)
     gds = a.gds
     if gds is None:
         from tests.conftest import SHARED
@@ -173,7 +186,8 @@ def main(argv=None):
         gds = str(cand) if cand.exists() else None
     if gds:
         polys, win = real_window(gds)
-        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats, a.kl_repeats)
+        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats,
+                 a.kl_repeats or a.repeats)
     print("ours ms = best wall time of one rasterize (cpu ms: its CPU time; the machine may be "
           "shared); KLay ms = Region.merged().rasterize on the same polygons; speedup = KLay/ours")
 
