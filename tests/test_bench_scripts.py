@@ -1,0 +1,38 @@
+"""The rasterizer's benchmark scripts still run (speed itself is never asserted in tests): the
+pytest-benchmark file as a smoke run, and the KLayout comparison on small windows."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args):
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    return p.stdout
+
+
+def test_bench_raster_smoke():
+    pytest.importorskip("pytest_benchmark")
+    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "bench/bench_raster.py",
+                "--benchmark-disable"])
+    assert "9 passed" in out, out[-2000:]
+
+
+def test_raster_vs_klayout_small():
+    pytest.importorskip("klayout.db")
+    out = _run(["bench/raster_vs_klayout.py", "--counts", "300", "--kinds", "layout,random",
+                "--repeats", "1"])
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("layout", "random"))]
+    assert {(r[0], r[2]) for r in rows} >= {("layout", "binary"), ("layout", "gray"),
+                                            ("random", "binary"), ("random", "gray")}, out
+    assert all(float(r[3]) > 0 and r[8].endswith("x") for r in rows), out
