@@ -31,26 +31,28 @@ def shared_gds(include_gz=True) -> list[dict]:
     return out
 
 
+def _params(entries, marks=lambda e: ()):
+    """pytest params over manifest entries (id: the file), or one skipped param when the data is
+    absent."""
+    if not entries:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_SHARED), id="no-shared-data")]
+    return [pytest.param(e, id=e["file"], marks=marks(e)) for e in entries]
+
+
 def layout_params():
     """pytest params over every shared GDSII and OASIS file the manifest lists (gzip copies left
     out), for tests that read them with KLayout; files KLayout cannot read (deliberately invalid
     conformance files) are skipped params that say so."""
-    entries = [dict(e, path=str(SHARED / e["file"])) for e in manifest()
-               if not e["file"].endswith(".gz")]
-    if not entries:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_SHARED), id="no-shared-data")]
     bad = pytest.mark.skip(reason="KLayout cannot read it (manifest: klayout_ok false): "
                                   "no reference")
-    return [pytest.param(e, id=e["file"], marks=() if e.get("klayout_ok", True) else bad)
-            for e in entries]
+    return _params([dict(e, path=str(SHARED / e["file"])) for e in manifest()
+                    if not e["file"].endswith(".gz")],
+                   lambda e: () if e.get("klayout_ok", True) else bad)
 
 
 def gds_params(include_gz=True):
     """pytest params over the shared GDSII files (one skipped param when the data is absent)."""
-    entries = shared_gds(include_gz)
-    if not entries:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_SHARED), id="no-shared-data")]
-    return [pytest.param(e, id=e["file"]) for e in entries]
+    return _params(shared_gds(include_gz))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import klayout.db as kdb
 from engine.errors import ClipmillError
 from engine.polygons import Polygons
 from engine.raster import Scratch, image_shape, rasterize
-from tests.conftest import gds_params, layout_params
+from tests.conftest import layout_params
 
 MAG = 4096
 DBU = 0.001
@@ -279,7 +279,7 @@ def _real_windows(entry, rng, tries=6):
     ly.read(entry["path"])
     tops = [t for t in ly.top_cells() if not t.bbox().empty()]
     if not tops:    # an empty layout (some OASIS conformance files)
-        return ly.dbu, []
+        return ly, []
     top = tops[int(rng.integers(len(tops)))] if len(tops) > 1 else tops[0]
     layers = [li for li in ly.layer_indexes() if not top.bbox_per_layer(li).empty()]
     found = []
@@ -315,7 +315,14 @@ def _real_windows(entry, rng, tries=6):
                 best = (npart, (polys, (x0, y1), pxy, (rows, cols)))
         if best is not None:
             found.append(best[1])
-    return ly.dbu, found
+    return ly, found
+
+
+def _has_area_shapes(ly):
+    """Whether any cell of the layout holds a polygon, box or path (texts have no area)."""
+    flags = kdb.Shapes.SPolygons | kdb.Shapes.SBoxes | kdb.Shapes.SPaths
+    return any(next(iter(c.shapes(li).each(flags)), None) is not None
+               for c in ly.each_cell() for li in ly.layer_indexes())
 
 
 @pytest.mark.parametrize("entry", layout_params())
@@ -323,11 +330,13 @@ def test_real_layout_windows(entry):
     """Random windows of every shared GDSII and OASIS file (KLayout reads them and gives the
     polygons, so the rasterizer is checked on all of them, whatever our reader takes)."""
     rng = np.random.default_rng(zlib.crc32(entry["file"].encode()))
-    dbu, found = _real_windows(entry, rng)
+    ly, found = _real_windows(entry, rng)
     if not found:
-        pytest.skip(f"no polygons in random windows of {entry['file']} (texts only or empty)")
+        # a skip only when there is nothing to rasterize, checked here, not assumed
+        assert not _has_area_shapes(ly), f"{entry['file']} has polygons, no window found them"
+        pytest.skip(f"{entry['file']} holds no polygons, boxes or paths (texts only or nothing)")
     for polys, origin, pxy, shape in found:
-        check(polys, origin, pxy, shape, dbu=dbu, win_frac=(0.25, 0.5))
+        check(polys, origin, pxy, shape, dbu=ly.dbu, win_frac=(0.25, 0.5))
 
 
 # ---------------------------------------------------------------------------------------------
