@@ -174,11 +174,12 @@ def main(argv=None):
     ap.add_argument("--gds", default=None, help="real file for the 'real' window (default: "
                     "chameleon SRAM from ../shared/data when present)")
     a = ap.parse_args(argv)
+    klr = a.kl_repeats or a.repeats
     print(f"{'window':<16} {'polys':>7} {'mode':<6} {'ours ms':>9} {'cpu ms':>9} {'Mpx/s':>8} "
           f"{'Medges/s':>9} {'KLay ms':>9} {'speedup':>9}")
     for kind in a.kinds.split(","):
         for n in (int(v) for v in a.counts.split(",")):
-            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, a.kl_repeats or a.repeats)
+            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, klr)
     gds = a.gds
     if gds is None:
         from tests.conftest import SHARED
@@ -186,8 +187,7 @@ def main(argv=None):
         gds = str(cand) if cand.exists() else None
     if gds:
         polys, win = real_window(gds)
-        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats,
-                 a.kl_repeats or a.repeats)
+        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats, klr)
     print("ours ms = best wall time of one rasterize (cpu ms: its CPU time; the machine may be "
           "shared); KLay ms = Region.merged().rasterize on the same polygons; speedup = KLay/ours")
 
