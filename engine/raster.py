@@ -55,6 +55,12 @@ How (all numba kernels, scratch reused):
   cancel in the same column); then prefix sums down the columns and along the rows, fused with
   writing the image (a running column sum per row) when no polygon is complex; complex polygons
   add their own indicator (winding != 0) over their bounding box. Inside = count > 0.
+* gray, Manhattan polygons (every edge axis-parallel, 5 to 64 vertices: L, T, U, combs) are first
+  cut into disjoint rectangles when they are at least CUT_MIN_SHARE of the polygons
+  (engine.manhattan; the cut copies the whole set, so a few among many are left as they are):
+  they then take the rectangles' exact union sweep below instead of the walk and the local pass
+  wherever they meet rectangles (real layouts: the SRAM window of bench/raster_vs_klayout.py
+  0.86x the time; 1.40-1.45x faster on a layout window with 20% L shapes);
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
   whenever there is one): grouped by the first pixel row they meet (a counting sort) and
   sorted by left side within each group (groups in polygon order are mostly sorted: a merge of
@@ -104,6 +110,7 @@ import math
 
 import numpy as np
 
+from engine import manhattan
 from engine.errors import ClipmillError
 from engine.jit import njit
 from engine.polygons import Polygons
@@ -119,6 +126,8 @@ CLIP_COVER = True      # one simple polygon over rectangles in a pixel: clipped 
 GATHER_MIN = 4096      # gray: room for this many rectangles gathered for listed pixels at first
 RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks are added
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
+CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when at least this share
+#                        of the polygons are such (engine.manhattan); inf: never
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
@@ -2049,7 +2058,17 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     return np.packbits(img, axis=1) if cols else np.zeros((rows, 0), dtype=np.uint8)
 
 
-def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc):
+def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
+                 orig=None):
+    """img from polygons (xy, off); orig: (xy, off, src) of the caller's polygons when these
+    are their Manhattan ones cut into rectangles (gray: engine.manhattan), src naming each one's
+    polygon there (for errors)."""
+    if mode == "gray" and orig is None:
+        cut = manhattan.decompose(xy, off, sc, min_share=CUT_MIN_SHARE)
+        if cut is not None:
+            _raster_into(cut[0], cut[1], x0, y1, px, py, rows, cols, mode, invert, flip_x,
+                         flip_y, img, sc, (xy, off, cut[2]))
+            return
     npoly = off.shape[0] - 1
     uv = sc.get("uv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     cls = sc.get("cls", npoly, np.int8)
@@ -2081,7 +2100,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount,
         estart, others, obox, ouv, ooff)
     if bad >= 0:
-        _bad_polygon(xy, off, bad)
+        _bad_polygon(*((xy, off, bad) if orig is None else (orig[0], orig[1], orig[2][bad])))
     npx = rows * cols
     count2 = sc.get("count2", npx if ncomplex else 1, np.int32, zero=True)
     if ncomplex:

@@ -418,12 +418,17 @@ def test_bad_polygons_named(mode, window):
     is checked in Python)."""
     sq = [[0, 0], [1, 0], [1, 1], [0, 1]]
     tri = [[0, 0], [2, 0], [1, 1]]
+    ell = [[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]
     cases = [
         (sq + tri, [0, 4, 2, 7], "polygon 1 has offsets 4:2"),
         (sq + tri, [0, 9, 7], "polygon 0 has offsets 0:9"),
         (sq + [[0, 0], [2, 0], [np.nan, 1]], [0, 4, 7], "polygon 1 has a coordinate"),
         (sq + [[0, 0], [np.inf, 0], [1, 1], [0, 1]], [0, 4, 8], "polygon 1 has a coordinate"),
         ([[0, 0], [1e308, 0], [1, 1], [0, 1]], [0, 4], "overflows in pixel units"),
+        # Manhattan polygons before them are cut into rectangles in gray: still named right
+        (ell + ell + [[0, 0], [2, 0], [np.nan, 1]], [0, 6, 12, 15], "polygon 2 has a coordinate"),
+        (ell + [[0, 0], [1e308, 0], [1e308, 1], [1, 1], [1, 2], [0, 2]], [0, 6, 12],
+         "polygon 1 has a coordinate .* overflows in pixel units"),
     ]
     for xy, off, msg in cases:
         P = Polygons(np.array(xy, float), np.array(off), np.zeros((len(off) - 1, 2), np.int32))
