@@ -36,3 +36,10 @@ def test_raster_vs_klayout_small():
     assert {(r[0], r[2]) for r in rows} >= {("layout", "binary"), ("layout", "gray"),
                                             ("random", "binary"), ("random", "gray")}, out
     assert all(float(r[3]) > 0 and r[8].endswith("x") for r in rows), out
+
+
+def test_manhattan_cut_small():
+    out = _run(["bench/manhattan_cut.py", "--count", "500", "--shares", "0,0.3", "--repeats", "1"])
+    rows = [ln.split() for ln in out.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["0.0", "0.3"], out
+    assert all(int(r[-1]) <= 1 for r in rows), out     # the cut changes no pixel by more than 1
