@@ -4,6 +4,8 @@ process: the raster_vs_klayout layout window with a share of its rectangles turn
 (CUT_MIN_SHARE = 0) and of the general path (CUT_MIN_SHARE = inf); images compared.
 
     python bench/manhattan_cut.py [--count 200000] [--shares 0,0.01,0.05,0.2] [--repeats 11]
+    python bench/manhattan_cut.py --real 12    (instead: real 10 x 10 um windows, every layer,
+        of the 12 files of ../shared/data with the most flat shapes; cut by default rule vs none)
 """
 from __future__ import annotations
 
@@ -38,31 +40,63 @@ def with_ells(base, share, seed=0):
     return Polygons.from_list(polys)
 
 
+def _ab(polys, window, repeats, settings):
+    """CPU ms (best, median) of gray rasterize of polygons under each CUT_MIN_SHARE in
+    settings, interleaved, and the largest difference between their images."""
+    sc = R.Scratch()
+    times = {s: [] for s in settings}
+    imgs = {}
+    for k in range(repeats + 1):
+        for s in settings:
+            R.CUT_MIN_SHARE = s
+            t = time.process_time()
+            imgs[s] = R.rasterize(polys, window, B.PIXEL, mode="gray", scratch=sc)
+            if k:       # the first round compiles and grows the scratch
+                times[s].append(time.process_time() - t)
+    first = imgs[settings[0]].astype(int)
+    diff = max(int(np.abs(first - im).max()) for im in imgs.values())
+    return [(min(v) * 1e3, statistics.median(v) * 1e3) for v in times.values()], diff
+
+
+def real_files(count, repeats, share):
+    import json
+    from tests.conftest import SHARED
+    from engine.manhattan import _plan
+    man = json.loads((SHARED / "manifest.json").read_text())
+    man = [e for e in man if e.get("klayout_ok")]
+    man.sort(key=lambda e: -sum(e.get("flat_shapes", {}).values()))
+    print(f"{'file':<44} {'polys':>6} {'Manh.':>6} {'cut ms (best/med)':>18} "
+          f"{'none ms (best/med)':>19} {'none/cut':>9} {'diff':>5}")
+    for e in man[:count]:
+        polys, win = B.real_window(str(SHARED / e["file"]))
+        cand = np.zeros(len(polys), np.uint8)
+        ncand = _plan(polys.xy, polys.offsets, 64, cand)
+        (c, n), diff = _ab(polys, win, repeats, (share, float("inf")))
+        print(f"{e['file'][-44:]:<44} {len(polys):>6} {ncand / max(len(polys), 1):>6.1%} "
+              f"{c[0]:>8.2f} / {c[1]:<7.2f} {n[0]:>8.2f} / {n[1]:<8.2f} {n[1] / c[1]:>8.2f}x "
+              f"{diff:>5}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=200000)
     ap.add_argument("--shares", default="0,0.01,0.05,0.2")
     ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--real", type=int, default=0)
     a = ap.parse_args(argv)
-    base = B.synth_window(a.count, "layout")
     saved = R.CUT_MIN_SHARE
+    if a.real:
+        try:
+            real_files(a.real, a.repeats, saved)
+        finally:
+            R.CUT_MIN_SHARE = saved
+        return
+    base = B.synth_window(a.count, "layout")
     print(f"{'L share':>8} {'cut best/median ms':>20} {'no cut best/median ms':>23} "
           f"{'no cut / cut':>12} {'max diff':>9}")
     try:
         for share in (float(v) for v in a.shares.split(",")):
-            polys = with_ells(base, share)
-            sc = R.Scratch()
-            times = {0.0: [], float("inf"): []}
-            imgs = {}
-            for k in range(a.repeats + 1):
-                for s in times:
-                    R.CUT_MIN_SHARE = s
-                    t = time.process_time()
-                    imgs[s] = R.rasterize(polys, B.WINDOW, B.PIXEL, mode="gray", scratch=sc)
-                    if k:       # the first round compiles and grows the scratch
-                        times[s].append(time.process_time() - t)
-            (c, n) = ((min(v) * 1e3, statistics.median(v) * 1e3) for v in times.values())
-            diff = int(np.abs(imgs[0.0].astype(int) - imgs[float("inf")]).max())
+            (c, n), diff = _ab(with_ells(base, share), B.WINDOW, a.repeats, (0.0, float("inf")))
             print(f"{share:>8} {c[0]:>9.2f} / {c[1]:<8.2f} {n[0]:>11.2f} / {n[1]:<9.2f} "
                   f"{n[1] / c[1]:>11.2f}x {diff:>9}")
     finally:
