@@ -61,7 +61,7 @@ def _ab(polys, window, repeats, settings):
 def real_files(count, repeats, share):
     import json
     from tests.conftest import SHARED
-    from engine.manhattan import _plan
+    from engine.manhattan import NMAX_CUT, _plan
     man = json.loads((SHARED / "manifest.json").read_text())
     man = [e for e in man if e.get("klayout_ok")]
     man.sort(key=lambda e: -sum(e.get("flat_shapes", {}).values()))
@@ -70,7 +70,7 @@ def real_files(count, repeats, share):
     for e in man[:count]:
         polys, win = B.real_window(str(SHARED / e["file"]))
         cand = np.zeros(len(polys), np.uint8)
-        ncand = _plan(polys.xy, polys.offsets, 64, cand)
+        ncand = _plan(polys.xy, polys.offsets, NMAX_CUT, cand)
         (c, n), diff = _ab(polys, win, repeats, (share, float("inf")))
         print(f"{e['file'][-44:]:<44} {len(polys):>6} {ncand / max(len(polys), 1):>6.1%} "
               f"{c[0]:>8.2f} / {c[1]:<7.2f} {n[0]:>8.2f} / {n[1]:<8.2f} {n[1] / c[1]:>8.2f}x "

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.jit import njit
+from engine.jit import kernel, njit
 
 NMAX_CUT = 64     # Manhattan polygons with more vertices keep the general path
-kernel = njit(_nrt=False)
 
 
 @njit(inline="always", _nrt=False)

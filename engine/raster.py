@@ -102,7 +102,7 @@ How (all numba kernels, scratch reused):
   left side), where a polygon whose boundary misses the open pixel is constant there (its
   centre winding says all or nothing), are swept in sub-bands split at every end point and
   crossing, tracking each polygon's own winding.
-* every kernel runs without numba's reference counting (see ``kernel`` below).
+* every kernel runs without numba's reference counting (see ``engine.jit.kernel``).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ import numpy as np
 
 from engine import manhattan
 from engine.errors import ClipmillError
-from engine.jit import njit
+from engine.jit import kernel, njit
 from engine.polygons import Polygons
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
@@ -131,11 +131,6 @@ CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when a
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
-# The kernels allocate nothing, so they run without numba's reference counting (NRT): with it,
-# every call of a helper (inlined or not) increfs and decrefs each array argument with atomic
-# operations, which cost a quarter of the gray finishing pass and ~10% of a dense window
-# (measured with perf).
-kernel = njit(_nrt=False)
 
 
 class Scratch:

@@ -162,7 +162,7 @@ def test_raster_same_with_and_without_cut(shared_dir):
     polys, win = B.real_window(str(path))
     sc = R.Scratch()
     with_cut = R.rasterize(polys, win, 0.01, mode="gray", scratch=sc)
-    assert "mxy" in sc._bufs, "the window holds Manhattan polygons: the cut should have run"
+    assert sc.capacity("mxy"), "the window holds Manhattan polygons: the cut should have run"
     saved = R.CUT_MIN_SHARE
     R.CUT_MIN_SHARE = float("inf")
     try:
