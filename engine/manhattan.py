@@ -129,6 +129,15 @@ def _emit(oxy, nv, x0, x1, ya, yb):
 
 
 @njit(inline="always", _nrt=False)
+def _holds(a, n, x0, x1):
+    """Some row of a[:n] starts with the interval x0, x1."""
+    for q in range(n):
+        if a[q, 0] == x0 and a[q, 1] == x1:
+            return True
+    return False
+
+
+@njit(inline="always", _nrt=False)
 def _cut(xy, s, e, i, oxy, ooff, src, nv, np_, ys, ex, iv, op):
     """Polygon i = xy[s:e] as rectangles appended at oxy[nv:] / ooff[np_ + 1:] (src: i; only
     counted past their room); op (n, 3): the rectangles still open (x0, x1, bottom y).
@@ -141,11 +150,7 @@ def _cut(xy, s, e, i, oxy, ooff, src, nv, np_, ys, ex, iv, op):
         m = _slab_intervals(ex, na, ya, ys[j + 1], iv) if j + 1 < ny else 0
         keep = 0
         for q in range(nop):         # close the open rectangles the slab does not continue
-            same = False
-            for t in range(m):
-                if iv[t, 0] == op[q, 0] and iv[t, 1] == op[q, 1]:
-                    same = True
-            if same:
+            if _holds(iv, m, op[q, 0], op[q, 1]):
                 op[keep, 0], op[keep, 1], op[keep, 2] = op[q, 0], op[q, 1], op[q, 2]
                 keep += 1
             else:
@@ -157,11 +162,7 @@ def _cut(xy, s, e, i, oxy, ooff, src, nv, np_, ys, ex, iv, op):
                 np_ += 1
         nop = keep
         for t in range(m):           # open the new ones
-            new = True
-            for q in range(nop):
-                if iv[t, 0] == op[q, 0] and iv[t, 1] == op[q, 1]:
-                    new = False
-            if new:
+            if not _holds(op, nop, iv[t, 0], iv[t, 1]):
                 op[nop, 0], op[nop, 1], op[nop, 2] = iv[t, 0], iv[t, 1], ya
                 nop += 1
     return nv, np_
