@@ -114,6 +114,7 @@ from engine import manhattan
 from engine.errors import ClipmillError
 from engine.jit import kernel, njit
 from engine.polygons import Polygons
+from engine.simd import LANES, gray_block, lowest_bit
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
@@ -138,8 +139,10 @@ class Scratch:
 
     def __init__(self):
         self._bufs = {}
+        self._clean = {}    # name: the number of leading elements known to be zero
 
     def get(self, name, n, dtype, zero=False):
+        self._clean.pop(name, None)
         n = max(int(n), 0)
         dtype = np.dtype(dtype)
         b = self._bufs.get(name)
@@ -151,6 +154,20 @@ class Scratch:
         if zero:
             v.fill(0)
         return v
+
+    def zeroed(self, name, n, dtype):
+        """get(name, n, dtype, zero=True), but without the fill when the buffer's first n
+        elements were handed back zero (kept_zero) and not taken since."""
+        clean = self._clean.pop(name, 0)
+        b = self._bufs.get(name)
+        if b is not None and b.dtype == np.dtype(dtype) and 0 <= n <= clean:
+            return b[:n]
+        return self.get(name, n, dtype, zero=True)
+
+    def kept_zero(self, name, n):
+        """The caller leaves buffer name's first n elements zero: the next zeroed() skips its
+        fill."""
+        self._clean[name] = int(n)
 
     def capacity(self, name) -> int:
         """Elements the buffer name holds now (0 before its first use)."""
@@ -1831,50 +1848,77 @@ def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gst
     return kk, ng
 
 
+@njit(inline="always", _nrt=False)
+def _pixel(c, s, sr, t, ow, count2, b, has_complex, rsweep, cov, fpix, fown, orow, inv, nf):
+    """Pixel c of a row (state t, sums s and sr): its gray level into orow, or listed at nf
+    (see _finish_gray); returns the new list end."""
+    cr = min(max(sr, 0.0), 1.0)
+    if t == 0:
+        f = 1.0 if s >= 0.5 else cr
+        if has_complex and count2[b + c] != 0:
+            f = 1.0
+    elif t == 1 and has_complex and count2[b + c] != 0:
+        f = 1.0
+    elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+        f = min(cr + min(max(s, 0.0), 1.0), 1.0)
+    elif cr >= 1.0 - COVER_EPS:
+        f = 1.0
+    else:
+        cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
+        fpix[nf] = b + c
+        fown[nf] = ow[c] if t == 1 else -2
+        return nf + 1
+    orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+    return nf
+
+
 @kernel
 def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, fpix, fown, orow,
-                inv, nf):
+                inv, nf, lanes):
     """One row of _finish_gray's values: prefix sums of a (other simple polygons) and rowacc
-    (rectangles; zeroed on the way), each pixel's gray level into orow or listed from nf (cov,
-    fpix, fown); returns the new list end."""
-    s = 0.0
-    sr = 0.0
-    for c in range(ncols):
+    (rectangles), each pixel's gray level into orow or listed from nf (cov, fpix, fown); a,
+    rowacc and st are left zero. Returns the new list end. Without complex polygons, LANES
+    pixels a step (engine.simd.gray_block: float32 sums, the pixels of state 0 done there, the
+    others here from the sums it leaves in lanes; the arrays' lengths checked first, as the
+    block reads and writes them unchecked)."""
+    s = np.float32(0.0)
+    sr = np.float32(0.0)
+    c0 = 0
+    if not has_complex and lanes.shape[0] >= 2 * LANES and min(
+            a.shape[0], rowacc.shape[0], st.shape[0], orow.shape[0]) >= ncols:
+        for c0 in range(0, ncols - LANES + 1, LANES):
+            m, m2, s2, sr2 = gray_block(a, rowacc, st, orow, c0, lanes, inv, s, sr)
+            s = s2
+            sr = sr2
+            while m != 0:
+                j = lowest_bit(m)
+                m &= m - 1
+                nf = _pixel(c0 + j, lanes[j], lanes[LANES + j], 1 + ((m2 >> j) & 1), ow,
+                            count2, b, has_complex, rsweep, cov, fpix, fown, orow, inv, nf)
+        c0 = ncols - ncols % LANES
+    for c in range(c0, ncols):
         s += a[c]
         sr += rowacc[c]     # all zero when not rsweep
-        rowacc[c] = 0.0
-        cr = min(max(sr, 0.0), 1.0)
         t = st[c]
-        if t == 0:
-            f = 1.0 if s >= 0.5 else cr
-            if has_complex and count2[b + c] != 0:
-                f = 1.0
-        elif t == 1 and has_complex and count2[b + c] != 0:
-            f = 1.0
-        elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
-            f = min(cr + min(max(s, 0.0), 1.0), 1.0)
-        elif cr >= 1.0 - COVER_EPS:
-            f = 1.0
-        else:
-            cov[nf] = min(cr + min(max(s, 0.0), 1.0), 1.0)
-            fpix[nf] = b + c
-            fown[nf] = ow[c] if t == 1 else -2
-            nf += 1
-            continue
-        orow[c] = np.uint8(int(255.0 * f + 0.5) ^ inv)
+        a[c] = 0.0
+        rowacc[c] = 0.0
+        st[c] = 0
+        nf = _pixel(c, s, sr, t, ow, count2, b, has_complex, rsweep, cov, fpix, fown, orow, inv,
+                    nf)
     return nf
 
 
 @kernel
 def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, state,
                  count2, has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert,
-                 flip_x, flip_y, out):
+                 flip_x, flip_y, out, lanes):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
     rsweep: each row's rectangles, _row_pieces into rq / ri[nr + (r & 1) (most + 1):] from the
     previous row's list and its group (rq flat, rb the same memory as (n, 4): nr rectangles in
     groups, _rect_rows, then two rows' lists of up to most each and a spare slot), then its
     union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed)) and the other
-    simple polygons' signed-area sum s (acc). A pixel crossed by no other boundary: 1 when
+    simple polygons' signed-area sum s (acc; acc and state are left zero, so running again
+    needs a new _walk first). A pixel crossed by no other boundary: 1 when
     covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one simple polygon:
     1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the polygons
     covering the whole pixel) when cR is 0 or 1 or s >= 1 (or there are no rectangles), else
@@ -1907,7 +1951,8 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
         ow = owner[b:b + ncols]
         st = state[b:b + ncols]
         nf = _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, fpix,
-                         fown, orow, inv, nf)
+                         fown, orow, inv, nf, lanes)
+        acc[r * W + ncols] = 0.0
         if rsweep and nf > nf0:
             nf, ng = _gather(rb[dst:dst + nact], ri[dst:dst + nact], nact, wm, r, b, fpix, fown,
                              cov, nf0, nf, obox, orow, inv, gstart, gb, gid, ng, G)
@@ -2053,6 +2098,19 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     return np.packbits(img, axis=1) if cols else np.zeros((rows, 0), dtype=np.uint8)
 
 
+def _gray_walk(sc, walk):
+    """Gray: the other simple polygons' signed areas and crossed pixels (_walk) into zeroed
+    acc, owner, state; walk = (vertices, offsets, cls, orient, rsweep, others, nother, rows,
+    cols). _finish_gray leaves acc and state zero (see _raster_into), so their fill is skipped
+    the next time."""
+    rows, cols = walk[-2:]
+    acc = sc.zeroed("acc", rows * (cols + 1), np.float32)
+    owner = sc.get("owner", rows * cols, np.int32)
+    state = sc.zeroed("state", rows * cols, np.uint8)
+    _walk(*walk, acc, sc.get("lacc", rows + 1, np.float64, zero=True), owner, state)
+    return acc, owner, state
+
+
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
                  orig=None):
     """img from polygons (xy, off); orig: (xy, off, src) of the caller's polygons when these
@@ -2101,15 +2159,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     if ncomplex:
         local = sc.get("local", (rows + 1) * cols, np.int32)
         _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
-    acc = sc.get("acc", rows * (cols + 1), np.float32, zero=True)
-    owner = sc.get("owner", npx, np.int32)
-    state = sc.get("state", npx, np.uint8, zero=True)
-    lacc = sc.get("lacc", rows + 1, np.float64, zero=True)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
-    if rsweep:
-        _walk(ouv, ooff, cls, orient, True, others, nother, rows, cols, acc, lacc, owner, state)
-    else:
-        _walk(uv, off, cls, orient, False, others, nother, rows, cols, acc, lacc, owner, state)
+    walk = (ouv, ooff) if rsweep else (uv, off)
+    walk += (cls, orient, rsweep, others, nother, rows, cols)
+    acc, owner, state = _gray_walk(sc, walk)
     if rsweep:
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
@@ -2129,17 +2182,21 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     fpix = sc.get("fpix", npx, np.int32)
     fown = sc.get("fown", npx, np.int32)
     gstart = sc.get("gstart", npx + 1 if rsweep else 1, np.int64)
-    rowacc = sc.get("rowacc", cols + 1, np.float64, zero=True)
+    rowacc = sc.zeroed("rowacc", cols + 1, np.float32)
     cap = max(GATHER_MIN, sc.capacity("gid"))
     while True:
         gb = sc.get("gb", 4 * cap, np.float64).reshape(-1, 4)
         gid = sc.get("gid", cap, np.int32)
         nflag, ng = _finish_gray(rsweep, estart, rq, rb, ri, most, *act, rowacc, acc, owner,
                                  state, count2, bool(ncomplex), cov, fpix, fown, obox, gstart, gb,
-                                 gid, rows, cols, invert, flip_x, flip_y, img)
+                                 gid, rows, cols, invert, flip_x, flip_y, img,
+                                 sc.get("lanes", 2 * LANES, np.float32))
         if ng <= gb.shape[0]:
             break
         cap = ng
+        acc, owner, state = _gray_walk(sc, walk)    # the finishing pass cleared them
+    for name, buf in (("acc", acc), ("state", state), ("rowacc", rowacc)):
+        sc.kept_zero(name, buf.shape[0])
     if not nflag:
         return
     tsh = TILE_SHIFT

@@ -1,0 +1,126 @@
+"""engine.simd: the gray rasterizer's vector pixel block, checked against numpy (prefix sums in
+float64, the gray rule per pixel, the state masks, the arrays left zero), on rows whose length is
+and is not a multiple of LANES; lowest_bit against Python's integers; and the scratch buffers
+the finishing pass leaves zero (Scratch.zeroed / kept_zero): a reused Scratch gives the same
+images as a fresh one over a run of windows of other sizes, with complex polygons, and with the
+gathered-rectangles buffer too short (the finishing pass runs again after a new walk), and the
+buffers whose fill is skipped are really all zero after each call.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine.raster as R
+from engine.jit import kernel
+from engine.polygons import Polygons
+from engine.simd import LANES, gray_block, lowest_bit
+
+
+@kernel
+def _blocks(a, rowacc, st, orow, inv, lanes, sums, m1, m2):
+    """gray_block over the whole blocks of a row: the sums of every pixel into sums (2, n),
+    the masks per block into m1 / m2."""
+    s = np.float32(0.0)
+    sr = np.float32(0.0)
+    for k in range(a.shape[0] // LANES):
+        c = k * LANES
+        m1[k], m2[k], s, sr = gray_block(a, rowacc, st, orow, c, lanes, inv, s, sr)
+        for j in range(LANES):
+            sums[0, c + j] = lanes[j]
+            sums[1, c + j] = lanes[LANES + j]
+
+
+@kernel
+def _low(m):
+    return lowest_bit(m)
+
+
+def _row(rng, n):
+    a = np.zeros(n, np.float32)
+    k = rng.integers(0, n, n // 5)
+    a[k] = rng.choice([-1.0, 1.0, 0.25, -0.75, 0.5], k.size)
+    r = np.zeros(n, np.float32)
+    k = rng.integers(0, n, n // 3)
+    r[k] = rng.uniform(-1, 1, k.size).astype(np.float32)
+    st = rng.choice(np.array([0, 0, 0, 1, 2], np.uint8), n)
+    return a, r, st
+
+
+@pytest.mark.parametrize("n", [LANES, 5 * LANES, 1000, 1003])
+@pytest.mark.parametrize("inv", [0, 255])
+def test_gray_block_against_numpy(n, inv):
+    rng = np.random.default_rng(n + inv)
+    for _ in range(20):
+        a, r, st = _row(rng, n)
+        nb = n // LANES
+        m = nb * LANES
+        ac, rc, stc = a.copy(), r.copy(), st.copy()
+        orow = np.full(n, 77, np.uint8)
+        sums = np.zeros((2, n), np.float32)
+        m1 = np.zeros(nb, np.int64)
+        m2 = np.zeros(nb, np.int64)
+        _blocks(ac, rc, stc, orow, inv, np.zeros(2 * LANES, np.float32), sums, m1, m2)
+        s = np.cumsum(a[:m].astype(np.float64))
+        sr = np.cumsum(r[:m].astype(np.float64))
+        assert np.abs(sums[0, :m] - s).max() < 1e-4 and np.abs(sums[1, :m] - sr).max() < 1e-4
+        f = np.where(s >= 0.5, 1.0, np.clip(sr, 0.0, 1.0))
+        want = np.floor(255.0 * f + 0.5).astype(np.int64) ^ inv
+        got = orow[:m].astype(np.int64)
+        zero = st[:m] == 0
+        tie = np.abs((255.0 * f + 0.5) % 1.0 - 0.5) > 0.499    # float32 may round either way
+        tie |= np.abs(s - 0.5) < 1e-4
+        assert (got[zero & ~tie] == want[zero & ~tie]).all()
+        assert (np.abs(got[zero] - want[zero]) <= 1).all()
+        bits = 1 << np.arange(LANES)
+        blocks = st[:m].reshape(nb, LANES)
+        assert (m1 == ((blocks >= 1) * bits).sum(1)).all()
+        assert (m2 == ((blocks >= 2) * bits).sum(1)).all()
+        assert not ac[:m].any() and not rc[:m].any() and not stc[:m].any()
+        assert (ac[m:] == a[m:]).all() and (rc[m:] == r[m:]).all() and (stc[m:] == st[m:]).all()
+        assert (orow[m:] == 77).all()
+
+
+def test_lowest_bit():
+    rng = np.random.default_rng(3)
+    for m in list(rng.integers(1, 1 << 62, 200)) + [1, 2, 1 << 15, (1 << 16) - 1, 1 << 62]:
+        m = int(m)
+        assert _low(m) == (m & -m).bit_length() - 1
+
+
+def _layout(rng, n, span):
+    """n rectangles, slanted quads and (every 7th) bow-ties in a span x span um square."""
+    polys = []
+    for k in range(n):
+        x, y = rng.uniform(0, span, 2)
+        w, h = rng.uniform(0.01, 0.2, 2)
+        if k % 7 == 3:
+            polys.append([(x, y), (x + w, y + h), (x + w, y), (x, y + h)])
+        elif k % 3 == 1:
+            polys.append([(x, y), (x + w, y), (x + 0.5 * w, y + h), (x - 0.2 * w, y + h)])
+        else:
+            polys.append([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
+    xy = np.round(np.asarray(polys, float).reshape(-1, 2), 3)
+    return Polygons(xy, np.arange(n + 1, dtype=np.int64) * 4, np.zeros((n, 2), np.int32))
+
+
+@pytest.mark.parametrize("gather", [1, 4096])
+def test_reused_scratch_left_zero(monkeypatch, gather):
+    """A Scratch reused over windows of other sizes (the buffers shrink, grow and change shape)
+    gives the images a fresh one gives; after each gray call the buffers whose next fill is
+    skipped hold zeros over the length they were handed back with. gather = 1: the first
+    finishing pass overflows its gathered-rectangles buffer and runs again (new walk)."""
+    monkeypatch.setattr(R, "GATHER_MIN", gather)
+    rng = np.random.default_rng(5)
+    sc = R.Scratch()
+    windows = [(0, 0, 2, 2), (0.3, 0.1, 1.0, 1.5), (0, 0, 2.5, 2.2), (0.5, 0.5, 0.9, 0.7),
+               (0, 0, 2.5, 2.2)]
+    for k, win in enumerate(windows):
+        p = _layout(rng, 400, 2.5) if k != 3 else _layout(rng, 60, 1.0)
+        for mode in ("gray", "binary", "gray"):
+            got = R.rasterize(p, win, 0.01, mode=mode, scratch=sc)
+            want = R.rasterize(p, win, 0.01, mode=mode, scratch=R.Scratch())
+            assert (got == want).all(), (win, mode)
+        assert sc._clean, "the gray pass should hand buffers back zero"
+        for name, n in sc._clean.items():
+            assert not sc._bufs[name][:n].any(), name
