@@ -1878,8 +1878,8 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
     """One row of _finish_gray's values: prefix sums of a (other simple polygons) and rowacc
     (rectangles), each pixel's gray level into orow or listed from nf (cov, fpix, fown); a,
     rowacc and st are left zero. Returns the new list end. Without complex polygons, LANES
-    pixels a step (engine.simd.gray_block: float32 sums, the pixels of state 0 done there, the
-    others here from the sums it leaves in lanes; the arrays' lengths checked first, as the
+    pixels a step (engine.simd.gray_block: float32 sums, the same rule; the pixels it lists
+    are listed here from the sums it leaves in lanes; the arrays' lengths checked first, as the
     block reads and writes them unchecked)."""
     s = np.float32(0.0)
     sr = np.float32(0.0)
@@ -1887,7 +1887,8 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
     if not has_complex and lanes.shape[0] >= 2 * LANES and min(
             a.shape[0], rowacc.shape[0], st.shape[0], orow.shape[0]) >= ncols:
         for c0 in range(0, ncols - LANES + 1, LANES):
-            m, m2, s2, sr2 = gray_block(a, rowacc, st, orow, c0, lanes, inv, s, sr)
+            m, m2, s2, sr2 = gray_block(a, rowacc, st, orow, c0, lanes, inv, s, sr, rsweep,
+                                        COVER_EPS)
             s = s2
             sr = sr2
             while m != 0:
@@ -2182,7 +2183,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     fpix = sc.get("fpix", npx, np.int32)
     fown = sc.get("fown", npx, np.int32)
     gstart = sc.get("gstart", npx + 1 if rsweep else 1, np.int64)
-    rowacc = sc.zeroed("rowacc", cols + 1, np.float32)
+    rowacc = sc.zeroed("rowacc", cols + 1, np.float64)
     cap = max(GATHER_MIN, sc.capacity("gid"))
     while True:
         gb = sc.get("gb", 4 * cap, np.float64).reshape(-1, 4)

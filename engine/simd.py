@@ -5,13 +5,15 @@ other simple polygons' signed areas ``a`` and the rectangles' union coverage ``r
 them into gray levels. In scalar code the chain of additions bounds it to one pixel per
 floating-point add latency (about 3 cycles a pixel on the machines we measure), and LLVM does not
 vectorise a prefix sum by itself. ``gray_block`` does LANES pixels at once: both sums as an
-in-register scan (log2(LANES) shift-and-add steps) plus the carry from the block before, and the
-gray level of every pixel that no other polygon's boundary crosses (state 0). It returns a mask of
-the pixels whose state is not 0; the caller finishes those from the sums it leaves in ``lanes``.
+in-register scan (log2(LANES) shift-and-add steps) plus the carry from the block before, and each
+pixel's gray level by ``engine.raster._pixel``'s rule, every branch computed and one selected. It
+returns a mask of the pixels that rule lists for the exact pass; the caller lists those from the
+sums it leaves in ``lanes``.
 
-Float32 throughout: ``a`` is float32 already, and the sums' rounding (about 1e-6 over a row of a
-few thousand pixels) is far below one gray level (1 / 255); thresholds that decide a pixel
-(COVER_EPS) only ever send a pixel to the exact pass, never to a wrong value.
+The sums are float32 (``a`` is float32 already; ``rowacc`` is float64, for the rectangles' sweep
+that adds to it, and converted on load), and their rounding (about 1e-6 over a row of a
+few thousand pixels) is far below one gray level (1 / 255): a pixel that a threshold (COVER_EPS)
+decides the other way gets a value within about 1e-5 of the exact one, or goes to the exact pass.
 
 Every index is the caller's: a block reads and writes columns c .. c + LANES - 1 of each row
 array, so the caller runs blocks only while c + LANES <= the row's length (the typing below also
@@ -31,6 +33,7 @@ _I8 = ir.IntType(8)
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VF = ir.VectorType(_F32, LANES)
+_VD = ir.VectorType(ir.DoubleType(), LANES)
 _VB = ir.VectorType(_I8, LANES)
 
 
@@ -63,38 +66,56 @@ def _is_row(ty, dtype):
     return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype == dtype
 
 
+def _clamp01(builder, v):
+    zero = ir.Constant(_VF, [0.0] * LANES)
+    one = ir.Constant(_VF, [1.0] * LANES)
+    v = builder.select(builder.fcmp_ordered(">", v, zero), v, zero)
+    return builder.select(builder.fcmp_ordered("<", v, one), v, one)
+
+
+def _splat_f(builder, x):
+    return _splat(builder, builder.fptrunc(x, _F32) if x.type != _F32 else x, _VF)
+
+
 @intrinsic
-def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr):
-    """gray_block(a, rowacc, st, orow, c, lanes, inv, cs, csr) -> (mask, mask2, cs, csr).
+def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, eps):
+    """gray_block(a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, eps) -> (listed, several,
+    cs, csr).
 
     For pixels c .. c + LANES - 1 of one row: s = cs + prefix sum of a, sr = csr + prefix sum of
-    rowacc; s into lanes[:LANES], sr into lanes[LANES:]; pixels of state st 0 get the gray level
-    of _finish_gray's rule (1 when s >= 1/2, else sr clamped to [0, 1]; round(255 f) xor inv) in
-    orow, the others a value to be overwritten. a, rowacc and st are left zero there (so that
-    the caller need not clear them before the next window). Returns the masks of the pixels
-    whose st was not 0 and of those whose st was 2 or more (bit j: pixel c + j) and the sums at
-    the block's last pixel (the next block's cs, csr). a, rowacc, lanes: float32; st, orow:
-    uint8."""
+    rowacc; s into lanes[:LANES], sr into lanes[LANES:]; each pixel's gray level by
+    engine.raster._pixel's rule (state st, cR = sr clamped to [0, 1], COVER_EPS = eps) into
+    orow (round(255 f) xor inv), except the pixels that rule lists, whose orow is a value to
+    be overwritten. a, rowacc and st are left zero there (so that the caller need not clear
+    them before the next window). Returns the mask of the listed pixels and that of the pixels
+    whose st was 2 or more (bit j: pixel c + j: the caller lists them, engine.raster._pixel)
+    and the sums at the block's last pixel (the next block's cs, csr). a, lanes: float32;
+    rowacc: float64 (the rectangles' sweep adds to it; converted here); st, orow: uint8. Pixels whose state is 0 or 1 and count2 is not 0 (a complex
+    polygon) are not handled: the caller takes its scalar path when there are complex
+    polygons."""
     f32 = types.float32
-    if not (_is_row(a, f32) and _is_row(rowacc, f32) and _is_row(lanes, f32)
+    if not (_is_row(a, f32) and _is_row(rowacc, types.float64) and _is_row(lanes, f32)
             and _is_row(st, types.uint8) and _is_row(orow, types.uint8)):
         return None
-    sig = types.Tuple((types.int64, types.int64, f32, f32))(a, rowacc, st, orow, types.intp, lanes,
-                                                   types.intp, f32, f32)
+    sig = types.Tuple((types.int64, types.int64, f32, f32))(
+        a, rowacc, st, orow, types.intp, lanes, types.intp, f32, f32, types.boolean,
+        types.float64)
 
     def codegen(context, builder, signature, args):
-        a_v, r_v, st_v, o_v, c_v, l_v, inv_v, cs_v, csr_v = args
+        a_v, r_v, st_v, o_v, c_v, l_v, inv_v, cs_v, csr_v, rs_v, eps_v = args
         ta, tr, tst, to, _, tl = signature.args[:6]
         c_v = context.cast(builder, c_v, signature.args[4], types.intp)
+        rs_v = context.cast(builder, rs_v, signature.args[9], types.intp)
+        eps_v = context.cast(builder, eps_v, signature.args[10], types.float64)
         zero = ir.Constant(_VF, [0.0] * LANES)
         one = ir.Constant(_VF, [1.0] * LANES)
         half = ir.Constant(_VF, [0.5] * LANES)
         last = ir.Constant(_I32, LANES - 1)
-        pr = _vec_ptr(context, builder, tr, r_v, c_v, _VF)
+        pr = _vec_ptr(context, builder, tr, r_v, c_v, _VD)
         pa = _vec_ptr(context, builder, ta, a_v, c_v, _VF)
         sa = _scan(builder, builder.load(pa, align=4))
-        sr = _scan(builder, builder.load(pr, align=4))
-        builder.store(zero, pr, align=4)
+        sr = _scan(builder, builder.fptrunc(builder.load(pr, align=8), _VF))
+        builder.store(ir.Constant(_VD, [0.0] * LANES), pr, align=8)
         builder.store(zero, pa, align=4)
         s = builder.fadd(sa, _splat(builder, cs_v, _VF))
         r = builder.fadd(sr, _splat(builder, csr_v, _VF))
@@ -104,19 +125,30 @@ def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr):
         pl = builder.bitcast(larr.data, ir.PointerType(_VF))
         builder.store(s, pl, align=4)
         builder.store(r, builder.gep(pl, [ir.Constant(_I64, 1)]), align=4)
-        cr = builder.select(builder.fcmp_ordered(">", r, zero), r, zero)
-        cr = builder.select(builder.fcmp_ordered("<", cr, one), cr, one)
-        f = builder.select(builder.fcmp_ordered(">=", s, half), one, cr)
+        pst = _vec_ptr(context, builder, tst, st_v, c_v, _VB)
+        stv = builder.load(pst, align=1)
+        builder.store(ir.Constant(_VB, [0] * LANES), pst, align=1)
+        # engine.raster._pixel's rule, every branch computed and selected
+        eps = _splat_f(builder, eps_v)
+        cr = _clamp01(builder, r)
+        f0 = builder.select(builder.fcmp_ordered(">=", s, half), one, cr)
+        f1 = builder.fadd(cr, _clamp01(builder, s))
+        f1 = builder.select(builder.fcmp_ordered("<", f1, one), f1, one)
+        loose = builder.icmp_signed("==", rs_v, ir.Constant(rs_v.type, 0))
+        c1 = builder.or_(builder.fcmp_ordered("<=", cr, eps),
+                         builder.fcmp_ordered(">=", s, builder.fsub(one, eps)))
+        c1 = builder.or_(c1, _splat(builder, loose, ir.VectorType(ir.IntType(1), LANES)))
+        full = builder.fcmp_ordered(">=", cr, builder.fsub(one, eps))
+        t0 = builder.icmp_unsigned("==", stv, ir.Constant(_VB, [0] * LANES))
+        t1c = builder.and_(builder.icmp_unsigned("==", stv, ir.Constant(_VB, [1] * LANES)), c1)
+        f = builder.select(t0, f0, builder.select(t1c, f1, one))
+        listed = builder.and_(builder.not_(builder.or_(t0, t1c)), builder.not_(full))
         g = builder.fadd(builder.fmul(f, ir.Constant(_VF, [255.0] * LANES)), half)
         gb = builder.trunc(builder.fptosi(g, ir.VectorType(_I32, LANES)), _VB)
         gb = builder.xor(gb, _splat(builder, builder.trunc(inv_v, _I8), _VB))
         builder.store(gb, _vec_ptr(context, builder, to, o_v, c_v, _VB), align=1)
-        pst = _vec_ptr(context, builder, tst, st_v, c_v, _VB)
-        stv = builder.load(pst, align=1)
-        builder.store(ir.Constant(_VB, [0] * LANES), pst, align=1)
-        m = [builder.zext(builder.bitcast(builder.icmp_unsigned(">=", stv,
-                                                                ir.Constant(_VB, [k] * LANES)),
-                                          ir.IntType(LANES)), _I64) for k in (1, 2)]
+        several = builder.icmp_unsigned(">=", stv, ir.Constant(_VB, [2] * LANES))
+        m = [builder.zext(builder.bitcast(v, ir.IntType(LANES)), _I64) for v in (listed, several)]
         return context.make_tuple(builder, signature.return_type, (m[0], m[1], ncs, ncsr))
 
     return sig, codegen

@@ -1,6 +1,7 @@
-"""engine.simd: the gray rasterizer's vector pixel block, checked against numpy (prefix sums in
-float64, the gray rule per pixel, the state masks, the arrays left zero), on rows whose length is
-and is not a multiple of LANES; lowest_bit against Python's integers; and the scratch buffers
+"""engine.simd: the gray rasterizer's vector pixel block, checked against numpy's float64 prefix
+sums and the scalar rule (engine.raster._pixel, the path tests/test_raster.py checks against
+KLayout) on those sums (gray levels, listed pixels, the state masks, the arrays left zero), on
+rows whose length is and is not a multiple of LANES; lowest_bit against Python's integers; and the scratch buffers
 the finishing pass leaves zero (Scratch.zeroed / kept_zero): a reused Scratch gives the same
 images as a fresh one over a run of windows of other sizes, with complex polygons, and with the
 gathered-rectangles buffer too short (the finishing pass runs again after a new walk), and the
@@ -12,23 +13,40 @@ import numpy as np
 import pytest
 
 import engine.raster as R
-from engine.jit import kernel
+from engine.jit import kernel, njit
 from engine.polygons import Polygons
 from engine.simd import LANES, gray_block, lowest_bit
 
 
 @kernel
-def _blocks(a, rowacc, st, orow, inv, lanes, sums, m1, m2):
+def _blocks(a, rowacc, st, orow, inv, rsweep, lanes, sums, m1, m2):
     """gray_block over the whole blocks of a row: the sums of every pixel into sums (2, n),
     the masks per block into m1 / m2."""
     s = np.float32(0.0)
     sr = np.float32(0.0)
     for k in range(a.shape[0] // LANES):
         c = k * LANES
-        m1[k], m2[k], s, sr = gray_block(a, rowacc, st, orow, c, lanes, inv, s, sr)
+        m1[k], m2[k], s, sr = gray_block(a, rowacc, st, orow, c, lanes, inv, s, sr, rsweep,
+                                         R.COVER_EPS)
         for j in range(LANES):
             sums[0, c + j] = lanes[j]
             sums[1, c + j] = lanes[LANES + j]
+
+
+@njit
+def _scalar(s, sr, st, orow, inv, rsweep, fpix):
+    """The scalar rule (engine.raster._pixel, the path checked against KLayout) on given sums:
+    gray levels into orow, listed pixels into fpix; returns how many."""
+    n = s.shape[0]
+    cov = np.zeros(n)
+    fown = np.zeros(n, np.int32)
+    ow = np.zeros(n, np.int32)
+    count2 = np.zeros(1, np.int32)
+    nf = 0
+    for c in range(n):
+        nf = R._pixel(c, s[c], sr[c], st[c], ow, count2, 0, False, rsweep, cov, fpix, fown, orow,
+                      inv, nf)
+    return nf
 
 
 @kernel
@@ -40,17 +58,23 @@ def _row(rng, n):
     a = np.zeros(n, np.float32)
     k = rng.integers(0, n, n // 5)
     a[k] = rng.choice([-1.0, 1.0, 0.25, -0.75, 0.5], k.size)
-    r = np.zeros(n, np.float32)
+    r = np.zeros(n)
     k = rng.integers(0, n, n // 3)
-    r[k] = rng.uniform(-1, 1, k.size).astype(np.float32)
+    r[k] = rng.choice([-1.0, 1.0, 0.5, 0.0], k.size) + rng.uniform(-0.02, 0.02, k.size)
     st = rng.choice(np.array([0, 0, 0, 1, 2], np.uint8), n)
     return a, r, st
 
 
 @pytest.mark.parametrize("n", [LANES, 5 * LANES, 1000, 1003])
 @pytest.mark.parametrize("inv", [0, 255])
-def test_gray_block_against_numpy(n, inv):
-    rng = np.random.default_rng(n + inv)
+@pytest.mark.parametrize("rsweep", [True, False])
+def test_gray_block_against_scalar_rule(n, inv, rsweep):
+    """The block's sums equal numpy's float64 cumsum within 1e-4; its gray levels equal the
+    scalar rule's on the float64 sums (within one level where float32 may round a tie the other
+    way) and it lists the pixels that rule lists (away from its thresholds); a, rowacc and st
+    are left zero on the blocks and untouched past them."""
+    rng = np.random.default_rng(n + inv + rsweep)
+    eps = R.COVER_EPS
     for _ in range(20):
         a, r, st = _row(rng, n)
         nb = n // LANES
@@ -60,22 +84,29 @@ def test_gray_block_against_numpy(n, inv):
         sums = np.zeros((2, n), np.float32)
         m1 = np.zeros(nb, np.int64)
         m2 = np.zeros(nb, np.int64)
-        _blocks(ac, rc, stc, orow, inv, np.zeros(2 * LANES, np.float32), sums, m1, m2)
+        _blocks(ac, rc, stc, orow, inv, rsweep, np.zeros(2 * LANES, np.float32), sums, m1, m2)
         s = np.cumsum(a[:m].astype(np.float64))
         sr = np.cumsum(r[:m].astype(np.float64))
         assert np.abs(sums[0, :m] - s).max() < 1e-4 and np.abs(sums[1, :m] - sr).max() < 1e-4
-        f = np.where(s >= 0.5, 1.0, np.clip(sr, 0.0, 1.0))
-        want = np.floor(255.0 * f + 0.5).astype(np.int64) ^ inv
-        got = orow[:m].astype(np.int64)
-        zero = st[:m] == 0
-        tie = np.abs((255.0 * f + 0.5) % 1.0 - 0.5) > 0.499    # float32 may round either way
-        tie |= np.abs(s - 0.5) < 1e-4
-        assert (got[zero & ~tie] == want[zero & ~tie]).all()
-        assert (np.abs(got[zero] - want[zero]) <= 1).all()
-        bits = 1 << np.arange(LANES)
-        blocks = st[:m].reshape(nb, LANES)
-        assert (m1 == ((blocks >= 1) * bits).sum(1)).all()
-        assert (m2 == ((blocks >= 2) * bits).sum(1)).all()
+        want = np.full(m, 77, np.uint8)
+        fpix = np.zeros(m, np.int32)
+        nf = _scalar(s, sr, st[:m], want, inv, rsweep, fpix)
+        listed = np.zeros(m, bool)
+        listed[fpix[:nf]] = True
+        bits = (m1[:, None] >> np.arange(LANES)) & 1
+        got_listed = bits.reshape(-1).astype(bool)
+        near = np.zeros(m, bool)
+        for v, edges in ((s, (0.5, 1 - eps)), (sr, (0.0, eps, 1 - eps, 1.0))):
+            for e in edges:
+                near |= np.abs(v - e) < 1e-4
+        assert (got_listed[~near] == listed[~near]).all()
+        both = ~listed & ~got_listed
+        diff = np.abs(orow[:m].astype(int) - want.astype(int))
+        assert (diff[both] <= 1).all()
+        g = np.where(listed, 0.0, (want.astype(int) ^ inv) / 255.0)
+        tie = np.abs((255.0 * g + 0.5) % 1.0 - 0.5) > 0.49
+        assert (diff[both & ~near & ~tie] == 0).all()
+        assert (m2 == ((st[:m].reshape(nb, LANES) >= 2) << np.arange(LANES)).sum(1)).all()
         assert not ac[:m].any() and not rc[:m].any() and not stc[:m].any()
         assert (ac[m:] == a[m:]).all() and (rc[m:] == r[m:]).all() and (stc[m:] == st[m:]).all()
         assert (orow[m:] == 77).all()
