@@ -1,7 +1,8 @@
 """Per-stage CPU split of rasterize(mode="gray") on the raster_vs_klayout windows (10 x 10 um at
 10 nm: 1000 x 1000 pixels): each kernel that _raster_into calls (and Scratch.get, i.e. the fill
 passes) is wrapped with a process_time timer; the split of the best of --repeats runs is printed
-(_finish_gray includes the rectangles' union sweep, run row by row inside it).
+(_finish_gray includes the rectangles' union sweep and the walk of the other polygons, both run
+row by row inside it).
 
     PYTHONPATH=$PWD python bench/profile_gray_stages.py [--counts 2000,20000] [--repeats 15]
         [--gds FILE]   (default: the chameleon SRAM in ../shared/data when present)
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine.raster as R  # noqa: E402
 import raster_vs_klayout as B  # noqa: E402
 
-STAGES = ["_classify", "_winding_complex", "_walk", "_rect_rows",
+STAGES = ["_classify", "_winding_complex", "_walk_rows", "_rect_rows",
           "_finish_gray", "_tiles_needed", "_tile_index", "_exact", "_finish_listed"]
 T = {}
 

@@ -374,7 +374,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     rectangle, then one pass sums them), and by the first row they meet into estart[ra + 1]
     (nrows + 1; see _rect_rows). others[:n]: the ids of the n relevant polygons other than
     axis-parallel rectangles, obox[:n] their boxes (read in sequence by _tile_index),
-    ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk reads in
+    ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk_poly reads in
     sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
     rectangles meeting a row, rectangles, -1), or (..., i) as soon as polygon i has offsets
     going back or past len(xy) or a coordinate that is not finite in pixel units (the caller
@@ -694,146 +694,175 @@ def _mark(pix, i, simple, owner, state):
 
 
 @kernel
-def _walk(uv, offsets, cls, orient, skiprect, others, nothers, nrows, ncols, acc, lacc, owner,
-          state):
-    """Accumulate the signed area right of every edge of simple polygons into acc (flat
-    nrows x (ncols+1), coverage = prefix sum along the row) and mark the pixels whose open
-    interior each polygon's boundary crosses (state / owner: none, the polygon, several /
-    complex; see _mark). skiprect: rectangles are left out (the union sweep in _finish_gray
-    does them): only the non-rectangles others[:nothers] are walked and a pixel's polygon is
-    marked by its position q in others (its box is obox[q] of _classify), else every polygon by
-    its id. Polygon q's vertices are uv[offsets[q]:offsets[q + 1]]: _classify's compact ouv /
-    ooff when skiprect. lacc (nrows+1, zeroed): row-difference buffer for edges left of the
-    window."""
+def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, state, rmask):
+    """Walk polygon i (vertices uv[offsets[q]:offsets[q + 1]], marked as q): accumulate the
+    signed area right of each of its edges into acc (rows of ncols + 1: coverage = prefix sum
+    along the row) and mark the pixels whose open interior its boundary crosses (state /
+    owner; see _mark). Image row r is row r & rmask of acc, owner and state (a ring of rows
+    when rmask + 1 is a power of two; rmask = -1: the whole image). lacc (nrows + 1):
+    row-difference buffer for edges left of the window, summed into acc's column 0 by the
+    caller."""
     W = ncols + 1
-    for q in range(nothers if skiprect else offsets.shape[0] - 1):
-        i = others[q] if skiprect else q
-        ci = cls[i]
-        if ci == 0:
+    ci = cls[i]
+    s, e = offsets[q], offsets[q + 1]
+    o = orient[i]
+    doacc = ci == 1
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+        if v0 == v1:
+            # horizontal: no area, but it crosses pixel interiors unless on a row line
+            if v0 <= 0.0 or v0 >= nrows:
+                continue
+            r = int(math.floor(v0))
+            if r == v0:
+                continue
+            lo, hi = min(u0, u1), max(u0, u1)
+            if hi <= 0.0 or lo >= ncols:
+                continue
+            ca = max(int(math.floor(lo)), 0)
+            cb = min(int(math.ceil(hi)) - 1, ncols - 1)
+            for c in range(ca, cb + 1):
+                _mark((r & rmask) * ncols + c, q, doacc, owner, state)
             continue
-        s, e = offsets[q], offsets[q + 1]
-        o = orient[i]
-        doacc = ci == 1
-        for k in range(s, e):
-            k2 = k + 1 if k + 1 < e else s
-            u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
-            if v0 == v1:
-                # horizontal: no area, but it crosses pixel interiors unless on a row line
-                if v0 <= 0.0 or v0 >= nrows:
-                    continue
-                r = int(math.floor(v0))
-                if r == v0:
-                    continue
-                lo, hi = min(u0, u1), max(u0, u1)
-                if hi <= 0.0 or lo >= ncols:
-                    continue
-                ca = max(int(math.floor(lo)), 0)
-                cb = min(int(math.ceil(hi)) - 1, ncols - 1)
-                for c in range(ca, cb + 1):
-                    _mark(r * ncols + c, q, doacc, owner, state)
-                continue
-            d = o if v1 > v0 else -o
-            if v0 > v1:
-                u0, v0, u1, v1 = u1, v1, u0, v0
-            if v1 <= 0.0 or v0 >= nrows:
-                continue
-            if min(u0, u1) >= ncols:
-                continue
-            ra = max(int(math.floor(v0)), 0)
-            rb = min(int(math.ceil(v1)) - 1, nrows - 1)
-            if max(u0, u1) <= 0.0:
-                # wholly left of the window: d x its height in each row, into column 0; the
-                # full rows between its end rows through the row-difference buffer lacc
-                if doacc and ra <= rb:
-                    acc[ra * W] += d * (min(v1, ra + 1.0) - max(v0, float(ra)))
-                    if rb > ra:
-                        acc[rb * W] += d * (min(v1, rb + 1.0) - max(v0, float(rb)))
-                        lacc[ra + 1] += d
-                        lacc[rb] -= d
-                continue
-            if u0 == u1:
-                # vertical: one column, hoisted out of the row loop
-                c = int(math.floor(u0))
-                fr = c + 1 - u0
-                inner = u0 != c
-                for r in range(ra, rb + 1):
-                    h = min(v1, r + 1.0) - max(v0, float(r))
-                    if h <= 0.0:
-                        continue
-                    if doacc:
-                        f = h * fr
-                        acc[r * W + c] += d * f
-                        acc[r * W + c + 1] += d * (h - f)
-                    if inner:
-                        _mark(r * ncols + c, q, doacc, owner, state)
-                continue
-            slope = (u1 - u0) / (v1 - v0)
+        d = o if v1 > v0 else -o
+        if v0 > v1:
+            u0, v0, u1, v1 = u1, v1, u0, v0
+        if v1 <= 0.0 or v0 >= nrows:
+            continue
+        if min(u0, u1) >= ncols:
+            continue
+        ra = max(int(math.floor(v0)), 0)
+        rb = min(int(math.ceil(v1)) - 1, nrows - 1)
+        if max(u0, u1) <= 0.0:
+            # wholly left of the window: d x its height in each row, into column 0; the
+            # full rows between its end rows through the row-difference buffer lacc
+            if doacc and ra <= rb:
+                acc[(ra & rmask) * W] += d * (min(v1, ra + 1.0) - max(v0, float(ra)))
+                if rb > ra:
+                    acc[(rb & rmask) * W] += d * (min(v1, rb + 1.0) - max(v0, float(rb)))
+                    lacc[ra + 1] += d
+                    lacc[rb] -= d
+            continue
+        if u0 == u1:
+            # vertical: one column, hoisted out of the row loop
+            c = int(math.floor(u0))
+            fr = c + 1 - u0
+            inner = u0 != c
             for r in range(ra, rb + 1):
-                va = max(v0, float(r))
-                vb = min(v1, float(r + 1))
-                h = vb - va
+                h = min(v1, r + 1.0) - max(v0, float(r))
                 if h <= 0.0:
                     continue
-                if u0 == u1:
-                    ua = u0
-                    ub = u0
+                if doacc:
+                    f = h * fr
+                    acc[(r & rmask) * W + c] += d * f
+                    acc[(r & rmask) * W + c + 1] += d * (h - f)
+                if inner:
+                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+            continue
+        slope = (u1 - u0) / (v1 - v0)
+        for r in range(ra, rb + 1):
+            va = max(v0, float(r))
+            vb = min(v1, float(r + 1))
+            h = vb - va
+            if h <= 0.0:
+                continue
+            if u0 == u1:
+                ua = u0
+                ub = u0
+            else:
+                ua = u0 + (va - v0) * slope if va != v0 else u0
+                ub = u0 + (vb - v0) * slope if vb != v1 else u1
+            rowb = (r & rmask) * W
+            lo, hi = min(ua, ub), max(ua, ub)
+            if lo >= ncols:
+                continue
+            if hi <= 0.0:
+                if doacc:
+                    acc[rowb] += d * h
+                continue
+            if ua == ub:
+                c = int(math.floor(ua))
+                if doacc:
+                    f = h * (c + 1 - ua)
+                    acc[rowb + c] += d * f
+                    acc[rowb + c + 1] += d * (h - f)
+                if ua != c:
+                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                continue
+            # slanted: walk from the low-u end to the high-u end
+            if ua <= ub:
+                su, sv, eu, ev = ua, va, ub, vb
+            else:
+                su, sv, eu, ev = ub, vb, ua, va
+            dvdu = (ev - sv) / (eu - su)
+            cu = su
+            cv = sv
+            if cu < 0.0:
+                nv = sv + (0.0 - su) * dvdu
+                if doacc:
+                    acc[rowb] += d * abs(nv - cv)
+                cu = 0.0
+                cv = nv
+            c = int(math.floor(cu))
+            while cu < eu and c < ncols:
+                if c + 1 >= eu:
+                    nu = eu
+                    nv = ev
                 else:
-                    ua = u0 + (va - v0) * slope if va != v0 else u0
-                    ub = u0 + (vb - v0) * slope if vb != v1 else u1
-                rowb = r * W
-                lo, hi = min(ua, ub), max(ua, ub)
-                if lo >= ncols:
-                    continue
-                if hi <= 0.0:
-                    if doacc:
-                        acc[rowb] += d * h
-                    continue
-                if ua == ub:
-                    c = int(math.floor(ua))
-                    if doacc:
-                        f = h * (c + 1 - ua)
-                        acc[rowb + c] += d * f
-                        acc[rowb + c + 1] += d * (h - f)
-                    if ua != c:
-                        _mark(r * ncols + c, q, doacc, owner, state)
-                    continue
-                # slanted: walk from the low-u end to the high-u end
-                if ua <= ub:
-                    su, sv, eu, ev = ua, va, ub, vb
-                else:
-                    su, sv, eu, ev = ub, vb, ua, va
-                dvdu = (ev - sv) / (eu - su)
-                cu = su
-                cv = sv
-                if cu < 0.0:
-                    nv = sv + (0.0 - su) * dvdu
-                    if doacc:
-                        acc[rowb] += d * abs(nv - cv)
-                    cu = 0.0
-                    cv = nv
-                c = int(math.floor(cu))
-                while cu < eu and c < ncols:
-                    if c + 1 >= eu:
-                        nu = eu
-                        nv = ev
-                    else:
-                        nu = float(c + 1)
-                        nv = sv + (nu - su) * dvdu
-                    hs = abs(nv - cv)
-                    if doacc:
-                        f = hs * (c + 1 - 0.5 * (cu + nu))
-                        acc[rowb + c] += d * f
-                        acc[rowb + c + 1] += d * (hs - f)
-                    if hs > 0.0 or nu > cu:
-                        _mark(r * ncols + c, q, doacc, owner, state)
-                    cu = nu
-                    cv = nv
-                    c += 1
-    run = 0.0
+                    nu = float(c + 1)
+                    nv = sv + (nu - su) * dvdu
+                hs = abs(nv - cv)
+                if doacc:
+                    f = hs * (c + 1 - 0.5 * (cu + nu))
+                    acc[rowb + c] += d * f
+                    acc[rowb + c + 1] += d * (hs - f)
+                if hs > 0.0 or nu > cu:
+                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                cu = nu
+                cv = nv
+                c += 1
+
+
+@kernel
+def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, wstart, wlist):
+    """The polygons the gray pass walks (skiprect: the non-rectangles others[:nothers], by
+    their position q there, boxes obox; else every relevant polygon, by its id q, boxes bbox:
+    wbox[q] either way, read in sequence) grouped by the first pixel row they meet (a stable
+    counting sort: group r is wlist[wstart[r]:wstart[r + 1]]), so that the finishing pass
+    walks each just before its first row. Returns the most rows one of them meets (the ring
+    of rows it needs)."""
+    for r in range(nrows + 1):
+        wstart[r] = 0
+    n = nothers if skiprect else cls.shape[0]
+    most = 0
+    for q in range(n):
+        if skiprect or cls[q] != 0:     # others are all relevant
+            ra, rb = _walk_span(wbox, q, nrows)
+            if ra <= rb:
+                wstart[ra + 1] += 1
+                most = max(most, rb - ra + 1)
     for r in range(nrows):
-        run += lacc[r]
-        acc[r * W] += run
-    return 0
+        wstart[r + 1] += wstart[r]
+    for q in range(n):
+        if skiprect or cls[q] != 0:
+            ra, rb = _walk_span(wbox, q, nrows)
+            if ra <= rb:
+                wlist[wstart[ra]] = q
+                wstart[ra] += 1
+    for r in range(nrows, 0, -1):
+        wstart[r] = wstart[r - 1]
+    wstart[0] = 0
+    return most
+
+
+@njit(inline="always", _nrt=False)
+def _walk_span(bbox, i, nrows):
+    """The pixel rows ra..rb (clamped to the image) that the edges of the polygon of box
+    bbox[i] can touch."""
+    ra = int(math.floor(min(max(bbox[i, 2], 0.0), float(nrows))))
+    rb = int(math.ceil(min(max(bbox[i, 3], 0.0), float(nrows)))) - 1
+    return ra, min(rb, nrows - 1)
 
 
 @njit(inline="always", _nrt=False)
@@ -1910,16 +1939,19 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
 
 
 @kernel
-def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, owner, state,
-                 count2, has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert,
-                 flip_x, flip_y, out, lanes):
+def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, wuv, woff, cls, orient,
+                 others, wstart, wlist, acc, lacc, owner, state, rmask, count2, has_complex, cov,
+                 fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert, flip_x, flip_y, out,
+                 lanes):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
     rsweep: each row's rectangles, _row_pieces into rq / ri[nr + (r & 1) (most + 1):] from the
     previous row's list and its group (rq flat, rb the same memory as (n, 4): nr rectangles in
     groups, _rect_rows, then two rows' lists of up to most each and a spare slot), then its
     union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed)) and the other
-    simple polygons' signed-area sum s (acc; acc and state are left zero, so running again
-    needs a new _walk first). A pixel crossed by no other boundary: 1 when
+    simple polygons' signed-area sum s (acc: the polygons of _walk_rows' group r, vertices
+    wuv / woff, are walked (_walk_poly) just before row r, into rings of rows of acc, owner and
+    state (row r at r & rmask; each row left zero once done) that stay in cache; lacc is zeroed
+    here). A pixel crossed by no other boundary: 1 when
     covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one simple polygon:
     1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the polygons
     covering the whole pixel) when cR is 0 or 1 or s >= 1 (or there are no rectangles), else
@@ -1938,7 +1970,17 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
     nr = rb.shape[0] - 2 * (most + 1)    # rb[:nr]: the groups; then the two rows' lists
     gstart[0] = 0
     inv = 255 if invert else 0
+    for r in range(nrows + 1):
+        lacc[r] = 0.0
+    run = 0.0
     for r in range(nrows):
+        for k in range(wstart[r], wstart[r + 1]):
+            q = wlist[k]
+            _walk_poly(q, others[q] if rsweep else q, wuv, woff, cls, orient, nrows, ncols, acc,
+                       lacc, owner, state, rmask)
+        rr = r & rmask
+        run += lacc[r]
+        acc[rr * W] += run
         b = r * ncols
         orow = out[nrows - 1 - r if flip_y else r]
         dst = nr + (r & 1) * (most + 1)
@@ -1948,12 +1990,12 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, acc, ow
             _sweep_row(r, ncols, nact, rb[dst:dst + nact], rowacc, ae, ay0, ay1)
             rowacc[ncols] = 0.0
         nf0 = nf
-        a = acc[r * W:r * W + ncols]
-        ow = owner[b:b + ncols]
-        st = state[b:b + ncols]
+        a = acc[rr * W:rr * W + ncols]
+        ow = owner[rr * ncols:(rr + 1) * ncols]
+        st = state[rr * ncols:(rr + 1) * ncols]
         nf = _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, fpix,
                          fown, orow, inv, nf, lanes)
-        acc[r * W + ncols] = 0.0
+        acc[rr * W + ncols] = 0.0
         if rsweep and nf > nf0:
             nf, ng = _gather(rb[dst:dst + nact], ri[dst:dst + nact], nact, wm, r, b, fpix, fown,
                              cov, nf0, nf, obox, orow, inv, gstart, gb, gid, ng, G)
@@ -2099,17 +2141,20 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
     return np.packbits(img, axis=1) if cols else np.zeros((rows, 0), dtype=np.uint8)
 
 
-def _gray_walk(sc, walk):
-    """Gray: the other simple polygons' signed areas and crossed pixels (_walk) into zeroed
-    acc, owner, state; walk = (vertices, offsets, cls, orient, rsweep, others, nother, rows,
-    cols). _finish_gray leaves acc and state zero (see _raster_into), so their fill is skipped
-    the next time."""
-    rows, cols = walk[-2:]
-    acc = sc.zeroed("acc", rows * (cols + 1), np.float32)
-    owner = sc.get("owner", rows * cols, np.int32)
-    state = sc.zeroed("state", rows * cols, np.uint8)
-    _walk(*walk, acc, sc.get("lacc", rows + 1, np.float64, zero=True), owner, state)
-    return acc, owner, state
+def _gray_rings(sc, rsweep, cls, wbox, others, nother, rows, cols):
+    """Gray: the walked polygons grouped by first row (_walk_rows) and the rings of rows of
+    acc, owner and state they need (rows: a power of two at least the most rows one polygon
+    meets, or the whole image; acc and state zeroed, their fill skipped when the last call
+    left them zero). Returns (wstart, wlist, acc, owner, state, rmask)."""
+    wstart = sc.get("wstart", rows + 1, np.int64)
+    wlist = sc.get("wlist", nother if rsweep else cls.shape[0], np.int32)
+    span = _walk_rows(cls, wbox, others, nother, rsweep, rows, wstart, wlist)
+    ring = 1 << max(span - 1, 0).bit_length()
+    hrows, rmask = (rows, -1) if ring >= rows else (ring, ring - 1)
+    acc = sc.zeroed("acc", hrows * (cols + 1), np.float32)
+    owner = sc.get("owner", hrows * cols, np.int32)
+    state = sc.zeroed("state", hrows * cols, np.uint8)
+    return wstart, wlist, acc, owner, state, rmask
 
 
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
@@ -2161,9 +2206,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         local = sc.get("local", (rows + 1) * cols, np.int32)
         _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
-    walk = (ouv, ooff) if rsweep else (uv, off)
-    walk += (cls, orient, rsweep, others, nother, rows, cols)
-    acc, owner, state = _gray_walk(sc, walk)
+    rings = _gray_rings(sc, rsweep, cls, obox if rsweep else bbox, others, nother, rows, cols)
+    acc, state = rings[2], rings[4]
+    walk = ((ouv, ooff) if rsweep else (uv, off)) + (cls, orient, others) + rings[:3]
+    walk += (sc.get("lacc", rows + 1, np.float64),) + rings[3:]
     if rsweep:
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
@@ -2188,14 +2234,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     while True:
         gb = sc.get("gb", 4 * cap, np.float64).reshape(-1, 4)
         gid = sc.get("gid", cap, np.int32)
-        nflag, ng = _finish_gray(rsweep, estart, rq, rb, ri, most, *act, rowacc, acc, owner,
-                                 state, count2, bool(ncomplex), cov, fpix, fown, obox, gstart, gb,
-                                 gid, rows, cols, invert, flip_x, flip_y, img,
+        nflag, ng = _finish_gray(rsweep, estart, rq, rb, ri, most, *act, rowacc, *walk, count2,
+                                 bool(ncomplex), cov, fpix, fown, obox, gstart, gb, gid, rows,
+                                 cols, invert, flip_x, flip_y, img,
                                  sc.get("lanes", 2 * LANES, np.float32))
         if ng <= gb.shape[0]:
             break
         cap = ng
-        acc, owner, state = _gray_walk(sc, walk)    # the finishing pass cleared them
     for name, buf in (("acc", acc), ("state", state), ("rowacc", rowacc)):
         sc.kept_zero(name, buf.shape[0])
     if not nflag:

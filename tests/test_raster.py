@@ -550,6 +550,35 @@ def test_rect_sweep_against_general_and_klayout(monkeypatch):
         assert np.abs(got[1] - got[3]).max() <= 1, name
 
 
+@pytest.mark.parametrize("tall", [False, True])
+def test_walk_ring_of_rows(tall):
+    """The gray pass walks each non-rectangle just before its first pixel row, into rings of
+    rows as tall as the tallest one (a power of two): slanted quads and triangles 1-40 pixels
+    tall, some starting above the window, ending below it or reaching left of it (the
+    row-difference buffer), over rectangles, equal KLayout's coverage within one level; tall:
+    one polygon spans every row, so the ring is the whole image."""
+    rng = np.random.default_rng(41 + tall)
+    polys = []
+    for _ in range(300):
+        x, y = rng.integers(-60, 1500), rng.integers(-60, 1100)
+        w, h = rng.integers(5, 120), rng.integers(5, 400)
+        k = rng.integers(3)
+        if k == 0:
+            polys.append(box(x, y, x + w, y + h))
+        elif k == 1:
+            polys.append([(x, y), (x + w, y), (x + w // 2, y + h)])
+        else:
+            polys.append([(x, y), (x + w, y + h // 3), (x + w + 7, y + h), (x - 9, y + h)])
+    if tall:
+        polys.append([(300, -50), (420, -50), (380, 1200), (330, 1200)])
+    check(polys, (0, 1000), (10, 10), (100, 150))
+    check(polys, (-3, 997), (7, 11), (90, 160), win_frac=(0.3, 0.6))
+    sc = Scratch()
+    rasterize(to_polygons(polys, DBU), (0, 0, 1.5, 1.0), 0.01, mode="gray", scratch=sc)
+    ring = sc.capacity("state") // 150
+    assert ring == 100 if tall else ring == 64, ring     # the tallest polygon: 41 rows
+
+
 @pytest.mark.parametrize("gather", [1, 4096])
 def test_rect_rows_any_order(monkeypatch, gather):
     """The rectangles are grouped by first row and sorted by left side within each group, then
