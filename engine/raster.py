@@ -1533,7 +1533,7 @@ def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip
     voff[q]:voff[q + 1]: _classify's compact copy when rsweep, read far less scattered than uv
     / offsets, which the local sweep reads by polygon id). A pixel crossed by
     one other polygon only (owner >= 0: its position in tbox, and in others when rsweep; see
-    _walk) meets no other one but the rectangles (a polygon meeting it without crossing it
+    _walk_poly) meets no other one but the rectangles (a polygon meeting it without crossing it
     would cover all of it: such pixels are never listed); when its box overlaps theirs and
     clip, its covered area is the rectangles' union plus the polygon's area minus the
     polygon's area inside that union (_clip_cover), else (and for every other pixel whose sum
