@@ -1,6 +1,7 @@
 """Interleaved A/B of the rasterizer: engine/raster.py at a git revision against the working tree,
-both loaded in ONE process and called alternately on the same windows (the raster_vs_klayout
-ones), so that the slow drifts of a shared machine hit both alike. Prints the best and median CPU
+both loaded in ONE process (with the base's own engine/simd.py when it has one) and called
+alternately on the same windows (the raster_vs_klayout ones), so that the slow drifts of a
+shared machine hit both alike. Prints the best and median CPU
 ms per window of each and the largest gray/binary difference between their images.
 
     python bench/raster_ab.py --base REV [--mode gray] [--repeats 21] [--cases L2000,L200000]
@@ -32,15 +33,27 @@ import engine.raster as now  # noqa: E402
 import raster_vs_klayout as B  # noqa: E402
 
 
+def _write(path, text):
+    if not os.path.exists(path) or open(path).read() != text:   # keeps numba's cache valid
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def load_base(rev):
     src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/raster.py"], check=True,
                          capture_output=True, text=True).stdout
     d = os.path.join(tempfile.gettempdir(), f"clipmill_raster_{rev}")
     os.makedirs(d, exist_ok=True)
+    simd = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/simd.py"],
+                          capture_output=True, text=True)
+    if simd.returncode == 0:    # the base's own vector kernels, not the working tree's
+        _write(os.path.join(d, "simd_base.py"), simd.stdout)
+        spec = importlib.util.spec_from_file_location("simd_base", os.path.join(d, "simd_base.py"))
+        sys.modules["simd_base"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["simd_base"])
+        src = src.replace("from engine.simd import", "from simd_base import")
     path = os.path.join(d, "raster_base.py")
-    if not os.path.exists(path) or open(path).read() != src:
-        with open(path, "w") as f:
-            f.write(src)
+    _write(path, src)
     spec = importlib.util.spec_from_file_location("raster_base", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["raster_base"] = mod   # numba's on-disk cache finds the module by name
