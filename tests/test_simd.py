@@ -155,3 +155,28 @@ def test_reused_scratch_left_zero(monkeypatch, gather):
         assert sc._clean, "the gray pass should hand buffers back zero"
         for name, n in sc._clean.items():
             assert not sc._bufs[name][:n].any(), name
+
+
+@pytest.mark.parametrize("cols", [16, 53, 160])
+def test_vector_rows_flips_invert(cols):
+    """Rows of 16 pixels and more take the vector blocks (with a scalar tail when the width is
+    not a multiple of LANES): flip_x, flip_y and invert give the mirrored / complemented image
+    of the plain one, also into a caller's out array, and the image equals KLayout's coverage
+    within one level (tests/test_raster.py's reference)."""
+    from test_raster import kl_coverage
+    rng = np.random.default_rng(cols)
+    p = _layout(rng, 300, 2.0)
+    win = (0.1, 0.2, 0.1 + cols * 0.01, 1.5)
+    sc = R.Scratch()
+    a = R.rasterize(p, win, 0.01, mode="gray", scratch=sc)
+    assert a.shape == (130, cols)
+    assert (R.rasterize(p, win, 0.01, mode="gray", flip_x=True, scratch=sc) == a[:, ::-1]).all()
+    assert (R.rasterize(p, win, 0.01, mode="gray", flip_y=True, scratch=sc) == a[::-1]).all()
+    assert (R.rasterize(p, win, 0.01, mode="gray", invert=True, scratch=sc) == 255 - a).all()
+    out = np.full(a.shape, 7, np.uint8)
+    r = R.rasterize(p, win, 0.01, mode="gray", flip_x=True, flip_y=True, out=out, scratch=sc)
+    assert r is out and (out == a[::-1, ::-1]).all()
+    polys = [np.round(p.xy[p.offsets[k]:p.offsets[k + 1]] * 1000).astype(np.int64)
+             for k in range(len(p.offsets) - 1)]
+    cov = kl_coverage(polys, (100, 1500), (10, 10), a.shape)
+    assert np.abs(a.astype(int) - np.floor(255 * cov + 0.5)).max() <= 1
