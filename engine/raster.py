@@ -1421,72 +1421,62 @@ def _add_box(vuv, vs, ve, orient, rect, u0, u1, v0, v1, i, fc, fr, skip, plocal,
     return n + 1
 
 
+@njit(inline="always", _nrt=False)
+def _clamped_integral(ya, yb, y0, y1):
+    """Mean over t in [0, 1] of min(max(ya + t (yb - ya), y0), y1) - y0: the pieces of the
+    segment below y0, between and above y1 (split where it crosses them) each taken at its
+    middle, where the clamped value is exact on average (linear or constant on each)."""
+    if ya == yb:
+        return min(max(ya, y0), y1) - y0
+    inv = 1.0 / (yb - ya)
+    ta = min(max((y0 - ya) * inv, 0.0), 1.0)
+    tb = min(max((y1 - ya) * inv, 0.0), 1.0)
+    t1 = min(ta, tb)
+    t2 = max(ta, tb)
+    dy = yb - ya
+    m = 0.0
+    m += t1 * (min(max(ya + 0.5 * t1 * dy, y0), y1) - y0)
+    m += (t2 - t1) * (min(max(ya + 0.5 * (t1 + t2) * dy, y0), y1) - y0)
+    m += (1.0 - t2) * (min(max(ya + 0.5 * (t2 + 1.0) * dy, y0), y1) - y0)
+    return m
+
+
 @kernel
-def _clip_area(uv, s, e, x0, x1, y0, y1, au, av, bu, bv):
-    """Area of the simple polygon uv[s:e] inside the box [x0, x1] x [y0, y1] (Sutherland-Hodgman
-    against the box's 4 sides, exact for any simple polygon as the box is convex; coordinates
-    taken relative to (x0, y0)). au, av, bu, bv: scratch; -1.0 when they are too short."""
-    cap = au.shape[0]
-    nv = e - s
-    if nv > cap:
-        return -1.0
-    for k in range(nv):
-        au[k] = uv[s + k, 0] - x0
-        av[k] = uv[s + k, 1] - y0
-    for side in range(4):
-        if nv == 0:
-            return 0.0
-        axis = side >> 1                    # 0: u, 1: v
-        bound = 0.0 if side % 2 == 0 else (x1 - x0 if axis == 0 else y1 - y0)
-        sg = 1.0 if side % 2 == 0 else -1.0  # keep sg * (coordinate - bound) >= 0
-        nout = 0
-        pu = au[nv - 1]
-        pv = av[nv - 1]
-        pin = sg * ((pu if axis == 0 else pv) - bound) >= 0.0
-        for k in range(nv):
-            cu = au[k]
-            cv = av[k]
-            cin = sg * ((cu if axis == 0 else cv) - bound) >= 0.0
-            if cin != pin:
-                if nout >= cap:
-                    return -1.0
-                if axis == 0:
-                    bu[nout] = bound
-                    bv[nout] = pv + (bound - pu) * (cv - pv) / (cu - pu)
-                else:
-                    bu[nout] = pu + (bound - pv) * (cu - pu) / (cv - pv)
-                    bv[nout] = bound
-                nout += 1
-            if cin:
-                if nout >= cap:
-                    return -1.0
-                bu[nout] = cu
-                bv[nout] = cv
-                nout += 1
-            pu = cu
-            pv = cv
-            pin = cin
-        au, bu = bu, au
-        av, bv = bv, av
-        nv = nout
+def _clip_area(uv, s, e, x0, x1, y0, y1):
+    """Area of the simple polygon uv[s:e] inside the box [x0, x1] x [y0, y1]: the trapezoid
+    rule with every edge's second coordinate clamped to [y0, y1] and its first clipped to
+    [x0, x1] (along any line x = const in the box, the polygon's part is the signed sum of its
+    boundary crossings clamped to the box, so this is exact for any simple polygon)."""
     area = 0.0
-    for k in range(nv):
-        k2 = k + 1 if k + 1 < nv else 0
-        area += au[k] * av[k2] - au[k2] * av[k]
-    return 0.5 * abs(area)
+    for k in range(s, e):
+        k2 = k + 1 if k + 1 < e else s
+        xa, ya, xb, yb = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
+        if xa == xb:
+            continue
+        sg = 1.0
+        if xb < xa:
+            xa, ya, xb, yb = xb, yb, xa, ya
+            sg = -1.0
+        lo = max(xa, x0)
+        hi = min(xb, x1)
+        if hi <= lo:
+            continue
+        slope = (yb - ya) / (xb - xa)
+        ylo = ya if lo == xa else ya + (lo - xa) * slope
+        yhi = yb if hi == xb else ya + (hi - xa) * slope
+        area += sg * (hi - lo) * _clamped_integral(ylo, yhi, y0, y1)
+    return abs(area)
 
 
 @kernel
-def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
+def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1):
     """Covered fraction of pixel (fc, fr) by the union of the simple polygon P = uv[s:e] (box
     bx[0], clipped to the pixel) and the boxes bx[1:n] (rectangles clipped to the pixel):
     A(U) + A(P in pixel) - A(P in U), U the union of the boxes cut into disjoint boxes (strips
     between their u ends, intervals merged in each), each meeting P's box clipped against P
-    (_clip_area). -1.0 when the scratch is too short."""
+    (_clip_area)."""
     m = _box_breaks(bx, 1, n, xb)
-    ap = _clip_area(uv, s, e, fc, fc + 1.0, fr, fr + 1.0, au, av, bu, bv)
-    if ap < 0.0:
-        return -1.0
+    ap = _clip_area(uv, s, e, fc, fc + 1.0, fr, fr + 1.0)
     cr = 0.0
     for t in range(m - 1):
         xa = xb[t]
@@ -1505,10 +1495,7 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1, au, av, bu, bv):
             if cb > ca:
                 cr += (cb - ca) * (xe - xa)
                 if xa < bx[0, 1] and bx[0, 0] < xe and ca < bx[0, 3] and bx[0, 2] < cb:
-                    a = _clip_area(uv, s, e, xa, xe, ca, cb, au, av, bu, bv)
-                    if a < 0.0:
-                        return -1.0
-                    cr -= a
+                    cr -= _clip_area(uv, s, e, xa, xe, ca, cb)
             if z < q:
                 ca = iv0[z]
                 cb = iv1[z]
@@ -1613,11 +1600,9 @@ def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip
             continue
         if clip and rsweep and qo >= 0:
             # one simple polygon and rectangles: clipped areas (no sweep)
-            a = _clip_cover(vuv, voff[qo], voff[qo + 1], bx, npoly, fc, fr_, xb, iv0, iv1,
-                            pu0, pv0, pu1, pv1)
-            if a >= 0.0:
-                cov[k] = min(max(a, 0.0), 1.0)
-                continue
+            a = _clip_cover(vuv, voff[qo], voff[qo + 1], bx, npoly, fc, fr_, xb, iv0, iv1)
+            cov[k] = min(max(a, 0.0), 1.0)
+            continue
         # pieces clipped to the pixel; parts left of it projected onto its left side
         m = 0
         fr = float(r)

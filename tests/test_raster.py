@@ -659,7 +659,6 @@ def test_clip_area_and_cover_against_klayout():
     anywhere in the pixel."""
     from engine.raster import _clip_area, _clip_cover
     rng = np.random.default_rng(41)
-    scr = [np.empty(64) for _ in range(4)]
     xb, iv0, iv1 = np.empty(64), np.empty(32), np.empty(32)
     tested = 0
     for trial in range(300):
@@ -670,7 +669,7 @@ def test_clip_area_and_cover_against_klayout():
         uv = poly.astype(np.float64) / 100.0
         (x0, x1), (y0, y1) = sorted(rng.integers(-20, 120, 2)), sorted(rng.integers(-20, 120, 2))
         if x1 > x0 and y1 > y0:
-            got = _clip_area(uv, 0, len(uv), x0 / 100, x1 / 100, y0 / 100, y1 / 100, *scr)
+            got = _clip_area(uv, 0, len(uv), x0 / 100, x1 / 100, y0 / 100, y1 / 100)
             want = _kl_area([poly], [], (x0, y0, x1, y1)) / 1e4
             assert abs(got - want) < 1e-6, (trial, got, want)
         bxs = []
@@ -681,7 +680,7 @@ def test_clip_area_and_cover_against_klayout():
         lo, hi = poly.min(0).clip(0, 100), poly.max(0).clip(0, 100)
         bx = np.array([[lo[0], hi[0], lo[1], hi[1]]] + [[a, b, c, d] for a, c, b, d in bxs],
                       dtype=np.float64) / 100.0
-        got = _clip_cover(uv, 0, len(uv), bx, len(bx), 0.0, 0.0, xb, iv0, iv1, *scr)
+        got = _clip_cover(uv, 0, len(uv), bx, len(bx), 0.0, 0.0, xb, iv0, iv1)
         want = _kl_area([poly], bxs, (0, 0, 100, 100)) / 1e4
         assert abs(got - want) < 1e-6, (trial, got, want)
         tested += 1
