@@ -1503,9 +1503,9 @@ def _clip_cover(uv, s, e, bx, n, fc, fr, xb, iv0, iv1):
 
 
 @kernel
-def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown,
-           tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag, cov, plocal,
-           pv, pu0, pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
+def _exact(vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip, fpix, fown, tsh, ntc,
+           tstart, tlist, tbox, others, gstart, gb, gid, k_start, nflag, cov, plocal, pv, pu0,
+           pv0, pu1, pv1, pd, pj, vs, xs, xd, xj, wcur, bx, xb, iv0, iv1, need):
     """Covered fraction of the union inside each listed pixel fpix[k_start:nflag] into cov[k],
     which holds on entry the sum of the pixel's partial coverages (the union of the rectangles
     when rsweep, plus the signed-area sums of the other simple polygons): kept when that sum is
@@ -1517,8 +1517,9 @@ def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip
     _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each
     box is checked against those already taken as it is added (_add_box; pv, scratch like
     plocal: each one's range of vertices in vuv, which holds those of tbox[q] at
-    voff[q]:voff[q + 1]: _classify's compact copy when rsweep, read far less scattered than uv
-    / offsets, which the local sweep reads by polygon id). A pixel crossed by
+    voff[q]:voff[q + 1]: _classify's compact copy when rsweep, read far less scattered than the
+    caller's uv; the local sweep reads them there too, and takes a rectangle's two sides from
+    its clipped box). A pixel crossed by
     one other polygon only (owner >= 0: its position in tbox, and in others when rsweep; see
     _walk_poly) meets no other one but the rectangles (a polygon meeting it without crossing it
     would cover all of it: such pixels are never listed); when its box overlaps theirs and
@@ -1613,12 +1614,28 @@ def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip
         full = False
         for jj in range(npoly):
             i = plocal[jj]
-            s, e = offsets[i], offsets[i + 1]
+            if rect[i] == 1:
+                # an axis-parallel rectangle: its box clipped to the pixel (not the full pixel:
+                # fullrect), i.e. its two sides as pieces (read from bx, not from uv)
+                if m + 2 > P:
+                    overflow = True
+                    m += 2
+                    continue
+                for side in range(2):
+                    pu0[m] = bx[jj, side]
+                    pu1[m] = bx[jj, side]
+                    pv0[m] = bx[jj, 2]
+                    pv1[m] = bx[jj, 3]
+                    pd[m] = 1 - 2 * side
+                    pj[m] = jj
+                    m += 1
+                continue
+            s, e = pv[jj, 0], pv[jj, 1]     # its vertices in vuv (compact when rsweep)
             mstart = m
             meets = False   # does the boundary of i meet the open pixel?
             for q in range(s, e):
                 q2 = q + 1 if q + 1 < e else s
-                u0, v0, u1, v1 = uv[q, 0], uv[q, 1], uv[q2, 0], uv[q2, 1]
+                u0, v0, u1, v1 = vuv[q, 0], vuv[q, 1], vuv[q2, 0], vuv[q2, 1]
                 if v0 == v1:
                     if fr < v0 < fr1 and min(u0, u1) < cr and max(u0, u1) > cl:
                         meets = True
@@ -1685,7 +1702,7 @@ def _exact(uv, offsets, vuv, voff, cls, orient, rect, nrows, ncols, rsweep, clip
                 # i is constant on the pixel (its centre is >= 1/2 pixel from i's boundary):
                 # all of it or none of it
                 m = mstart
-                if _centre_winding(uv, s, e, r, c, ncols) != 0:
+                if _centre_winding(vuv, s, e, r, c, ncols) != 0:
                     full = True
                     break
         if full:
@@ -2261,10 +2278,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         xb = sc.get("xb", 2 * cap_k, np.float64)
         iv0 = sc.get("iv0", cap_k, np.float64)
         iv1 = sc.get("iv1", cap_k, np.float64)
-        k = _exact(uv, off, vuv, voff, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix,
-                   fown, tsh, ntc, tstart, tlist, tbox, others, gstart, gb, gid, k, nflag, cov,
-                   plocal, sc.get("pv", 2 * cap_k, np.int64).reshape(-1, 2), *bufs, vs, xs, xd,
-                   xj, wcur, bx, xb, iv0, iv1, need)
+        k = _exact(vuv, voff, cls, orient, rect, rows, cols, rsweep, CLIP_COVER, fpix, fown, tsh,
+                   ntc, tstart, tlist, tbox, others, gstart, gb, gid, k, nflag, cov, plocal,
+                   sc.get("pv", 2 * cap_k, np.int64).reshape(-1, 2), *bufs, vs, xs, xd, xj,
+                   wcur, bx, xb, iv0, iv1, need)
         if k < nflag:
             caps = [max(cap_p, int(need[0]) + 16), max(cap_v, int(need[1]) + 16),
                     max(cap_k, int(need[2]) + 4)]
