@@ -77,10 +77,13 @@ How (all numba kernels, scratch reused):
   active sorted by their lower end and L is the length of the union of their intervals.
   Exact for any overlap, no per-pixel bookkeeping.
 * gray, other polygons (walked from a compact copy of their vertices that _classify writes):
-  per edge piece, the exact signed area right of it goes into an image-sized accumulation
-  buffer and each pixel records which simple polygon's boundary crosses it, or "several" (no
-  per-pixel lists).
-* gray, finishing (one pass, prefix sums fused): a pixel crossed by no other boundary is 1 when
+  grouped by the first pixel row they meet and walked inside the finishing pass just before
+  that row, into rings of rows (as tall as the tallest of them, a power of two; the whole
+  image when one spans it) that stay in cache: per edge piece, the exact signed area right of
+  it goes into an accumulation buffer and each pixel records which simple polygon's boundary
+  crosses it, or "several" (no per-pixel lists).
+* gray, finishing (one pass, prefix sums fused; 16 pixels a step in explicit vector code,
+  engine.simd, float32 sums): a pixel crossed by no other boundary is 1 when
   a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
@@ -96,9 +99,10 @@ How (all numba kernels, scratch reused):
   (pairs of rectangles excepted: their union is in cR; convex pairs separated by an edge line
   count as apart), the sum is exact; otherwise the pixel's covered area is computed alone: the
   union of boxes for rectangles only; for one simple polygon P over rectangles, A(union of the
-  boxes) + A(P in the pixel) - A(P in that union), the union cut into disjoint boxes and P
-  clipped to each one meeting its box (Sutherland-Hodgman, exact for a simple polygon against
-  a box); else the polygons' edges clipped to the pixel (parts left of it projected onto its
+  boxes) + A(P in the pixel) - A(P in that union), the union cut into disjoint boxes and P's
+  area in each one meeting its box (the trapezoid rule over P's edges clipped to the box's u
+  range, their v clamped to it: exact for a simple polygon); else the polygons' edges (a
+  rectangle's two sides from its box) clipped to the pixel (parts left of it projected onto its
   left side), where a polygon whose boundary misses the open pixel is constant there (its
   centre winding says all or nothing), are swept in sub-bands split at every end point and
   crossing, tracking each polygon's own winding.
