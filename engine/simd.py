@@ -44,6 +44,7 @@ def _vec_ptr(context, builder, aty, aval, idx, vty):
 
 
 def _splat(builder, x, vty):
+    """The scalar x in every lane of a vector of type vty."""
     undef = ir.Constant(vty, ir.Undefined)
     return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(_I32, 0)), undef,
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
@@ -63,10 +64,12 @@ def _scan(builder, v):
 
 
 def _is_row(ty, dtype):
+    """ty is a C-contiguous 1-d array of dtype (the blocks address it as flat memory)."""
     return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype == dtype
 
 
 def _clamp01(builder, v):
+    """v clamped to [0, 1] lane by lane."""
     zero = ir.Constant(_VF, [0.0] * LANES)
     one = ir.Constant(_VF, [1.0] * LANES)
     v = builder.select(builder.fcmp_ordered(">", v, zero), v, zero)
@@ -74,6 +77,7 @@ def _clamp01(builder, v):
 
 
 def _splat_f(builder, x):
+    """The float x (float32 or float64) as float32 in every lane."""
     return _splat(builder, builder.fptrunc(x, _F32) if x.type != _F32 else x, _VF)
 
 
