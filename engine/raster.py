@@ -1934,7 +1934,7 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
         c0 = ncols - ncols % LANES
     for c in range(c0, ncols):
         s += a[c]
-        sr += rowacc[c]     # all zero when not rsweep
+        sr += np.float32(rowacc[c])     # all zero when not rsweep; sums stay float32
         t = st[c]
         a[c] = 0.0
         rowacc[c] = 0.0
