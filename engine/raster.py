@@ -88,8 +88,8 @@ How (all numba kernels, scratch reused):
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
   rectangles meeting a listed pixel are gathered from its row's list at the end of the row
-  (two cursors); a pixel crossed by one polygon whose box, clipped to the pixel, meets none
-  of theirs is settled there (the sum is exact). The other listed pixels get their other
+  (two galloping cursors); a pixel crossed by one polygon whose box, clipped to the pixel,
+  meets none of theirs is settled there first (the sum is exact). The other listed pixels get their other
   polygons from a tile index (CSR of the non-rectangles per tile of
   1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels from the
   non-rectangles' ids and boxes that _classify lists in sequence; shifts, never integer
@@ -1816,65 +1816,75 @@ def _put(out, r, c, nrows, ncols, f, invert, flip_x, flip_y):
 
 
 @njit(inline="always", _nrt=False)
+def _advance(pcs, j, n, x):
+    """The first index from j to n whose entry pcs[:, 0] (sorted) is not below x: a galloping
+    search (steps 1, 2, 4, ... then a bisection), so that a cursor passing many entries
+    between two listed pixels costs their logarithm, not their number."""
+    if j >= n or pcs[j, 0] >= x:
+        return j
+    lo = j          # pcs[lo, 0] < x
+    step = 1
+    hi = j + 1
+    while hi < n and pcs[hi, 0] < x:
+        lo = hi
+        step <<= 1
+        hi = lo + step
+    hi = min(hi, n)
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if pcs[mid, 0] < x:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@njit(inline="always", _nrt=False)
 def _gather(pcs, pid, n, wm, r, b, fpix, fown, cov, k0, k1, obox, orow, inv, gstart, gb, gid,
             ng, G):
     """The rectangles of row r's list (pcs / pid[:n], sorted by u0, widest wm) whose open box
-    meets listed pixel k, for k in k0:k1 (one row, increasing columns: two cursors pass each
-    entry once from the first within reach of pixel k0, found by bisection, skipping those
-    out of reach, u0 < c - wm), into gb / gid from ng (stored while below G), boxes clipped
-    to the row band; gstart[k + 1] = the end. A pixel crossed by one other polygon
-    (fown[k] >= 0, its box obox[fown[k]]) whose box clipped to the pixel meets none of theirs
-    is settled here: cov[k] is exact (see _exact), written to orow (xor inv) and the pixel
-    dropped from the list (compacted in place). Returns (the new list end, the
-    gathered end)."""
+    meets listed pixel k, for k in k0:k1 (one row, increasing columns: two cursors move
+    right by galloping searches, _advance, past the entries out of reach, u0 < c - wm),
+    into gb / gid from ng (stored while below G), boxes clipped to the row band;
+    gstart[k + 1] = the end. A pixel crossed by one other polygon (fown[k] >= 0, its box
+    obox[fown[k]]) whose box clipped to the pixel meets none of theirs is settled here first,
+    nothing gathered: cov[k] is exact (see _exact), written to orow (xor inv) and the pixel
+    dropped from the list (compacted in place). Returns (the new list end, the gathered
+    end)."""
     fr = float(r)
     fr1 = fr + 1.0
-    jlo = 0     # the first entry within reach of the first pixel, by bisection
-    jhi = n
-    reach = float(fpix[k0] - b) - wm
-    while jlo < jhi:
-        mid = (jlo + jhi) >> 1
-        if pcs[mid, 0] < reach:
-            jlo = mid + 1
-        else:
-            jhi = mid
+    jlo = 0     # the first entry within reach of pixel k (u0 >= c - wm)
+    jhi = 0     # the first entry right of it (u0 >= c + 1)
     kk = k0
     for k in range(k0, k1):
         c = fpix[k] - b
         fc = float(c)
         fc1 = fc + 1.0
-        while jhi < n and pcs[jhi, 0] < fc1:
-            jhi += 1
-        reach = fc - wm
-        while jlo < jhi and pcs[jlo, 0] < reach:
-            jlo += 1
-        g0 = ng
+        jhi = _advance(pcs, jhi, n, fc1)
+        jlo = _advance(pcs, jlo, jhi, fc - wm)
         qo = fown[k]
-        apart = qo >= 0
-        if apart:
+        if qo >= 0:
+            # settled when the owner's box clipped to the pixel meets none of theirs
             pu0 = max(obox[qo, 0], fc)
             pu1 = min(obox[qo, 1], fc1)
             pv0 = max(obox[qo, 2], fr)
             pv1 = min(obox[qo, 3], fr1)
+            meet = False
+            for j in range(jlo, jhi):
+                meet |= ((pcs[j, 1] > fc) & (pcs[j, 0] < pu1) & (pcs[j, 1] > pu0)
+                         & (pcs[j, 2] < pv1) & (pcs[j, 3] > pv0))
+            if not meet:
+                orow[c] = np.uint8(int(255.0 * cov[k] + 0.5) ^ inv)
+                continue
         for j in range(jlo, jhi):
             if pcs[j, 1] > fc:
-                y0 = max(pcs[j, 2], fr)
-                y1 = min(pcs[j, 3], fr1)
                 if ng < G:
                     gid[ng] = pid[j]
                     gb[ng, 0] = pcs[j, 0]
                     gb[ng, 1] = pcs[j, 1]
-                    gb[ng, 2] = y0
-                    gb[ng, 3] = y1
-                else:
-                    apart = False
+                    gb[ng, 2] = max(pcs[j, 2], fr)
+                    gb[ng, 3] = min(pcs[j, 3], fr1)
                 ng += 1
-                if apart and (pcs[j, 0] < pu1 and pcs[j, 1] > pu0 and y0 < pv1 and y1 > pv0):
-                    apart = False
-        if apart:
-            orow[c] = np.uint8(int(255.0 * cov[k] + 0.5) ^ inv)
-            ng = g0
-            continue
         fpix[kk] = fpix[k]
         fown[kk] = qo
         cov[kk] = cov[k]

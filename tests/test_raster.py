@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 
 import klayout.db as kdb
+from hypothesis import given, settings, strategies as st
+
+import engine.raster as _R
 from engine.errors import ClipmillError
+from engine.jit import njit
 from engine.polygons import Polygons
 from engine.raster import Scratch, image_shape, rasterize
 from tests.conftest import layout_params
@@ -706,3 +710,29 @@ def test_clip_cover_path_equals_sweep_path(monkeypatch):
         got.append(check(polys, (-3, 397), (7, 11), (36, 58), win_frac=(0.3, 0.6))[1].astype(int))
     assert np.abs(got[0] - got[2]).max() <= 1
     assert np.abs(got[1] - got[3]).max() <= 1
+
+
+@njit
+def _advance_all(pcs, starts, xs):
+    out = np.empty(starts.shape[0], np.int64)
+    for t in range(starts.shape[0]):
+        out[t] = _R._advance(pcs, starts[t], pcs.shape[0], xs[t])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=0, max_size=80), st.data())
+def test_advance_is_searchsorted(keys, data):
+    """_gather's galloping cursor: from any start j, the first index at or after j whose
+    (sorted) u0 is not below x, as numpy's searchsorted (ties included)."""
+    u0 = np.sort(np.asarray(keys, dtype=np.float64) * 0.25)
+    pcs = np.zeros((u0.shape[0], 4))
+    pcs[:, 0] = u0
+    n = u0.shape[0]
+    starts = np.asarray(data.draw(st.lists(st.integers(0, n), min_size=1, max_size=10)),
+                        dtype=np.int64)
+    xs = np.asarray(data.draw(st.lists(st.integers(-2, 44), min_size=starts.shape[0],
+                                       max_size=starts.shape[0])), dtype=np.float64) * 0.25
+    got = _advance_all(pcs, starts, xs)
+    want = np.maximum(np.searchsorted(u0, xs, side="left"), starts)
+    assert (got == want).all()
