@@ -169,3 +169,24 @@ def lowest_bit(typingctx, m):
         return builder.cttz(v, ir.Constant(ir.IntType(1), 1))
 
     return types.int64(m), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """A hint to fetch the cache line of the C-contiguous array arr's flat element idx
+    (LLVM's llvm.prefetch, read, keep in all levels): no load, no fault, nothing returned. The
+    callers pass an index already checked against the array."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        i = context.cast(builder, args[1], signature.args[1], types.intp)
+        p = builder.bitcast(builder.gep(a.data, [i]), ir.PointerType(_I8))
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [ir.PointerType(_I8), _I32, _I32,
+                                                                   _I32]))
+        builder.call(fn, [p, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, idx), codegen

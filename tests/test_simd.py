@@ -1,7 +1,7 @@
 """engine.simd: the gray rasterizer's vector pixel block, checked against numpy's float64 prefix
 sums and the scalar rule (engine.raster._pixel, the path tests/test_raster.py checks against
 KLayout) on those sums (gray levels, listed pixels, the state masks, the arrays left zero), on
-rows whose length is and is not a multiple of LANES; lowest_bit against Python's integers; and the scratch buffers
+rows whose length is and is not a multiple of LANES; lowest_bit against Python's integers; prefetch changes nothing; and the scratch buffers
 the finishing pass leaves zero (Scratch.zeroed / kept_zero): a reused Scratch gives the same
 images as a fresh one over a run of windows of other sizes, with complex polygons, and with the
 gathered-rectangles buffer too short (the finishing pass runs again after a new walk), and the
@@ -15,7 +15,7 @@ import pytest
 import engine.raster as R
 from engine.jit import kernel, njit
 from engine.polygons import Polygons
-from engine.simd import LANES, gray_block, lowest_bit
+from engine.simd import LANES, gray_block, lowest_bit, prefetch
 
 
 @kernel
@@ -117,6 +117,26 @@ def test_lowest_bit():
     for m in list(rng.integers(1, 1 << 62, 200)) + [1, 2, 1 << 15, (1 << 16) - 1, 1 << 62]:
         m = int(m)
         assert _low(m) == (m & -m).bit_length() - 1
+
+
+@kernel
+def _touch(a, idx):
+    """prefetch a's flat elements idx (a 2-D array, as _exact's vertices); returns how many."""
+    n = 0
+    for k in idx:
+        prefetch(a, k)
+        n += 1
+    return n
+
+
+def test_prefetch_is_only_a_hint():
+    """prefetch compiles for a 2-D float array and changes nothing, at the first, last and
+    scattered elements."""
+    a = np.arange(40.0).reshape(20, 2)
+    before = a.copy()
+    idx = np.array([0, 39, 7, 20, 1], dtype=np.int64)
+    assert _touch(a, idx) == 5
+    assert (a == before).all()
 
 
 def _layout(rng, n, span):
