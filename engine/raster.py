@@ -89,8 +89,8 @@ How (all numba kernels, scratch reused):
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
   rectangles meeting a listed pixel are gathered from its row's list at the end of the row
   (two galloping cursors); a pixel crossed by one polygon whose box, clipped to the pixel,
-  meets none of theirs is settled there first (the sum is exact). The other listed pixels get their other
-  polygons from a tile index (CSR of the non-rectangles per tile of
+  meets none of theirs is settled there first (the sum is exact). The other listed pixels get
+  their other polygons from a tile index (CSR of the non-rectangles per tile of
   1 << TILE_SHIFT pixels a side, built only for tiles holding listed pixels from the
   non-rectangles' ids and boxes that _classify lists in sequence; shifts, never integer
   divisions) and their rectangles from those gathered: every polygon whose open box meets the

@@ -1,11 +1,12 @@
 """engine.simd: the gray rasterizer's vector pixel block, checked against numpy's float64 prefix
 sums and the scalar rule (engine.raster._pixel, the path tests/test_raster.py checks against
 KLayout) on those sums (gray levels, listed pixels, the state masks, the arrays left zero), on
-rows whose length is and is not a multiple of LANES; lowest_bit against Python's integers; prefetch changes nothing; and the scratch buffers
-the finishing pass leaves zero (Scratch.zeroed / kept_zero): a reused Scratch gives the same
-images as a fresh one over a run of windows of other sizes, with complex polygons, and with the
-gathered-rectangles buffer too short (the finishing pass runs again after a new walk), and the
-buffers whose fill is skipped are really all zero after each call.
+rows whose length is and is not a multiple of LANES; lowest_bit against Python's integers;
+prefetch changes nothing; and the scratch buffers the finishing pass leaves zero
+(Scratch.zeroed / kept_zero): a reused Scratch gives the same images as a fresh one over a run
+of windows of other sizes, with complex polygons, and with the gathered-rectangles buffer too
+short (the finishing pass runs again after a new walk), and the buffers whose fill is skipped
+are really all zero after each call.
 """
 from __future__ import annotations
 
