@@ -5,7 +5,43 @@ arguments so that numba's on-disk cache keeps CLI start-up fast.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+
 import numba
+from numba.core import caching
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SIMD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "simd.py")
+
+
+@functools.lru_cache(maxsize=None)
+def _simd_hash(mtime, size):
+    with open(_SIMD, "rb") as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def _stamp_with_simd(get_source_stamp):
+    """numba keys a kernel's on-disk cache on the hash of its own source file only, but the
+    vector code of engine.simd's intrinsics is compiled into kernels of other files
+    (engine.raster, tests): after a change to engine/simd.py alone they would load their old
+    machine code from the cache. Files of this project get simd.py's hash added to their stamp
+    (measured stale: an A/B of a new gray_block ran the old one)."""
+    def stamp(self):
+        own = get_source_stamp(self)
+        path = os.path.abspath(getattr(self, "_py_file", ""))
+        if not path.startswith(_ROOT + os.sep):
+            return own
+        st = os.stat(_SIMD)
+        return own, _simd_hash(st.st_mtime, st.st_size)
+    stamp.clipmill = True
+    return stamp
+
+
+_MIXIN = getattr(caching, "_SourceFileBackedLocatorMixin", None)   # numba's private API:
+if _MIXIN is not None and not getattr(_MIXIN.get_source_stamp, "clipmill", False):  # else as is
+    _MIXIN.get_source_stamp = _stamp_with_simd(_MIXIN.get_source_stamp)
 
 jit = numba.jit(nopython=True, nogil=True, cache=True)
 

@@ -8,7 +8,10 @@ vectorise a prefix sum by itself. ``gray_block`` does LANES pixels at once: both
 in-register scan (log2(LANES) shift-and-add steps) plus the carry from the block before, and each
 pixel's gray level by ``engine.raster._pixel``'s rule, every branch computed and one selected. It
 returns a mask of the pixels that rule lists for the exact pass; the caller lists those from the
-sums it leaves in ``lanes``.
+sums it leaves in ``lanes``. A block where ``a`` and the states are all zero (no other polygon:
+three blocks in four at layout 20 000, where rectangles dominate) takes a short path: s is the
+carry on every pixel and state 0 lists nothing, so only the rectangles' scan and rule 0 are left
+(finishing pass 2.82 -> 2.66 ms there).
 
 The sums are float32 (``a`` is float32 already; ``rowacc`` is float64, for the rectangles' sweep
 that adds to it, and converted on load), and their rounding (about 1e-6 over a row of a
@@ -23,6 +26,7 @@ vectors into the widest the CPU has.
 from __future__ import annotations
 
 from llvmlite import ir
+from numba.core import cgutils
 from numba import types
 from numba.extending import intrinsic
 
@@ -81,22 +85,79 @@ def _splat_f(builder, x):
     return _splat(builder, builder.fptrunc(x, _F32) if x.type != _F32 else x, _VF)
 
 
+def _f0(builder, s, r):
+    """Gray fraction of pixels in state 0 (crossed by no other boundary): 1 when s >= 1/2, else
+    the rectangles' coverage r clamped to [0, 1]."""
+    one = ir.Constant(_VF, [1.0] * LANES)
+    return builder.select(builder.fcmp_ordered(">=", s, ir.Constant(_VF, [0.5] * LANES)), one,
+                          _clamp01(builder, r))
+
+
+def _level(builder, f, invb):
+    """round(255 f) xor inv as LANES bytes (f in [0, 1])."""
+    half = ir.Constant(_VF, [0.5] * LANES)
+    g = builder.fadd(builder.fmul(f, ir.Constant(_VF, [255.0] * LANES)), half)
+    return builder.xor(builder.trunc(builder.fptosi(g, ir.VectorType(_I32, LANES)), _VB), invb)
+
+
+def _busy_block(context, builder, tl, l_v, va, vr, stv, pa, pr, pst, po, invb, cs_v, csr_v,
+                rs_v, eps_v):
+    """gray_block for a block with other polygons' steps or marks (va, vr, stv loaded from pa,
+    pr, pst): the sums into lanes, the levels into po, a, rowacc and st cleared; returns
+    (listed, several, cs, csr)."""
+    zero = ir.Constant(_VF, [0.0] * LANES)
+    one = ir.Constant(_VF, [1.0] * LANES)
+    sa = _scan(builder, va)
+    sr = _scan(builder, builder.fptrunc(vr, _VF))
+    builder.store(ir.Constant(_VD, [0.0] * LANES), pr, align=8)
+    builder.store(zero, pa, align=4)
+    builder.store(ir.Constant(_VB, [0] * LANES), pst, align=1)
+    s = builder.fadd(sa, _splat(builder, cs_v, _VF))
+    r = builder.fadd(sr, _splat(builder, csr_v, _VF))
+    last = ir.Constant(_I32, LANES - 1)
+    ncs = builder.fadd(cs_v, builder.extract_element(sa, last))
+    ncsr = builder.fadd(csr_v, builder.extract_element(sr, last))
+    larr = context.make_array(tl)(context, builder, l_v)
+    pl = builder.bitcast(larr.data, ir.PointerType(_VF))
+    builder.store(s, pl, align=4)
+    builder.store(r, builder.gep(pl, [ir.Constant(_I64, 1)]), align=4)
+    # engine.raster._pixel's rule, every branch computed and selected
+    eps = _splat_f(builder, eps_v)
+    cr = _clamp01(builder, r)
+    f1 = builder.fadd(cr, _clamp01(builder, s))
+    f1 = builder.select(builder.fcmp_ordered("<", f1, one), f1, one)
+    loose = builder.icmp_signed("==", rs_v, ir.Constant(rs_v.type, 0))
+    c1 = builder.or_(builder.fcmp_ordered("<=", cr, eps),
+                     builder.fcmp_ordered(">=", s, builder.fsub(one, eps)))
+    c1 = builder.or_(c1, _splat(builder, loose, ir.VectorType(ir.IntType(1), LANES)))
+    full = builder.fcmp_ordered(">=", cr, builder.fsub(one, eps))
+    t0 = builder.icmp_unsigned("==", stv, ir.Constant(_VB, [0] * LANES))
+    t1c = builder.and_(builder.icmp_unsigned("==", stv, ir.Constant(_VB, [1] * LANES)), c1)
+    f = builder.select(t0, _f0(builder, s, r), builder.select(t1c, f1, one))
+    listed = builder.and_(builder.not_(builder.or_(t0, t1c)), builder.not_(full))
+    builder.store(_level(builder, f, invb), po, align=1)
+    several = builder.icmp_unsigned(">=", stv, ir.Constant(_VB, [2] * LANES))
+    m = [builder.zext(builder.bitcast(v, ir.IntType(LANES)), _I64) for v in (listed, several)]
+    return m[0], m[1], ncs, ncsr
+
+
 @intrinsic
 def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, eps):
     """gray_block(a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, eps) -> (listed, several,
     cs, csr).
 
     For pixels c .. c + LANES - 1 of one row: s = cs + prefix sum of a, sr = csr + prefix sum of
-    rowacc; s into lanes[:LANES], sr into lanes[LANES:]; each pixel's gray level by
+    rowacc; s into lanes[:LANES], sr into lanes[LANES:] (only where a or st is not all zero:
+    elsewhere nothing is listed and lanes is left as it was); each pixel's gray level by
     engine.raster._pixel's rule (state st, cR = sr clamped to [0, 1], COVER_EPS = eps) into
     orow (round(255 f) xor inv), except the pixels that rule lists, whose orow is a value to
     be overwritten. a, rowacc and st are left zero there (so that the caller need not clear
     them before the next window). Returns the mask of the listed pixels and that of the pixels
     whose st was 2 or more (bit j: pixel c + j: the caller lists them, engine.raster._pixel)
     and the sums at the block's last pixel (the next block's cs, csr). a, lanes: float32;
-    rowacc: float64 (the rectangles' sweep adds to it; converted here); st, orow: uint8. Pixels whose state is 0 or 1 and count2 is not 0 (a complex
-    polygon) are not handled: the caller takes its scalar path when there are complex
-    polygons."""
+    rowacc: float64 (the rectangles' sweep adds to it; converted here); st, orow: uint8.
+    Pixels whose state is 0 or 1 and count2 is not 0 (a complex polygon) are not handled: the
+    caller takes its scalar path when there are complex polygons."""
     f32 = types.float32
     if not (_is_row(a, f32) and _is_row(rowacc, types.float64) and _is_row(lanes, f32)
             and _is_row(st, types.uint8) and _is_row(orow, types.uint8)):
@@ -111,49 +172,38 @@ def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, e
         c_v = context.cast(builder, c_v, signature.args[4], types.intp)
         rs_v = context.cast(builder, rs_v, signature.args[9], types.intp)
         eps_v = context.cast(builder, eps_v, signature.args[10], types.float64)
-        zero = ir.Constant(_VF, [0.0] * LANES)
-        one = ir.Constant(_VF, [1.0] * LANES)
-        half = ir.Constant(_VF, [0.5] * LANES)
-        last = ir.Constant(_I32, LANES - 1)
         pr = _vec_ptr(context, builder, tr, r_v, c_v, _VD)
         pa = _vec_ptr(context, builder, ta, a_v, c_v, _VF)
-        sa = _scan(builder, builder.load(pa, align=4))
-        sr = _scan(builder, builder.fptrunc(builder.load(pr, align=8), _VF))
-        builder.store(ir.Constant(_VD, [0.0] * LANES), pr, align=8)
-        builder.store(zero, pa, align=4)
-        s = builder.fadd(sa, _splat(builder, cs_v, _VF))
-        r = builder.fadd(sr, _splat(builder, csr_v, _VF))
-        ncs = builder.fadd(cs_v, builder.extract_element(sa, last))
-        ncsr = builder.fadd(csr_v, builder.extract_element(sr, last))
-        larr = context.make_array(tl)(context, builder, l_v)
-        pl = builder.bitcast(larr.data, ir.PointerType(_VF))
-        builder.store(s, pl, align=4)
-        builder.store(r, builder.gep(pl, [ir.Constant(_I64, 1)]), align=4)
         pst = _vec_ptr(context, builder, tst, st_v, c_v, _VB)
+        po = _vec_ptr(context, builder, to, o_v, c_v, _VB)
+        va = builder.load(pa, align=4)
         stv = builder.load(pst, align=1)
-        builder.store(ir.Constant(_VB, [0] * LANES), pst, align=1)
-        # engine.raster._pixel's rule, every branch computed and selected
-        eps = _splat_f(builder, eps_v)
-        cr = _clamp01(builder, r)
-        f0 = builder.select(builder.fcmp_ordered(">=", s, half), one, cr)
-        f1 = builder.fadd(cr, _clamp01(builder, s))
-        f1 = builder.select(builder.fcmp_ordered("<", f1, one), f1, one)
-        loose = builder.icmp_signed("==", rs_v, ir.Constant(rs_v.type, 0))
-        c1 = builder.or_(builder.fcmp_ordered("<=", cr, eps),
-                         builder.fcmp_ordered(">=", s, builder.fsub(one, eps)))
-        c1 = builder.or_(c1, _splat(builder, loose, ir.VectorType(ir.IntType(1), LANES)))
-        full = builder.fcmp_ordered(">=", cr, builder.fsub(one, eps))
-        t0 = builder.icmp_unsigned("==", stv, ir.Constant(_VB, [0] * LANES))
-        t1c = builder.and_(builder.icmp_unsigned("==", stv, ir.Constant(_VB, [1] * LANES)), c1)
-        f = builder.select(t0, f0, builder.select(t1c, f1, one))
-        listed = builder.and_(builder.not_(builder.or_(t0, t1c)), builder.not_(full))
-        g = builder.fadd(builder.fmul(f, ir.Constant(_VF, [255.0] * LANES)), half)
-        gb = builder.trunc(builder.fptosi(g, ir.VectorType(_I32, LANES)), _VB)
-        gb = builder.xor(gb, _splat(builder, builder.trunc(inv_v, _I8), _VB))
-        builder.store(gb, _vec_ptr(context, builder, to, o_v, c_v, _VB), align=1)
-        several = builder.icmp_unsigned(">=", stv, ir.Constant(_VB, [2] * LANES))
-        m = [builder.zext(builder.bitcast(v, ir.IntType(LANES)), _I64) for v in (listed, several)]
-        return context.make_tuple(builder, signature.return_type, (m[0], m[1], ncs, ncsr))
+        invb = _splat(builder, builder.trunc(inv_v, _I8), _VB)
+        res = [cgutils.alloca_once(builder, t) for t in (_I64, _I64, _F32, _F32)]
+        # no other polygon's step or mark in the block (most blocks when rectangles dominate):
+        # s = cs and state 0 on every pixel, so only the rectangles' sum and rule 0 are left
+        busy = builder.or_(builder.fcmp_unordered("!=", va, ir.Constant(_VF, [0.0] * LANES)),
+                           builder.icmp_unsigned("!=", stv, ir.Constant(_VB, [0] * LANES)))
+        busy = builder.icmp_unsigned("!=", builder.bitcast(busy, ir.IntType(LANES)),
+                                     ir.Constant(ir.IntType(LANES), 0))
+        with builder.if_else(busy) as (then, quiet):
+            with quiet:
+                sr = _scan(builder, builder.fptrunc(builder.load(pr, align=8), _VF))
+                builder.store(ir.Constant(_VD, [0.0] * LANES), pr, align=8)
+                r = builder.fadd(sr, _splat(builder, csr_v, _VF))
+                f0 = _f0(builder, _splat(builder, cs_v, _VF), r)
+                builder.store(_level(builder, f0, invb), po, align=1)
+                ncsr = builder.fadd(csr_v, builder.extract_element(sr, ir.Constant(_I32,
+                                                                                   LANES - 1)))
+                for p, v in zip(res, (ir.Constant(_I64, 0), ir.Constant(_I64, 0), cs_v, ncsr)):
+                    builder.store(v, p)
+            with then:
+                vr = builder.load(pr, align=8)
+                for p, v in zip(res, _busy_block(context, builder, tl, l_v, va, vr, stv, pa, pr,
+                                                  pst, po, invb, cs_v, csr_v, rs_v, eps_v)):
+                    builder.store(v, p)
+        out = [builder.load(p) for p in res]
+        return context.make_tuple(builder, signature.return_type, tuple(out))
 
     return sig, codegen
 

@@ -10,6 +10,9 @@ are really all zero after each call.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+
 import numpy as np
 import pytest
 
@@ -20,15 +23,19 @@ from engine.simd import LANES, gray_block, lowest_bit, prefetch
 
 
 @kernel
-def _blocks(a, rowacc, st, orow, inv, rsweep, lanes, sums, m1, m2):
-    """gray_block over the whole blocks of a row: the sums of every pixel into sums (2, n),
-    the masks per block into m1 / m2."""
+def _blocks(a, rowacc, st, orow, inv, rsweep, lanes, sums, m1, m2, carry):
+    """gray_block over the whole blocks of a row: the sums it leaves in lanes into sums (2, n)
+    (NaN where it left lanes as they were), the masks per block into m1 / m2 and the sums it
+    returns into carry (2, blocks)."""
     s = np.float32(0.0)
     sr = np.float32(0.0)
     for k in range(a.shape[0] // LANES):
         c = k * LANES
+        lanes[:] = np.nan
         m1[k], m2[k], s, sr = gray_block(a, rowacc, st, orow, c, lanes, inv, s, sr, rsweep,
                                          R.COVER_EPS)
+        carry[0, k] = s
+        carry[1, k] = sr
         for j in range(LANES):
             sums[0, c + j] = lanes[j]
             sums[1, c + j] = lanes[LANES + j]
@@ -55,7 +62,9 @@ def _low(m):
     return lowest_bit(m)
 
 
-def _row(rng, n):
+def _row(rng, n, sparse):
+    """A row's a, rowacc and st; sparse: a and st zero outside a third of the blocks (the
+    blocks that gray_block takes by its short path: no other polygon there)."""
     a = np.zeros(n, np.float32)
     k = rng.integers(0, n, n // 5)
     a[k] = rng.choice([-1.0, 1.0, 0.25, -0.75, 0.5], k.size)
@@ -63,21 +72,29 @@ def _row(rng, n):
     k = rng.integers(0, n, n // 3)
     r[k] = rng.choice([-1.0, 1.0, 0.5, 0.0], k.size) + rng.uniform(-0.02, 0.02, k.size)
     st = rng.choice(np.array([0, 0, 0, 1, 2], np.uint8), n)
+    if sparse:
+        quiet = np.repeat(rng.random(-(-n // LANES)) < 2 / 3, LANES)[:n]
+        quiet[:LANES] = False   # the first block busy: the quiet ones start from other sums
+        a[quiet] = 0.0
+        st[quiet] = 0
+        st[0] = 2
     return a, r, st
 
 
 @pytest.mark.parametrize("n", [LANES, 5 * LANES, 1000, 1003])
 @pytest.mark.parametrize("inv", [0, 255])
 @pytest.mark.parametrize("rsweep", [True, False])
-def test_gray_block_against_scalar_rule(n, inv, rsweep):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gray_block_against_scalar_rule(n, inv, rsweep, sparse):
     """The block's sums equal numpy's float64 cumsum within 1e-4; its gray levels equal the
     scalar rule's on the float64 sums (within one level where float32 may round a tie the other
     way) and it lists the pixels that rule lists (away from its thresholds); a, rowacc and st
     are left zero on the blocks and untouched past them."""
-    rng = np.random.default_rng(n + inv + rsweep)
+    rng = np.random.default_rng(n + inv + rsweep + 7 * sparse)
     eps = R.COVER_EPS
+    nquiet = 0
     for _ in range(20):
-        a, r, st = _row(rng, n)
+        a, r, st = _row(rng, n, sparse)
         nb = n // LANES
         m = nb * LANES
         ac, rc, stc = a.copy(), r.copy(), st.copy()
@@ -85,10 +102,21 @@ def test_gray_block_against_scalar_rule(n, inv, rsweep):
         sums = np.zeros((2, n), np.float32)
         m1 = np.zeros(nb, np.int64)
         m2 = np.zeros(nb, np.int64)
-        _blocks(ac, rc, stc, orow, inv, rsweep, np.zeros(2 * LANES, np.float32), sums, m1, m2)
+        carry = np.zeros((2, nb), np.float32)
+        _blocks(ac, rc, stc, orow, inv, rsweep, np.zeros(2 * LANES, np.float32), sums, m1, m2,
+                carry)
         s = np.cumsum(a[:m].astype(np.float64))
         sr = np.cumsum(r[:m].astype(np.float64))
-        assert np.abs(sums[0, :m] - s).max() < 1e-4 and np.abs(sums[1, :m] - sr).max() < 1e-4
+        ends = np.arange(LANES - 1, m, LANES)
+        assert np.abs(carry[0] - s[ends]).max() < 1e-4 and np.abs(carry[1] - sr[ends]).max() < 1e-4
+        # lanes hold the sums where the block has other polygons (only those can list pixels)
+        busy = np.repeat((a[:m] != 0).reshape(nb, LANES).any(1)
+                         | (st[:m] != 0).reshape(nb, LANES).any(1), LANES)
+        assert busy.any()
+        nquiet += (~busy).sum() // LANES
+        assert np.isnan(sums[:, :m][:, ~busy]).all()
+        assert np.abs(sums[0, :m][busy] - s[busy]).max() < 1e-4
+        assert np.abs(sums[1, :m][busy] - sr[busy]).max() < 1e-4
         want = np.full(m, 77, np.uint8)
         fpix = np.zeros(m, np.int32)
         nf = _scalar(s, sr, st[:m], want, inv, rsweep, fpix)
@@ -111,6 +139,7 @@ def test_gray_block_against_scalar_rule(n, inv, rsweep):
         assert not ac[:m].any() and not rc[:m].any() and not stc[:m].any()
         assert (ac[m:] == a[m:]).all() and (rc[m:] == r[m:]).all() and (stc[m:] == st[m:]).all()
         assert (orow[m:] == 77).all()
+    assert (nquiet > 0) == (sparse and n > LANES)
 
 
 def test_lowest_bit():
@@ -201,3 +230,13 @@ def test_vector_rows_flips_invert(cols):
              for k in range(len(p.offsets) - 1)]
     cov = kl_coverage(polys, (100, 1500), (10, 10), a.shape)
     assert np.abs(a.astype(int) - np.floor(255 * cov + 0.5)).max() <= 1
+
+
+def test_cache_stamp_follows_simd():
+    """Kernels that inline engine.simd's intrinsics (engine.raster's, this file's) are cached
+    under a stamp holding simd.py's hash too, so a change to simd.py alone recompiles them."""
+    with open(os.path.join(os.path.dirname(R.__file__), "simd.py"), "rb") as f:
+        h = hashlib.sha256(f.read()).digest()
+    for fn in (R._finish_gray, _blocks):
+        stamp = fn._cache._cache_file._source_stamp
+        assert isinstance(stamp, tuple) and stamp[1] == h
