@@ -42,7 +42,11 @@ def _write(path, text):
 def load_base(rev):
     src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/raster.py"], check=True,
                          capture_output=True, text=True).stdout
-    d = os.path.join(tempfile.gettempdir(), f"clipmill_raster_{rev}")
+    sha = subprocess.run(["git", "-C", ROOT, "rev-parse", rev], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    # one folder per commit: numba's cache there is keyed on raster_base.py alone, and a name
+    # like HEAD would keep the machine code of another commit's simd_base.py
+    d = os.path.join(tempfile.gettempdir(), f"clipmill_raster_{sha}")
     os.makedirs(d, exist_ok=True)
     simd = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/simd.py"],
                           capture_output=True, text=True)

@@ -1035,14 +1035,30 @@ def _row_pieces(r, estart, rq, ri, src, dst, n):
     ie = np.uint64(src + n)
     j = np.uint64(estart[r])
     je = np.uint64(estart[r + 1])
-    while i < ie and j < je:
-        t = rq[_U4 * i] <= rq[_U4 * j]
-        keep, w = _take(rq, ri, m, i, j, t, fr)
-        wm = max(wm, w)
-        ta = np.uint64(t)
-        m += keep
-        i += ta
-        j += _U1 - ta
+    if i < ie and j < je:
+        # the heads' keys ki, kj and the next ones ki1, kj1 in registers: a step's compare
+        # waits on a select, not on a load from the index it moved (entries ie and je exist:
+        # the list's spare slot, the next group or the lists after the groups)
+        rk = rq.view(np.int64)  # u0 >= 0: its bits order as its value (-0.0 first: equal)
+        ki = rk[_U4 * i]
+        kj = rk[_U4 * j]
+        ki1 = rk[_U4 * (i + _U1)]
+        kj1 = rk[_U4 * (j + _U1)]
+        while True:
+            t = ki <= kj
+            keep, w = _take(rq, ri, m, i, j, t, fr)
+            wm = max(wm, w)
+            ta = np.uint64(t)
+            m += keep
+            i += ta
+            j += _U1 - ta
+            if i >= ie or j >= je:
+                break
+            mk = -np.int64(ta)
+            ki = (ki1 & mk) | (ki & ~mk)
+            kj = (kj & mk) | (kj1 & ~mk)
+            ki1 = rk[_U4 * (i + _U1)]
+            kj1 = rk[_U4 * (j + _U1)]
     while i < ie:
         keep, w = _take(rq, ri, m, i, i, True, fr)
         wm = max(wm, w)
