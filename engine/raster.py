@@ -1177,11 +1177,42 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
             j = k + _U1
             continue
         k += _U1
+        e2 = min(u1, w1)    # the second furthest end so far
+        two = True          # at most two pieces active at any u: each starts at or after e2
         while k < un and pc[k, 0] < reach:
-            reach = max(reach, pc[k, 1])
+            x = pc[k, 0]
+            two &= x >= e2
+            e = pc[k, 1]
+            e2 = max(e2, min(e, reach))
+            reach = max(reach, e)
             k += _U1
-        _sweep_cluster(r, ncols, np.int64(j), np.int64(k), pc, acc, ae, ay0, ay1)
+        if two:
+            _sweep_two(fr, fr1, ncols, j, k, pc, acc)
+        else:
+            _sweep_cluster(r, ncols, np.int64(j), np.int64(k), pc, acc, ae, ay0, ay1)
         j = k
+
+
+@njit(inline="always", _nrt=False)
+def _sweep_two(fr, fr1, ncols, j, k, pc, acc):
+    """_sweep_row's steps for a cluster pc[j:k] in which at most two pieces are active at any u:
+    L(u) is the sum of the active pieces' heights less the overlap of their y-intervals where
+    two are (inclusion-exclusion). Each piece steps by its height and back; the only earlier
+    piece a new one can meet is the one reaching furthest (o), so each such pair steps by minus
+    their y-overlap over their common u-interval."""
+    o = j
+    for q in range(j, k):
+        ya = max(pc[q, 2], fr)
+        yb = min(pc[q, 3], fr1)
+        _add_step(acc, pc[q, 0], yb - ya, ncols)
+        _add_step(acc, pc[q, 1], ya - yb, ncols)
+        if q > j and pc[o, 1] > pc[q, 0]:
+            hi = min(yb, min(pc[o, 3], fr1)) - max(ya, max(pc[o, 2], fr))
+            if hi > 0.0:
+                _add_step(acc, pc[q, 0], -hi, ncols)
+                _add_step(acc, min(pc[o, 1], pc[q, 1]), hi, ncols)
+        if pc[q, 1] > pc[o, 1]:
+            o = q
 
 
 @njit(_nrt=False)

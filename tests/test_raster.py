@@ -494,8 +494,9 @@ def test_rasterize_layout_matches_klayout_polygons(shared_dir, name):
 
 def _sweep_cases(rng):
     """Sets of polygons (dbu) in a 400 x 400 area: overlapping rectangles of every size (smaller
-    than a pixel too), rectangles on pixel edges, stacks, wires wider than the window, and
-    rectangles mixed with slanted convex quads, triangles and L-shapes."""
+    than a pixel too), rectangles on pixel edges, stacks, wires wider than the window,
+    rectangles mixed with slanted convex quads, triangles and L-shapes, and rows of rectangles
+    overlapping their neighbours."""
     def rects(n, lo, hi, span=400, step=1):
         x, y = rng.integers(-40, span, (2, n)) // step * step
         w, h = rng.integers(lo, hi, (2, n)) // step * step
@@ -506,6 +507,19 @@ def _sweep_cases(rng):
         for x, y, w, h in zip(*rng.integers(0, 380, (2, n)), *rng.integers(8, 40, (2, n))):
             s = int(rng.integers(-w // 3, w // 3 + 1))
             out.append([(x, y), (x + w, y), (x + w // 2, y + h), (x + s, y + h)])
+        return out
+
+    def chains():
+        # rows of rectangles each starting before the last one ends (2 or 3 active at a
+        # time), at offsets in y: the sweep's clusters of at most two active pieces and others
+        out = []
+        for row in range(12):
+            x, y = int(rng.integers(-20, 10)), 32 * row + int(rng.integers(0, 8))
+            for _ in range(14):
+                w, h = int(rng.integers(8, 45)), int(rng.integers(6, 28))
+                dy = int(rng.integers(-6, 7))
+                out.append(box(x, y + dy, x + w, y + dy + h))
+                x += int(rng.integers(2, w + 4))
         return out
 
     grid = []
@@ -535,6 +549,7 @@ def _sweep_cases(rng):
                                 (50, 150), (150, 150), (150, 50), (50, 50)]]
         + [[(x, y), (x + 23, y + 4), (x + 6, y + 19)] for x, y in rng.integers(0, 380, (40, 2))]
         + rects(60, 3, 30),
+        "overlap_chains": chains(),
     }
 
 
