@@ -240,3 +240,27 @@ def test_cache_stamp_follows_simd():
     for fn in (R._finish_gray, _blocks):
         stamp = fn._cache._cache_file._source_stamp
         assert isinstance(stamp, tuple) and stamp[1] == h
+
+
+def test_scratch_get_views():
+    """Scratch.get hands back the same view for the same request (no new slicing), a zero fill
+    when asked, shorter views of the same memory, a new buffer for a bigger size or another
+    dtype; a view handed out by get is no longer taken as zero by zeroed()."""
+    sc = R.Scratch()
+    a = sc.get("x", 10, np.float64)
+    a[:] = 7.0
+    b = sc.get("x", 10, np.float64)
+    assert b is a and (b == 7.0).all()
+    assert (sc.get("x", 10, np.float64, zero=True) == 0.0).all() and (a == 0.0).all()
+    short = sc.get("x", 4, np.float64)
+    assert short.shape == (4,) and np.shares_memory(short, a)
+    big = sc.get("x", 1000, np.float64)
+    assert big.shape == (1000,) and not np.shares_memory(big, a)
+    other = sc.get("x", 10, np.int32)
+    assert other.dtype == np.int32 and other.shape == (10,)
+    again = sc.get("x", 10, np.float64)
+    assert again.dtype == np.float64 and not np.shares_memory(again, other)
+    z = sc.zeroed("z", 8, np.float64)
+    sc.kept_zero("z", 8)
+    sc.get("z", 8, np.float64)[:] = 3.0     # taken again: zeroed() must fill
+    assert (sc.zeroed("z", 8, np.float64) == 0.0).all() and (z == 0.0).all()
