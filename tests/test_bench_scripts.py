@@ -43,3 +43,11 @@ def test_manhattan_cut_small():
     rows = [ln.split() for ln in out.splitlines()[1:]]
     assert [r[0] for r in rows] == ["0.0", "0.3"], out
     assert all(int(r[-1]) <= 1 for r in rows), out     # the cut changes no pixel by more than 1
+
+
+def test_raster_call_cost_small():
+    out = _run(["bench/raster_call_cost.py", "--sizes", "0.4,1", "--repeats", "3",
+                "--kl-repeats", "1"])
+    rows = [ln.split() for ln in out.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("0.4um", "1600"), ("1um", "10000")], out
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows), out
