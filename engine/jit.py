@@ -13,11 +13,13 @@ import numba
 from numba.core import caching
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OURS = tuple(os.path.join(_ROOT, d) + os.sep for d in ("engine", "shm", "tests", "bench"))
 _SIMD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "simd.py")
 
 
 @functools.lru_cache(maxsize=None)
 def _simd_hash(mtime, size):
+    """sha256 of simd.py (mtime and size: the cache key, as in numba's own stamp)."""
     with open(_SIMD, "rb") as f:
         return hashlib.sha256(f.read()).digest()
 
@@ -26,12 +28,12 @@ def _stamp_with_simd(get_source_stamp):
     """numba keys a kernel's on-disk cache on the hash of its own source file only, but the
     vector code of engine.simd's intrinsics is compiled into kernels of other files
     (engine.raster, tests): after a change to engine/simd.py alone they would load their old
-    machine code from the cache. Files of this project get simd.py's hash added to their stamp
-    (measured stale: an A/B of a new gray_block ran the old one)."""
+    machine code from the cache. Files of this project (engine, shm, tests, bench) get simd.py's
+    hash added to their stamp (measured stale: an A/B of a new gray_block ran the old one)."""
     def stamp(self):
         own = get_source_stamp(self)
         path = os.path.abspath(getattr(self, "_py_file", ""))
-        if not path.startswith(_ROOT + os.sep):
+        if not path.startswith(_OURS):
             return own
         st = os.stat(_SIMD)
         return own, _simd_hash(st.st_mtime, st.st_size)

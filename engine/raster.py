@@ -2064,9 +2064,9 @@ def _finish_gray(rsweep, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, wuv, wo
     listed. Several: 1 when the rectangles cover it, else listed. Listed pixels go to
     fpix[k] with cov[k] = min(cR + s, 1) and fown[k] their owner (-2: several); when rsweep,
     the rectangles meeting them are gathered at the end of the row (gstart, gb, gid: _gather,
-    which settles those whose sum is exact), for _exact. Returns (the number listed, the
-    number of rectangles gathered): when that exceeds gb's length, the ones past it were not
-    stored (the caller grows gb and runs again)."""
+    which settles those whose sum is exact or that one rectangle meets), for _exact. Returns
+    (the number listed, the number of rectangles gathered): when that exceeds gb's length, the
+    ones past it were not stored (the caller grows gb and runs again)."""
     W = ncols + 1
     nf = 0
     ng = 0

@@ -26,8 +26,8 @@ vectors into the widest the CPU has.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba.core import cgutils
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 16
