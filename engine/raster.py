@@ -1276,6 +1276,8 @@ def _sweep_cluster(r, ncols, j0, jend, pc, acc, ae, ay0, ay1):
             if y0 <= fr and y1 >= fr1:
                 fe = max(fe, u1) if nh > 0 else u1
                 nh = 1
+            elif nh > 0 and u1 <= fe:
+                continue    # inside the open full-height interval: changes nothing
             else:
                 z = m
                 while z > 0 and ay0[z - 1] > y0:
