@@ -1276,10 +1276,11 @@ def _sweep_cluster(r, ncols, j0, jend, pc, acc, ae, ay0, ay1):
             if y0 <= fr and y1 >= fr1:
                 fe = max(fe, u1) if nh > 0 else u1
                 nh = 1
-                # with no partial piece active, run through the pieces starting inside this
-                # interval: full-height ones extend it, partial ones inside it change nothing
-                # (L stays 1); stop at one sticking out of it
-                while m == 0 and j < jend and pc[j, 0] < fe:
+                # run through the pieces starting inside this interval: full-height ones
+                # extend it, partial ones inside it change nothing; stop at one sticking out of
+                # it (L is 1 all along, so the active pieces that end meanwhile are dropped
+                # later, without a step)
+                while j < jend and pc[j, 0] < fe:
                     if pc[j, 2] <= fr and pc[j, 3] >= fr1:
                         fe = max(fe, pc[j, 1])
                     elif pc[j, 1] > fe:
