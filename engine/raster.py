@@ -1154,8 +1154,9 @@ def _sweep_row(r, ncols, n, pc, acc, ae, ay0, ay1):
     dL at u is added to acc (ncols + 1, zeroed; coverage = prefix sum along the row) as by a
     vertical edge of height dL. The pieces (the rectangles' parts in the band) come in clusters
     of pieces overlapping in u (each starts left of the furthest end before it): a piece alone
-    steps by its height and back, a pair in closed form, a larger cluster goes to
-    _sweep_cluster."""
+    steps by its height and back, a pair in closed form (measured faster than _sweep_two for
+    pairs), a larger cluster to _sweep_two when at most two of its pieces are active at any u,
+    else to _sweep_cluster."""
     fr = float(r)
     fr1 = fr + 1.0
     j = np.uint64(0)   # unsigned indices: no wrap-around code
@@ -1231,8 +1232,10 @@ def _sweep_cluster(r, ncols, j0, jend, pc, acc, ae, ay0, ay1):
     """The union sweep of _sweep_row over the pieces pc[j0:jend] (a cluster: nothing else is
     active in its u-range). Pieces of full height make L = 1 over the union of their
     u-intervals, merged on the fly (they come sorted by u0): only the end fe of the current
-    merged one is kept. The others are kept active, sorted by their lower end (ae, ay0, ay1:
-    scratch, most pieces in a row), for the length of their union."""
+    merged one is kept; the pieces that start inside it are run through at once (full-height
+    ones extend it, partial ones inside it are skipped). The others are kept active, sorted by
+    their lower end (ae, ay0, ay1: scratch, most pieces in a row), for the length of their
+    union."""
     fr = float(r)
     fr1 = fr + 1.0
     m = 0          # partial-height active pieces
