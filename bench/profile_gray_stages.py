@@ -5,7 +5,7 @@ passes) is wrapped with a process_time timer; the split of the best of --repeats
 row by row inside it).
 
     PYTHONPATH=$PWD python bench/profile_gray_stages.py [--counts 2000,20000] [--repeats 15]
-        [--gds FILE]   (default: the chameleon SRAM in ../shared/data when present)
+        [--kinds layout,random] [--shuffle] [--gds FILE]   (--shuffle: the polygons in random order)   (default: the chameleon SRAM in ../shared/data when present)
 """
 from __future__ import annotations
 
@@ -53,10 +53,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="2000,20000")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--kinds", default="layout", help="synthetic kinds: layout, random or both")
+    ap.add_argument("--shuffle", action="store_true", help="the synthetic polygons in random order")
     ap.add_argument("--gds", default=None)
     a = ap.parse_args()
-    cases = [(f"layout {n}", B.synth_window(n, "layout"), B.WINDOW)
-             for n in map(int, a.counts.split(","))]
+    cases = [(f"{kind} {n}" + (" shuffled" if a.shuffle else ""),
+              B.shuffled(B.synth_window(n, kind)) if a.shuffle else B.synth_window(n, kind),
+              B.WINDOW) for kind in a.kinds.split(",") for n in map(int, a.counts.split(","))]
     gds = a.gds
     if gds is None:
         from tests.conftest import SHARED

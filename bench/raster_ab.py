@@ -9,7 +9,7 @@ ms per window of each and the largest gray/binary difference between their image
                                   such as ISOLATE=False; the base keeps its own)
 
 Cases: L2000, L20000, L200000 (layout), R200k (random), sram (the real window, when
-../shared/data is present). The base copy is compiled into a temporary folder on first use
+../shared/data is present); a trailing s (L200000s) takes the same polygons in random order. The base copy is compiled into a temporary folder on first use
 (about a minute).
 """
 from __future__ import annotations
@@ -76,6 +76,8 @@ def cases(names):
         f = SHARED / "chameleon" / "sram_1rw1r_32_256_8_sky130.gds"
         return B.real_window(str(f)) if f.exists() else None
     out.append(("sram", sram))
+    out += [(nm + "s", lambda mk=mk: (lambda w: w and (B.shuffled(w[0]), w[1]))(mk()))
+            for nm, mk in out]
     return [(nm, mk) for nm, mk in out if nm in names]
 
 

@@ -21,6 +21,7 @@ KLayout (KLayout snaps crossings of its merge to the 1 nm grid, so slanted overl
 a few levels there; tests/test_raster.py checks exactness with magnified references).
 
     python bench/raster_vs_klayout.py [--counts 2000,20000,200000] [--repeats 5] [--gds FILE]
+        [--shuffle]   (every window's polygons in random order: names end in /shuf)
 """
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def _quads_to_polygons(quads):
     n = len(quads)
     xy = np.round(np.asarray(quads, dtype=np.float64).reshape(-1, 2) * 1000) / 1000
     return Polygons(xy, np.arange(n + 1, dtype=np.int64) * 4, np.zeros((n, 2), np.int32))
+
+
+def shuffled(polys, seed=1):
+    """The same polygons in a random order (the synthetic windows come in raster order, which
+    favours the per-row sorts; an exploded layout comes cell by cell)."""
+    from engine.polygons import Polygons
+    n = len(polys)
+    perm = np.random.default_rng(seed).permutation(n)
+    lo, hi = polys.offsets[:-1][perm], polys.offsets[1:][perm]
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if n else np.zeros(0, int)
+    off = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
+    return Polygons(np.ascontiguousarray(polys.xy[idx]), off, polys.layer[perm])
 
 
 def synth_window(n, kind, seed=0, size=10.0):
@@ -173,13 +186,16 @@ def main(argv=None):
     ap.add_argument("--kinds", default="layout,random")
     ap.add_argument("--gds", default=None, help="real file for the 'real' window (default: "
                     "chameleon SRAM from ../shared/data when present)")
+    ap.add_argument("--shuffle", action="store_true",
+                    help="the polygons of every window in random order (see shuffled)")
     a = ap.parse_args(argv)
     klr = a.kl_repeats or a.repeats
+    order, tag = (shuffled, "/shuf") if a.shuffle else (lambda p: p, "")
     print(f"{'window':<16} {'polys':>7} {'mode':<6} {'ours ms':>9} {'cpu ms':>9} {'Mpx/s':>8} "
           f"{'Medges/s':>9} {'KLay ms':>9} {'speedup':>9}")
     for kind in a.kinds.split(","):
         for n in (int(v) for v in a.counts.split(",")):
-            run_case(kind, synth_window(n, kind), WINDOW, a.repeats, klr)
+            run_case(kind + tag, order(synth_window(n, kind)), WINDOW, a.repeats, klr)
     gds = a.gds
     if gds is None:
         from tests.conftest import SHARED
@@ -187,7 +203,7 @@ def main(argv=None):
         gds = str(cand) if cand.exists() else None
     if gds:
         polys, win = real_window(gds)
-        run_case("real:" + os.path.basename(gds)[:11], polys, win, a.repeats, klr)
+        run_case("real:" + os.path.basename(gds)[:11] + tag, order(polys), win, a.repeats, klr)
     print("ours ms = best wall time of one rasterize (cpu ms: its CPU time; the machine may be "
           "shared); KLay ms = Region.merged().rasterize on the same polygons; speedup = KLay/ours")
 

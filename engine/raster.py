@@ -133,6 +133,8 @@ RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks a
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when at least this share
 #                        of the polygons are such (engine.manhattan); inf: never
+ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in first-row order when they
+#                        are not (_others_by_row); fewer stay in cache in any order
 PREFETCH_AHEAD = 8     # exact pass: the pixel whose owner's vertices are fetched ahead
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
@@ -874,6 +876,50 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, wstart, wlist):
         wstart[r] = wstart[r - 1]
     wstart[0] = 0
     return most
+
+
+@kernel
+def _others_by_row(obox, ouv, ooff, others, n, nrows, cnt, pos, obox2, ouv2, ooff2, others2):
+    """The other polygons of the gray pass (others[:n], their boxes obox and vertices
+    ouv[ooff[q]:ooff[q + 1]], in polygon order) copied into obox2, ouv2, ooff2 and others2 in
+    the order of the first pixel row they meet (_walk_span; a stable counting sort: cnt,
+    nrows + 1, and pos, n, scratch). The finishing pass walks them row by row, and the gather
+    and exact passes look up the owners of a row's pixels: in that order they read them in
+    sequence, not all over (a layout in random order: the finishing pass 19 -> 14.6 ms at
+    layout 200 000). Returns False, nothing copied, when they already come in that order."""
+    ordered = True
+    prev = 0
+    for q in range(n):
+        ra = _walk_span(obox, q, nrows)[0]
+        ordered &= ra >= prev
+        prev = ra
+    if ordered:
+        return False
+    for r in range(nrows + 1):
+        cnt[r] = 0
+    for q in range(n):
+        cnt[min(_walk_span(obox, q, nrows)[0], nrows - 1) + 1] += 1
+    for r in range(nrows):
+        cnt[r + 1] += cnt[r]
+    for q in range(n):
+        ra = min(_walk_span(obox, q, nrows)[0], nrows - 1)
+        d = cnt[ra]
+        cnt[ra] = d + 1
+        pos[q] = d
+        ooff2[d + 1] = ooff[q + 1] - ooff[q]    # its vertex count, summed below
+    ooff2[0] = 0
+    for d in range(n):
+        ooff2[d + 1] += ooff2[d]
+    for q in range(n):
+        d = pos[q]
+        others2[d] = others[q]
+        obox2[d, 0], obox2[d, 1], obox2[d, 2], obox2[d, 3] = (obox[q, 0], obox[q, 1],
+                                                              obox[q, 2], obox[q, 3])
+        t = ooff2[d] - ooff[q]
+        for k in range(ooff[q], ooff[q + 1]):
+            ouv2[t + k, 0] = ouv[k, 0]
+            ouv2[t + k, 1] = ouv[k, 1]
+    return True
 
 
 @njit(inline="always", _nrt=False)
@@ -2280,6 +2326,19 @@ def _gray_rings(sc, rsweep, cls, wbox, others, nother, rows, cols):
     return wstart, wlist, acc, owner, state, rmask
 
 
+def _others_in_row_order(sc, others, obox, ouv, ooff, n, rows):
+    """(others, obox, ouv, ooff) of the gray pass's n other polygons in the order of their first
+    pixel row: copies in scratch (_others_by_row) when they come in another order, else the
+    same arrays."""
+    alt = (sc.get("obox2", 4 * n, np.float64).reshape(-1, 4),
+           sc.get("ouv2", 2 * int(ooff[n]), np.float64).reshape(-1, 2),
+           sc.get("ooff2", n + 1, np.int64), sc.get("others2", n, np.int32))
+    if _others_by_row(obox, ouv, ooff, others, n, rows, sc.get("ocount", rows + 1, np.int64),
+                      sc.get("opos", n, np.int32), *alt):
+        return alt[3], alt[0], alt[1], alt[2]
+    return others, obox, ouv, ooff
+
+
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
                  orig=None):
     """img from polygons (xy, off); orig: (xy, off, src) of the caller's polygons when these
@@ -2329,6 +2388,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         local = sc.get("local", (rows + 1) * cols, np.int32)
         _winding_complex(uv, off, cls, rows, cols, local, count2, count2)
     rsweep = rperim > 0.0 and rperim > RING_MARK_MIN * npx
+    if rsweep and nother > ROW_ORDER_MIN:
+        others, obox, ouv, ooff = _others_in_row_order(sc, others, obox, ouv, ooff, nother, rows)
     rings = _gray_rings(sc, rsweep, cls, obox if rsweep else bbox, others, nother, rows, cols)
     acc, state = rings[2], rings[4]
     walk = ((ouv, ooff) if rsweep else (uv, off)) + (cls, orient, others) + rings[:3]

@@ -38,6 +38,25 @@ def test_raster_vs_klayout_small():
     assert all(float(r[3]) > 0 and r[8].endswith("x") for r in rows), out
 
 
+def test_shuffled_windows_small():
+    """--shuffle: the same polygons in another order (B.shuffled keeps each polygon whole), in
+    the KLayout comparison and the stage split."""
+    pytest.importorskip("klayout.db")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import raster_vs_klayout as B
+    p = B.synth_window(50, "random")
+    q = B.shuffled(p)
+    assert sorted(map(lambda a: a.tobytes(), (p[i] for i in range(len(p))))) == sorted(
+        map(lambda a: a.tobytes(), (q[i] for i in range(len(q)))))
+    assert (q.xy != p.xy).any()
+    out = _run(["bench/raster_vs_klayout.py", "--counts", "300", "--kinds", "layout",
+                "--repeats", "1", "--shuffle", "--gds", ""])
+    assert "layout/shuf" in out and "gray" in out, out
+    out = _run(["bench/profile_gray_stages.py", "--counts", "300", "--repeats", "1", "--shuffle",
+                "--gds", ""])
+    assert out.startswith("layout 300 shuffled:") and "finish_gray" in out, out
+
+
 def test_manhattan_cut_small():
     out = _run(["bench/manhattan_cut.py", "--count", "500", "--shares", "0,0.3", "--repeats", "1"])
     rows = [ln.split() for ln in out.splitlines()[1:]]

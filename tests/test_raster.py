@@ -570,12 +570,16 @@ def test_rect_sweep_against_general_and_klayout(monkeypatch):
 
 
 @pytest.mark.parametrize("tall", [False, True])
-def test_walk_ring_of_rows(tall):
+@pytest.mark.parametrize("reorder", [False, True])
+def test_walk_ring_of_rows(monkeypatch, tall, reorder):
     """The gray pass walks each non-rectangle just before its first pixel row, into rings of
     rows as tall as the tallest one (a power of two): slanted quads and triangles 1-40 pixels
     tall, some starting above the window, ending below it or reaching left of it (the
     row-difference buffer), over rectangles, equal KLayout's coverage within one level; tall:
-    one polygon spans every row, so the ring is the whole image."""
+    one polygon spans every row, so the ring is the whole image. reorder: the polygons (in
+    random order) are first copied in first-row order (_others_by_row), as for large windows."""
+    import engine.raster as raster
+    monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0 if reorder else 10 ** 9)
     rng = np.random.default_rng(41 + tall)
     polys = []
     for _ in range(300):
@@ -596,6 +600,38 @@ def test_walk_ring_of_rows(tall):
     rasterize(to_polygons(polys, DBU), (0, 0, 1.5, 1.0), 0.01, mode="gray", scratch=sc)
     ring = sc.capacity("state") // 150
     assert ring == 100 if tall else ring == 64, ring     # the tallest polygon: 41 rows
+    assert (sc.capacity("others2") > 0) == reorder
+
+
+def test_others_by_row_is_a_stable_row_sort():
+    """_others_by_row against numpy: a stable sort by first pixel row (the box's top, clamped to
+    the image), ids, boxes and vertices moved together; nothing copied (False) when the
+    polygons already come in that order."""
+    from engine.raster import _others_by_row
+    rng = np.random.default_rng(5)
+    n, nrows = 300, 40
+    counts = rng.integers(3, 9, n)
+    ooff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    ouv = rng.uniform(-5, 45, (ooff[-1], 2))
+    obox = np.zeros((n, 4))
+    for q in range(n):
+        v = ouv[ooff[q]:ooff[q + 1]]
+        obox[q] = v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max()
+    others = rng.permutation(10 * n)[:n].astype(np.int32)
+    out = (np.zeros((n, 4)), np.zeros_like(ouv), np.zeros(n + 1, np.int64),
+           np.zeros(n, np.int32))
+    args = (n, nrows, np.zeros(nrows + 1, np.int64), np.zeros(n, np.int32)) + out
+    assert _others_by_row(obox, ouv, ooff, others, *args)
+    first = np.minimum(np.floor(np.clip(obox[:, 2], 0, nrows)), nrows - 1)
+    order = np.argsort(first, kind="stable")
+    obox2, ouv2, ooff2, others2 = out
+    assert (others2 == others[order]).all() and (obox2 == obox[order]).all()
+    assert (np.diff(ooff2) == counts[order]).all() and ooff2[0] == 0
+    for d, q in enumerate(order):
+        assert (ouv2[ooff2[d]:ooff2[d + 1]] == ouv[ooff[q]:ooff[q + 1]]).all()
+    again = tuple(np.zeros_like(a) for a in out)
+    assert not _others_by_row(obox2, ouv2, ooff2, others2, *args[:4], *again)
+    assert all((a == 0).all() for a in again)
 
 
 @pytest.mark.parametrize("gather", [1, 4096])
