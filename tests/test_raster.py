@@ -571,15 +571,21 @@ def test_rect_sweep_against_general_and_klayout(monkeypatch):
 
 @pytest.mark.parametrize("tall", [False, True])
 @pytest.mark.parametrize("reorder", [False, True])
-def test_walk_ring_of_rows(monkeypatch, tall, reorder):
+@pytest.mark.parametrize("rects", [True, False])
+def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     """The gray pass walks each non-rectangle just before its first pixel row, into rings of
     rows as tall as the tallest one (a power of two): slanted quads and triangles 1-40 pixels
     tall, some starting above the window, ending below it or reaching left of it (the
     row-difference buffer), over rectangles, equal KLayout's coverage within one level; tall:
     one polygon spans every row, so the ring is the whole image. reorder: the polygons (in
-    random order) are first copied in first-row order (_others_by_row), as for large windows."""
+    random order) are first copied in first-row order (_others_by_row), as for large windows;
+    without rects, the same set less its rectangles (no union sweep, the compact copy all the
+    same)."""
     import engine.raster as raster
     monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0 if reorder else 10 ** 9)
+    copied = []
+    by_row = raster._others_by_row
+    monkeypatch.setattr(raster, "_others_by_row", lambda *a: copied.append(by_row(*a)) or copied[-1])
     rng = np.random.default_rng(41 + tall)
     polys = []
     for _ in range(300):
@@ -587,7 +593,8 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder):
         w, h = rng.integers(5, 120), rng.integers(5, 400)
         k = rng.integers(3)
         if k == 0:
-            polys.append(box(x, y, x + w, y + h))
+            if rects:
+                polys.append(box(x, y, x + w, y + h))
         elif k == 1:
             polys.append([(x, y), (x + w, y), (x + w // 2, y + h)])
         else:
@@ -600,7 +607,7 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder):
     rasterize(to_polygons(polys, DBU), (0, 0, 1.5, 1.0), 0.01, mode="gray", scratch=sc)
     ring = sc.capacity("state") // 150
     assert ring == 100 if tall else ring == 64, ring     # the tallest polygon: 41 rows
-    assert (sc.capacity("others2") > 0) == reorder
+    assert copied and all(copied) if reorder else not copied
 
 
 def test_others_by_row_is_a_stable_row_sort():
@@ -632,6 +639,15 @@ def test_others_by_row_is_a_stable_row_sort():
     again = tuple(np.zeros_like(a) for a in out)
     assert not _others_by_row(obox2, ouv2, ooff2, others2, *args[:4], *again)
     assert all((a == 0).all() for a in again)
+    # nearly in order (up to 8 rows back; or one in 16 further back): left as they are
+    back = n // 2 + rng.permutation(n // 2)     # in the second half, where rows are > 19
+    for late in (0, n // 16):
+        near = obox2.copy()
+        near[:, 2] = np.linspace(0, nrows - 1, n) - rng.uniform(0, 7.9, n)
+        near[back[:late], 2] = 0.0
+        assert not _others_by_row(near, ouv2, ooff2, others2, *args[:4], *again)
+    near[back[late:late + 2], 2] = 0.0      # two more: copied
+    assert _others_by_row(near, ouv2, ooff2, others2, *args[:4], *again)
 
 
 @pytest.mark.parametrize("gather", [1, 4096])
