@@ -8,7 +8,7 @@ ms per window of each and the largest gray/binary difference between their image
         [--set NAME=VALUE ...]   (module settings of the working tree's copy read at run time,
                                   such as ISOLATE=False; the base keeps its own)
 
-Cases: L2000, L20000, L200000 (layout), R200k (random), S200k (slanted), sram (the real window, when
+Cases: L2000, L20000, L200000 (layout), R200k (random), S20k, S200k (slanted), sram (the real window, when
 ../shared/data is present); a trailing s (L200000s) takes the same polygons in random order. The base copy is compiled into a temporary folder on first use
 (about a minute).
 """
@@ -70,7 +70,8 @@ def cases(names):
     for n in (2000, 20000, 200000):
         out.append((f"L{n}", lambda n=n: (B.synth_window(n, "layout"), B.WINDOW)))
     out.append(("R200k", lambda: (B.synth_window(200000, "random"), B.WINDOW)))
-    out.append(("S200k", lambda: (B.synth_window(200000, "slanted"), B.WINDOW)))
+    out += [(f"S{n // 1000}k", lambda n=n: (B.synth_window(n, "slanted"), B.WINDOW))
+            for n in (20000, 200000)]
 
     def sram():
         from tests.conftest import SHARED

@@ -133,9 +133,9 @@ RECT_BATCH = 256       # binary: rectangles' boxes gathered before their marks a
 TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_SHIFT pixels a side
 CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when at least this share
 #                        of the polygons are such (engine.manhattan); inf: never
-ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in first-row order when they
-#                        are not (_others_by_row); fewer stay in cache in any order
-PREFETCH_AHEAD = 8     # exact pass and _others_by_row: vertices fetched this many items ahead
+ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in band order when they are
+#                        not nearly in first-row order (_others_by_band); fewer stay in cache
+PREFETCH_AHEAD = 8     # exact pass and _others_by_band: vertices fetched this many items ahead
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
@@ -879,17 +879,23 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, wstart, wlist):
 
 
 @kernel
-def _others_by_row(obox, ouv, ooff, others, n, nrows, cnt, pos, obox2, ouv2, ooff2, others2):
+def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obox2, ouv2, ooff2,
+                   others2):
     """The other polygons of the gray pass (others[:n], their boxes obox and vertices
-    ouv[ooff[q]:ooff[q + 1]], in polygon order) copied into obox2, ouv2, ooff2 and others2 in
-    the order of the first pixel row they meet (_walk_span; a stable counting sort: cnt,
-    nrows + 1, and pos, n: the polygon of each slot, scratch). The finishing pass walks them row by row, and the gather
-    and exact passes look up the owners of a row's pixels: in that order they read them in
-    sequence, not all over (a layout in random order: the finishing pass 19 -> 14.6 ms at
-    layout 200 000). Returns False, nothing copied, when they nearly come in that order: at
-    most one in 16 starts more than 8 rows above the lowest first row before it. (A full sort
-    of such an order, a layout written row by row with small offsets, made the exact pass
-    slower: all-slanted layout 200 000, 64 -> 78 ms.)"""
+    ouv[ooff[q]:ooff[q + 1]], in polygon order) copied into obox2, ouv2, ooff2 and others2
+    band by band of 1 << TILE_SHIFT pixel rows (the band of the first row they meet,
+    _walk_span), left to right within a band (by the column of their left side): two stable
+    counting sorts, by column then by band (cnt: max(nrows, ncols) + 1, tmp and pos: n,
+    scratch; pos[d]: the polygon of slot d). The finishing pass walks them row by row, and the
+    gather and exact passes look up the polygons of a row's pixels and tiles: in that order
+    they read them nearly in sequence, not all over, and the exact pass finds a pixel's
+    polygons mostly left to right, which the insertion sorts of its local sweep like.
+    Measured: layout 200 000 in random order, the finishing pass 19 -> 14.6 ms; all-slanted
+    layout 200 000, the exact pass 85-89 ms in first-row order alone, 62 ms in band and
+    column order, 59-70 ms in the layout's own order (row of sites by row of sites).
+    Returns False, nothing copied, when they nearly come in first-row order: at most one in
+    16 starts more than 8 rows above the lowest first row before it (a full sort of such an
+    order made the exact pass slower: 64 -> 78 ms there)."""
     late = 0
     top = 0
     for q in range(n):
@@ -898,17 +904,28 @@ def _others_by_row(obox, ouv, ooff, others, n, nrows, cnt, pos, obox2, ouv2, oof
         top = max(top, ra)
     if 16 * late <= n:
         return False
-    for r in range(nrows + 1):
-        cnt[r] = 0
+    for c in range(ncols + 1):
+        cnt[c] = 0
     for q in range(n):
-        cnt[min(_walk_span(obox, q, nrows)[0], nrows - 1) + 1] += 1
-    for r in range(nrows):
-        cnt[r + 1] += cnt[r]
+        cnt[int(min(max(obox[q, 0], 0.0), ncols - 1.0)) + 1] += 1
+    for c in range(ncols):
+        cnt[c + 1] += cnt[c]
     for q in range(n):
-        ra = min(_walk_span(obox, q, nrows)[0], nrows - 1)
-        d = cnt[ra]
-        cnt[ra] = d + 1
-        pos[d] = q      # the polygon going to slot d
+        c = int(min(max(obox[q, 0], 0.0), ncols - 1.0))
+        tmp[cnt[c]] = q
+        cnt[c] += 1
+    nb = ((nrows - 1) >> TILE_SHIFT) + 1
+    for b in range(nb + 1):
+        cnt[b] = 0
+    for q in range(n):
+        cnt[(min(_walk_span(obox, q, nrows)[0], nrows - 1) >> TILE_SHIFT) + 1] += 1
+    for b in range(nb):
+        cnt[b + 1] += cnt[b]
+    for k in range(n):
+        q = tmp[k]
+        b = min(_walk_span(obox, q, nrows)[0], nrows - 1) >> TILE_SHIFT
+        pos[cnt[b]] = q
+        cnt[b] += 1
     # copied slot by slot: the reads jump, the writes run in sequence. Ids, boxes and vertex
     # counts first, so that no slot waits on the loads of the one before; then the vertices,
     # those of the polygon PREFETCH_AHEAD slots on fetched ahead (random order, all-slanted
@@ -2338,14 +2355,15 @@ def _gray_rings(sc, compact, cls, wbox, others, nother, rows, cols):
     return wstart, wlist, acc, owner, state, rmask
 
 
-def _others_in_row_order(sc, others, obox, ouv, ooff, n, rows):
-    """(others, obox, ouv, ooff) of the gray pass's n other polygons in the order of their first
-    pixel row: copies in scratch (_others_by_row) when they come in another order, else the
-    same arrays."""
+def _others_in_band_order(sc, others, obox, ouv, ooff, n, rows, cols):
+    """(others, obox, ouv, ooff) of the gray pass's n other polygons band by band of pixel rows,
+    left to right: copies in scratch (_others_by_band) when they are not nearly in first-row
+    order, else the same arrays."""
     alt = (sc.get("obox2", 4 * n, np.float64).reshape(-1, 4),
            sc.get("ouv2", 2 * int(ooff[n]), np.float64).reshape(-1, 2),
            sc.get("ooff2", n + 1, np.int64), sc.get("others2", n, np.int32))
-    if _others_by_row(obox, ouv, ooff, others, n, rows, sc.get("ocount", rows + 1, np.int64),
+    if _others_by_band(obox, ouv, ooff, others, n, rows, cols,
+                      sc.get("ocount", max(rows, cols) + 1, np.int64), sc.get("otmp", n, np.int32),
                       sc.get("opos", n, np.int32), *alt):
         return alt[3], alt[0], alt[1], alt[2]
     return others, obox, ouv, ooff
@@ -2405,7 +2423,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     # also when there is no rectangle at all; else every polygon by its id (bbox, uv / off)
     compact = rsweep or nrect == 0
     if compact and nother > ROW_ORDER_MIN:
-        others, obox, ouv, ooff = _others_in_row_order(sc, others, obox, ouv, ooff, nother, rows)
+        others, obox, ouv, ooff = _others_in_band_order(sc, others, obox, ouv, ooff, nother, rows,
+                                                       cols)
     rings = _gray_rings(sc, compact, cls, obox if compact else bbox, others, nother, rows, cols)
     acc, state = rings[2], rings[4]
     walk = ((ouv, ooff) if compact else (uv, off)) + (cls, orient, others) + rings[:3]

@@ -578,14 +578,15 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     tall, some starting above the window, ending below it or reaching left of it (the
     row-difference buffer), over rectangles, equal KLayout's coverage within one level; tall:
     one polygon spans every row, so the ring is the whole image. reorder: the polygons (in
-    random order) are first copied in first-row order (_others_by_row), as for large windows;
+    random order) are first copied band by band of rows (_others_by_band), as for large windows;
     without rects, the same set less its rectangles (no union sweep, the compact copy all the
     same)."""
     import engine.raster as raster
     monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0 if reorder else 10 ** 9)
     copied = []
-    by_row = raster._others_by_row
-    monkeypatch.setattr(raster, "_others_by_row", lambda *a: copied.append(by_row(*a)) or copied[-1])
+    by_band = raster._others_by_band
+    monkeypatch.setattr(raster, "_others_by_band",
+                        lambda *a: copied.append(by_band(*a)) or copied[-1])
     rng = np.random.default_rng(41 + tall)
     polys = []
     for _ in range(300):
@@ -610,13 +611,14 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     assert copied and all(copied) if reorder else not copied
 
 
-def test_others_by_row_is_a_stable_row_sort():
-    """_others_by_row against numpy: a stable sort by first pixel row (the box's top, clamped to
-    the image), ids, boxes and vertices moved together; nothing copied (False) when the
-    polygons already come in that order."""
-    from engine.raster import _others_by_row
+def test_others_by_band_is_a_stable_band_sort():
+    """_others_by_band against numpy: a stable sort by band of 8 pixel rows (the box's top,
+    clamped to the image) then by column (the box's left side, clamped), ids, boxes and
+    vertices moved together; nothing copied (False) when the polygons nearly come in first-row
+    order."""
+    from engine.raster import TILE_SHIFT, _others_by_band
     rng = np.random.default_rng(5)
-    n, nrows = 300, 40
+    n, nrows, ncols = 300, 40, 30
     counts = rng.integers(3, 9, n)
     ooff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     ouv = rng.uniform(-5, 45, (ooff[-1], 2))
@@ -627,17 +629,21 @@ def test_others_by_row_is_a_stable_row_sort():
     others = rng.permutation(10 * n)[:n].astype(np.int32)
     out = (np.zeros((n, 4)), np.zeros_like(ouv), np.zeros(n + 1, np.int64),
            np.zeros(n, np.int32))
-    args = (n, nrows, np.zeros(nrows + 1, np.int64), np.zeros(n, np.int32)) + out
-    assert _others_by_row(obox, ouv, ooff, others, *args)
-    first = np.minimum(np.floor(np.clip(obox[:, 2], 0, nrows)), nrows - 1)
-    order = np.argsort(first, kind="stable")
+    args = (n, nrows, ncols, np.zeros(max(nrows, ncols) + 1, np.int64), np.zeros(n, np.int32),
+            np.zeros(n, np.int32)) + out
+    assert _others_by_band(obox, ouv, ooff, others, *args)
+    first = np.minimum(np.floor(np.clip(obox[:, 2], 0, nrows)), nrows - 1).astype(int)
+    col = np.floor(np.clip(obox[:, 0], 0, ncols - 1)).astype(int)
+    order = np.lexsort((np.arange(n), col, first >> TILE_SHIFT))
     obox2, ouv2, ooff2, others2 = out
     assert (others2 == others[order]).all() and (obox2 == obox[order]).all()
     assert (np.diff(ooff2) == counts[order]).all() and ooff2[0] == 0
     for d, q in enumerate(order):
         assert (ouv2[ooff2[d]:ooff2[d + 1]] == ouv[ooff[q]:ooff[q + 1]]).all()
     again = tuple(np.zeros_like(a) for a in out)
-    assert not _others_by_row(obox2, ouv2, ooff2, others2, *args[:4], *again)
+    rows = obox2.copy()
+    rows[:, 2] = np.sort(obox2[:, 2])
+    assert not _others_by_band(rows, ouv2, ooff2, others2, *args[:6], *again)
     assert all((a == 0).all() for a in again)
     # nearly in order (up to 8 rows back; or one in 16 further back): left as they are
     back = n // 2 + rng.permutation(n // 2)     # in the second half, where rows are > 19
@@ -645,9 +651,9 @@ def test_others_by_row_is_a_stable_row_sort():
         near = obox2.copy()
         near[:, 2] = np.linspace(0, nrows - 1, n) - rng.uniform(0, 7.9, n)
         near[back[:late], 2] = 0.0
-        assert not _others_by_row(near, ouv2, ooff2, others2, *args[:4], *again)
+        assert not _others_by_band(near, ouv2, ooff2, others2, *args[:6], *again)
     near[back[late:late + 2], 2] = 0.0      # two more: copied
-    assert _others_by_row(near, ouv2, ooff2, others2, *args[:4], *again)
+    assert _others_by_band(near, ouv2, ooff2, others2, *args[:6], *again)
 
 
 @pytest.mark.parametrize("gather", [1, 4096])
