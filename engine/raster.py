@@ -394,7 +394,8 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     axis-parallel rectangles, obox[:n] their boxes (read in sequence by _tile_index),
     ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk_poly reads in
     sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
-    rectangles meeting a row, rectangles, -1), or (..., i) as soon as polygon i has offsets
+    rectangles meeting a row, rectangles, those of them starting more than 8 rows above the
+    lowest first row before them, -1), or (..., i) as soon as polygon i has offsets
     going back or past len(xy) or a coordinate that is not finite in pixel units (the caller
     raises; nothing else has used them). Four-vertex polygons are tested for being axis-parallel
     rectangles on their coordinates in registers (writing their uv costs less than skipping
@@ -403,6 +404,8 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     nother = 0
     ooff[0] = 0
     nrect = 0
+    rlate = 0
+    rtop = 0
     perim = 0.0
     for r in range(nrows + 1):
         rcount[r] = 0
@@ -414,7 +417,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
         orient[i] = 1
         rect[i] = 0
         if n < 0 or e > xy.shape[0]:
-            return -1, 0, 0.0, 0, 0, i
+            return -1, 0, 0.0, 0, 0, 0, i
         if n == 4:
             ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, ipx, ipy)
             su = np.uint64(s)
@@ -425,7 +428,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             isrect = False
             z = _to_pixels(xy, s, e, x0, y1, ipx, ipy, uv)
         if z != 0.0:
-            return -1, 0, 0.0, 0, 0, i
+            return -1, 0, 0.0, 0, 0, 0, i
         if n < 3:
             continue
         if isrect:
@@ -442,6 +445,8 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             ra = max(int(math.floor(v0)), 0)
             rb = min(int(math.ceil(v1)), nrows)
             estart[ra + 1] += 1
+            rlate += ra + 8 < rtop      # out of first-row order (see _rect_rows)
+            rtop = max(rtop, ra)
             if ra < rb:
                 rcount[ra + 1] += 1
                 if rb < nrows:
@@ -475,7 +480,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     for r in range(nrows):
         run += rcount[r + 1]
         most = max(most, run)
-    return ncomplex, nother, perim, most, nrect, -1
+    return ncomplex, nother, perim, most, nrect, rlate, -1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1008,21 +1013,36 @@ def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
 @njit(inline="always", _nrt=False)
 def _sort_run(pc, rlist, a, b, bcount, tmpi, tmpc):
     """Sort the entries a:b of (pc, rlist) by u0 = pc[:, 0] (stable): nothing when sorted, a
-    merge when made of two sorted runs (_merge_two), else a counting sort by RECT_BUCKET-column
-    buckets (bcount: scratch, ncols // RECT_BUCKET + 2) and an insertion sort within them
-    (tmpi / tmpc: scratch, b - a)."""
+    merge when made of two sorted runs (_merge_two), an insertion sort in place when at most
+    one in 8 steps goes down (the groups _rect_rows made column by column), else a counting
+    sort by RECT_BUCKET-column buckets (bcount: scratch, ncols // RECT_BUCKET + 2) and an
+    insertion sort within them (tmpi / tmpc: scratch, b - a)."""
     down = 0
     m = b
+    lim = max((b - a) >> 3, 1)
     for j in range(a + 1, b):
         if pc[j, 0] < pc[j - 1, 0]:
             down += 1
-            if down > 1:
+            if down == 1:
+                m = j
+            elif down > lim:
                 break
-            m = j
     if down == 0:
         return
     if down == 1:
         _merge_two(pc, rlist, a, m, b, tmpi, tmpc)
+        return
+    if down <= lim:
+        for d in range(m, b):
+            u = pc[d, 0]
+            if u >= pc[d - 1, 0]:
+                continue
+            _move_piece(tmpi, tmpc, 0, rlist, pc, d)
+            z = d
+            while z > a and pc[z - 1, 0] > u:
+                _move_piece(rlist, pc, z, rlist, pc, z - 1)
+                z -= 1
+            _move_piece(rlist, pc, z, tmpi, tmpc, 0)
         return
     nb = bcount.shape[0]
     for q in range(nb):
@@ -1048,26 +1068,56 @@ def _sort_run(pc, rlist, a, b, bcount, tmpi, tmpc):
         _move_piece(rlist, pc, z, tmpi, tmpc, d)
 
 
+@njit(inline="always", _nrt=False)
+def _put_rect(bbox, i, estart, sid, sbox):
+    """Rectangle i into the next slot of its group (the first row it meets)."""
+    ra = max(int(math.floor(bbox[i, 2])), 0)
+    d = estart[ra]
+    estart[ra] = d + 1
+    sid[d] = i
+    sbox[d, 0] = max(bbox[i, 0], 0.0)
+    sbox[d, 1] = bbox[i, 1]
+    sbox[d, 2] = bbox[i, 2]
+    sbox[d, 3] = bbox[i, 3]
+
+
 @kernel
-def _rect_rows(cls, rect, bbox, nrows, estart, sid, sbox, bcount, tmpi, tmpc):
+def _rect_rows(cls, rect, bbox, nrows, ncols, estart, sid, sbox, bcount, tmpi, tmpc, bycol, ccount,
+               cids):
     """The axis-parallel rectangles grouped by the first pixel row they meet (ra = floor(v0)
     clamped at 0; a counting sort, stable, on the counts _classify left in estart[ra + 1]) and
     sorted by left side within each group (_sort_run): group r is sid / sbox[estart[r]:
     estart[r + 1]], sbox = (u0, u1, v0, v1) with u0 clamped at 0 (the sweep never looks left
     of the image). The finishing pass merges each group into the list of rectangles met by
-    the row above (_row_pieces)."""
+    the row above (_row_pieces). bycol (rectangles out of first-row order): their ids are
+    first sorted by the column of their left side (a counting sort, ccount: ncols + 1, into
+    cids: their count, scratch), then taken in that order (boxes fetched ahead), so that each
+    group comes sorted but for rectangles starting in the same column (layout 200 000 in
+    random order: 4.9 -> 2.4 ms)."""
     for r in range(nrows):
         estart[r + 1] += estart[r]
-    for i in range(cls.shape[0]):
-        if cls[i] == 1 and rect[i] == 1:
-            ra = max(int(math.floor(bbox[i, 2])), 0)
-            d = estart[ra]
-            estart[ra] = d + 1
-            sid[d] = i
-            sbox[d, 0] = max(bbox[i, 0], 0.0)
-            sbox[d, 1] = bbox[i, 1]
-            sbox[d, 2] = bbox[i, 2]
-            sbox[d, 3] = bbox[i, 3]
+    if bycol:
+        for c in range(ncols + 1):
+            ccount[c] = 0
+        for i in range(cls.shape[0]):
+            if cls[i] == 1 and rect[i] == 1:
+                ccount[int(min(max(bbox[i, 0], 0.0), ncols - 1.0)) + 1] += 1
+        for c in range(ncols):
+            ccount[c + 1] += ccount[c]
+        for i in range(cls.shape[0]):
+            if cls[i] == 1 and rect[i] == 1:
+                c = int(min(max(bbox[i, 0], 0.0), ncols - 1.0))
+                cids[ccount[c]] = i
+                ccount[c] += 1
+        n = ccount[ncols]
+        for k in range(n):
+            if k + PREFETCH_AHEAD < n:
+                prefetch(bbox, 4 * cids[k + PREFETCH_AHEAD])
+            _put_rect(bbox, cids[k], estart, sid, sbox)
+    else:
+        for i in range(cls.shape[0]):
+            if cls[i] == 1 and rect[i] == 1:
+                _put_rect(bbox, i, estart, sid, sbox)
     for r in range(nrows, 0, -1):
         estart[r] = estart[r - 1]
     estart[0] = 0
@@ -2407,7 +2457,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     ooff = sc.get("ooff", npoly + 1, np.int64)
     estart = sc.get("estart", rows + 1, np.int64)
-    ncomplex, nother, rperim, most, nrect, bad = _classify(
+    ncomplex, nother, rperim, most, nrect, rlate, bad = _classify(
         xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount,
         estart, others, obox, ouv, ooff)
     if bad >= 0:
@@ -2433,10 +2483,13 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
         ri = sc.get("ri", nrect + 2 * most + 2, np.int32)
-        _rect_rows(cls, rect, bbox, rows, estart, ri, rb,
+        bycol = 16 * rlate > nrect      # out of first-row order (as in _others_by_band)
+        _rect_rows(cls, rect, bbox, rows, cols, estart, ri, rb,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
-                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4))
+                   sc.get("tmpc", 4 * most, np.float64).reshape(-1, 4), bycol,
+                   sc.get("ccount", cols + 1 if bycol else 1, np.int64),
+                   sc.get("cids", nrect if bycol else 1, np.int32))
         act = [sc.get(nm, most, np.float64) for nm in ("ae", "ay0", "ay1")]
     else:
         most = -1

@@ -656,17 +656,60 @@ def test_others_by_band_is_a_stable_band_sort():
     assert _others_by_band(near, ouv2, ooff2, others2, *args[:6], *again)
 
 
+@njit
+def _sort_runs(pc, ids, starts, bcount, tmpi, tmpc):
+    for t in range(starts.shape[0] - 1):
+        _R._sort_run(pc, ids, starts[t], starts[t + 1], bcount, tmpi, tmpc)
+
+
+def test_sort_run_every_branch():
+    """_sort_run sorts each group of pieces by u0, stably, ids and boxes together, whatever
+    branch it takes: already sorted, two runs (merge), a few steps down (insertion in place),
+    many (bucket counting sort then insertion); against numpy's stable sort."""
+    rng = np.random.default_rng(13)
+    groups = []
+    for kind in range(4):
+        for _ in range(6):
+            n = int(rng.integers(2, 120))
+            u = np.sort(rng.integers(0, 60, n).astype(float) + rng.choice([0, 0.25, 0.5], n))
+            if kind == 1:
+                u = np.concatenate([u[::2], u[1::2]])           # two sorted runs
+            elif kind == 2:
+                for _ in range(max(n // 10, 1)):                 # a few swaps of neighbours
+                    j = int(rng.integers(1, n))
+                    u[j - 1], u[j] = u[j], u[j - 1]
+            elif kind == 3:
+                u = rng.permutation(u)
+            groups.append(u)
+    u = np.concatenate(groups)
+    starts = np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64)
+    pc = np.stack([u, u + 1 + rng.random(len(u)), rng.random(len(u)), 2 + rng.random(len(u))], 1)
+    ids = np.arange(len(u), dtype=np.int32)
+    want_pc, want_ids = pc.copy(), ids.copy()
+    for a, b in zip(starts[:-1], starts[1:]):
+        o = a + np.argsort(pc[a:b, 0], kind="stable")
+        want_pc[a:b], want_ids[a:b] = pc[o], ids[o]
+    most = max(len(g) for g in groups)
+    _sort_runs(pc, ids, starts, np.zeros(60 // _R.RECT_BUCKET + 2, np.int64),
+               np.zeros(most, np.int32), np.zeros((most, 4)))
+    assert (ids == want_ids).all() and (pc == want_pc).all()
+
+
 @pytest.mark.parametrize("gather", [1, 4096])
 def test_rect_rows_any_order(monkeypatch, gather):
     """The rectangles are grouped by first row and sorted by left side within each group, then
     merged row by row into the finishing pass's list: in polygon order, shuffled and reversed
-    (groups sorted, made of two runs or in random order) the image equals KLayout's coverage
+    (groups sorted, made of two runs or in random order; out of first-row order, the rectangles
+    are taken column by column first) the image equals KLayout's coverage
     within one gray level, also with rectangles reaching left of the window, and the three
     orders agree within one level (float sums in another order). gather = 1: the buffer of
     rectangles gathered for listed pixels starts too short, so the finishing pass is run again
     with a longer one (which happens on the grid and mixed cases)."""
     import engine.raster as raster
     monkeypatch.setattr(raster, "GATHER_MIN", gather)
+    bycol = set()
+    rect_rows = raster._rect_rows
+    monkeypatch.setattr(raster, "_rect_rows", lambda *a: bycol.add(a[11]) or rect_rows(*a))
     rng = np.random.default_rng(31)
     for name, polys in _sweep_cases(rng).items():
         check(polys, (0, 400), (10, 10), (40, 40))
@@ -675,6 +718,7 @@ def test_rect_rows_any_order(monkeypatch, gather):
                 for order in (polys, [polys[k] for k in rng.permutation(len(polys))],
                               polys[::-1])]
         assert max(np.abs(imgs[0] - m).max() for m in imgs[1:]) <= 1, name
+    assert bycol == {False, True}   # rectangles taken in polygon order and column by column
 
 
 @pytest.mark.parametrize("with_complex", [False, True])
