@@ -1093,7 +1093,7 @@ def _rect_rows(cls, rect, bbox, nrows, ncols, estart, sid, sbox, bcount, tmpi, t
     first sorted by the column of their left side (a counting sort, ccount: ncols + 1, into
     cids: their count, scratch), then taken in that order (boxes fetched ahead), so that each
     group comes sorted but for rectangles starting in the same column (layout 200 000 in
-    random order: 4.9 -> 2.4 ms)."""
+    random order: 4.3 -> 3.3 ms standalone; in its own order, taken the plain way: 1.2 ms)."""
     for r in range(nrows):
         estart[r + 1] += estart[r]
     if bycol:
