@@ -134,7 +134,7 @@ TILE_SHIFT = 3         # tiles indexing polygons for the exact pass: 1 << TILE_S
 CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when at least this share
 #                        of the polygons are such (engine.manhattan); inf: never
 ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in band order when they are
-#                        not nearly in first-row order (_others_by_band); fewer stay in cache
+#                        out of first-row order (_others_by_band); fewer stay in cache
 PREFETCH_AHEAD = 8     # exact pass and _others_by_band: vertices fetched this many items ahead
 NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
@@ -394,8 +394,9 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     axis-parallel rectangles, obox[:n] their boxes (read in sequence by _tile_index),
     ouv[ooff[q]:ooff[q + 1]] the vertices of others[q] (a compact copy that _walk_poly reads in
     sequence). Returns (complex polygons, n, rectangles' perimeter clipped to the image, most
-    rectangles meeting a row, rectangles, those of them starting more than 8 rows above the
-    lowest first row before them, -1), or (..., i) as soon as polygon i has offsets
+    rectangles meeting a row, rectangles, how many of one in 16 of them start more than 8 rows
+    above the lowest first row of those sampled before, the same for the n others, -1), or
+    (..., i) as soon as polygon i has offsets
     going back or past len(xy) or a coordinate that is not finite in pixel units (the caller
     raises; nothing else has used them). Four-vertex polygons are tested for being axis-parallel
     rectangles on their coordinates in registers (writing their uv costs less than skipping
@@ -406,6 +407,8 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     nrect = 0
     rlate = 0
     rtop = 0
+    olate = 0
+    otop = 0
     perim = 0.0
     for r in range(nrows + 1):
         rcount[r] = 0
@@ -417,7 +420,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
         orient[i] = 1
         rect[i] = 0
         if n < 0 or e > xy.shape[0]:
-            return -1, 0, 0.0, 0, 0, 0, i
+            return -1, 0, 0.0, 0, 0, 0, 0, i
         if n == 4:
             ua, va, ub, vb, uc, vc, ud, vd, isrect = _quad(xy, s, x0, y1, ipx, ipy)
             su = np.uint64(s)
@@ -428,7 +431,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             isrect = False
             z = _to_pixels(xy, s, e, x0, y1, ipx, ipy, uv)
         if z != 0.0:
-            return -1, 0, 0.0, 0, 0, 0, i
+            return -1, 0, 0.0, 0, 0, 0, 0, i
         if n < 3:
             continue
         if isrect:
@@ -445,8 +448,10 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             ra = max(int(math.floor(v0)), 0)
             rb = min(int(math.ceil(v1)), nrows)
             estart[ra + 1] += 1
-            rlate += ra + 8 < rtop      # out of first-row order (see _rect_rows)
-            rtop = max(rtop, ra)
+            if (nrect & 15) == 0:
+                # one in 16 sampled: out of first-row order? (see _rect_rows)
+                rlate += ra + 8 < rtop
+                rtop = max(rtop, ra)
             if ra < rb:
                 rcount[ra + 1] += 1
                 if rb < nrows:
@@ -460,6 +465,11 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
         orient[i] = 1 if area <= 0 else -1
+        if (nother & 15) == 0:
+            # one in 16 sampled: out of first-row order? (see _others_by_band)
+            ra = int(max(vmin, 0.0))
+            olate += ra + 8 < otop
+            otop = max(otop, ra)
         others[nother] = i
         obox[nother, 0], obox[nother, 1], obox[nother, 2], obox[nother, 3] = umin, umax, vmin, vmax
         t = ooff[nother]
@@ -480,7 +490,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
     for r in range(nrows):
         run += rcount[r + 1]
         most = max(most, run)
-    return ncomplex, nother, perim, most, nrect, rlate, -1
+    return ncomplex, nother, perim, most, nrect, rlate, olate, -1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -897,18 +907,8 @@ def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obo
     polygons mostly left to right, which the insertion sorts of its local sweep like.
     Measured: layout 200 000 in random order, the finishing pass 19 -> 14.6 ms; all-slanted
     layout 200 000, the exact pass 85-89 ms in first-row order alone, 62 ms in band and
-    column order, 59-70 ms in the layout's own order (row of sites by row of sites).
-    Returns False, nothing copied, when they nearly come in first-row order: at most one in
-    16 starts more than 8 rows above the lowest first row before it (a full sort of such an
-    order made the exact pass slower: 64 -> 78 ms there)."""
-    late = 0
-    top = 0
-    for q in range(n):
-        ra = _walk_span(obox, q, nrows)[0]
-        late += ra + 8 < top
-        top = max(top, ra)
-    if 16 * late <= n:
-        return False
+    column order, 59-70 ms in the layout's own order (row of sites by row of sites). The
+    caller copies only polygons out of first-row order (see _raster_into)."""
     for c in range(ncols + 1):
         cnt[c] = 0
     for q in range(n):
@@ -952,7 +952,6 @@ def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obo
         for k in range(ooff[q], ooff[q + 1]):
             ouv2[t + k, 0] = ouv[k, 0]
             ouv2[t + k, 1] = ouv[k, 1]
-    return True
 
 
 @njit(inline="always", _nrt=False)
@@ -1011,15 +1010,16 @@ def _merge_two(pc, rlist, a, m, b, tmpi, tmpc):
 
 
 @njit(inline="always", _nrt=False)
-def _sort_run(pc, rlist, a, b, bcount, tmpi, tmpc):
+def _sort_run(pc, rlist, a, b, bcount, tmpi, tmpc, nearly):
     """Sort the entries a:b of (pc, rlist) by u0 = pc[:, 0] (stable): nothing when sorted, a
-    merge when made of two sorted runs (_merge_two), an insertion sort in place when at most
-    one in 8 steps goes down (the groups _rect_rows made column by column), else a counting
-    sort by RECT_BUCKET-column buckets (bcount: scratch, ncols // RECT_BUCKET + 2) and an
-    insertion sort within them (tmpi / tmpc: scratch, b - a)."""
+    merge when made of two sorted runs (_merge_two), an insertion sort in place when nearly
+    (each entry at most a few places off: the groups _rect_rows made column by column) and at
+    most one in 8 steps goes down, else a counting sort by RECT_BUCKET-column buckets (bcount:
+    scratch, ncols // RECT_BUCKET + 2) and an insertion sort within them (tmpi / tmpc:
+    scratch, b - a)."""
     down = 0
     m = b
-    lim = max((b - a) >> 3, 1)
+    lim = max((b - a) >> 3, 1) if nearly else 1
     for j in range(a + 1, b):
         if pc[j, 0] < pc[j - 1, 0]:
             down += 1
@@ -1123,7 +1123,7 @@ def _rect_rows(cls, rect, bbox, nrows, ncols, estart, sid, sbox, bcount, tmpi, t
     estart[0] = 0
     for r in range(nrows):
         if estart[r + 1] - estart[r] > 1:
-            _sort_run(sbox, sid, estart[r], estart[r + 1], bcount, tmpi, tmpc)
+            _sort_run(sbox, sid, estart[r], estart[r + 1], bcount, tmpi, tmpc, bycol)
 
 
 @njit(inline="always", _nrt=False)
@@ -2406,17 +2406,15 @@ def _gray_rings(sc, compact, cls, wbox, others, nother, rows, cols):
 
 
 def _others_in_band_order(sc, others, obox, ouv, ooff, n, rows, cols):
-    """(others, obox, ouv, ooff) of the gray pass's n other polygons band by band of pixel rows,
-    left to right: copies in scratch (_others_by_band) when they are not nearly in first-row
-    order, else the same arrays."""
+    """(others, obox, ouv, ooff) of the gray pass's n other polygons copied band by band of pixel
+    rows, left to right, into scratch (_others_by_band)."""
     alt = (sc.get("obox2", 4 * n, np.float64).reshape(-1, 4),
            sc.get("ouv2", 2 * int(ooff[n]), np.float64).reshape(-1, 2),
            sc.get("ooff2", n + 1, np.int64), sc.get("others2", n, np.int32))
-    if _others_by_band(obox, ouv, ooff, others, n, rows, cols,
-                      sc.get("ocount", max(rows, cols) + 1, np.int64), sc.get("otmp", n, np.int32),
-                      sc.get("opos", n, np.int32), *alt):
-        return alt[3], alt[0], alt[1], alt[2]
-    return others, obox, ouv, ooff
+    _others_by_band(obox, ouv, ooff, others, n, rows, cols,
+                    sc.get("ocount", max(rows, cols) + 1, np.int64), sc.get("otmp", n, np.int32),
+                    sc.get("opos", n, np.int32), *alt)
+    return alt[3], alt[0], alt[1], alt[2]
 
 
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
@@ -2457,7 +2455,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     ouv = sc.get("ouv", 2 * xy.shape[0], np.float64).reshape(-1, 2)
     ooff = sc.get("ooff", npoly + 1, np.int64)
     estart = sc.get("estart", rows + 1, np.int64)
-    ncomplex, nother, rperim, most, nrect, rlate, bad = _classify(
+    ncomplex, nother, rperim, most, nrect, rlate, olate, bad = _classify(
         xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount,
         estart, others, obox, ouv, ooff)
     if bad >= 0:
@@ -2472,7 +2470,10 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     # obox, vertices ouv / ooff): all the relevant ones but the rectangles that are swept, so
     # also when there is no rectangle at all; else every polygon by its id (bbox, uv / off)
     compact = rsweep or nrect == 0
-    if compact and nother > ROW_ORDER_MIN:
+    if compact and nother > ROW_ORDER_MIN and 256 * olate > nother:
+        # out of first-row order: more than one in 16 of those sampled start more than 8 rows
+        # above the lowest first row before them (a full sort of a nearly ordered layout, row by
+        # row with small offsets, made the exact pass slower: all-slanted 200 000, 64 -> 78 ms)
         others, obox, ouv, ooff = _others_in_band_order(sc, others, obox, ouv, ooff, nother, rows,
                                                        cols)
     rings = _gray_rings(sc, compact, cls, obox if compact else bbox, others, nother, rows, cols)
@@ -2483,7 +2484,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
         ri = sc.get("ri", nrect + 2 * most + 2, np.int32)
-        bycol = 16 * rlate > nrect      # out of first-row order (as in _others_by_band)
+        bycol = 256 * rlate > nrect     # out of first-row order (as for the others above)
         _rect_rows(cls, rect, bbox, rows, cols, estart, ri, rb,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),

@@ -585,8 +585,7 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0 if reorder else 10 ** 9)
     copied = []
     by_band = raster._others_by_band
-    monkeypatch.setattr(raster, "_others_by_band",
-                        lambda *a: copied.append(by_band(*a)) or copied[-1])
+    monkeypatch.setattr(raster, "_others_by_band", lambda *a: copied.append(1) or by_band(*a))
     rng = np.random.default_rng(41 + tall)
     polys = []
     for _ in range(300):
@@ -608,14 +607,13 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     rasterize(to_polygons(polys, DBU), (0, 0, 1.5, 1.0), 0.01, mode="gray", scratch=sc)
     ring = sc.capacity("state") // 150
     assert ring == 100 if tall else ring == 64, ring     # the tallest polygon: 41 rows
-    assert copied and all(copied) if reorder else not copied
+    assert bool(copied) == reorder
 
 
 def test_others_by_band_is_a_stable_band_sort():
     """_others_by_band against numpy: a stable sort by band of 8 pixel rows (the box's top,
     clamped to the image) then by column (the box's left side, clamped), ids, boxes and
-    vertices moved together; nothing copied (False) when the polygons nearly come in first-row
-    order."""
+    vertices moved together."""
     from engine.raster import TILE_SHIFT, _others_by_band
     rng = np.random.default_rng(5)
     n, nrows, ncols = 300, 40, 30
@@ -629,9 +627,9 @@ def test_others_by_band_is_a_stable_band_sort():
     others = rng.permutation(10 * n)[:n].astype(np.int32)
     out = (np.zeros((n, 4)), np.zeros_like(ouv), np.zeros(n + 1, np.int64),
            np.zeros(n, np.int32))
-    args = (n, nrows, ncols, np.zeros(max(nrows, ncols) + 1, np.int64), np.zeros(n, np.int32),
-            np.zeros(n, np.int32)) + out
-    assert _others_by_band(obox, ouv, ooff, others, *args)
+    _others_by_band(obox, ouv, ooff, others, n, nrows, ncols,
+                    np.zeros(max(nrows, ncols) + 1, np.int64), np.zeros(n, np.int32),
+                    np.zeros(n, np.int32), *out)
     first = np.minimum(np.floor(np.clip(obox[:, 2], 0, nrows)), nrows - 1).astype(int)
     col = np.floor(np.clip(obox[:, 0], 0, ncols - 1)).astype(int)
     order = np.lexsort((np.arange(n), col, first >> TILE_SHIFT))
@@ -640,32 +638,54 @@ def test_others_by_band_is_a_stable_band_sort():
     assert (np.diff(ooff2) == counts[order]).all() and ooff2[0] == 0
     for d, q in enumerate(order):
         assert (ouv2[ooff2[d]:ooff2[d + 1]] == ouv[ooff[q]:ooff[q + 1]]).all()
-    again = tuple(np.zeros_like(a) for a in out)
-    rows = obox2.copy()
-    rows[:, 2] = np.sort(obox2[:, 2])
-    assert not _others_by_band(rows, ouv2, ooff2, others2, *args[:6], *again)
-    assert all((a == 0).all() for a in again)
-    # nearly in order (up to 8 rows back; or one in 16 further back): left as they are
-    back = n // 2 + rng.permutation(n // 2)     # in the second half, where rows are > 19
-    for late in (0, n // 16):
-        near = obox2.copy()
-        near[:, 2] = np.linspace(0, nrows - 1, n) - rng.uniform(0, 7.9, n)
-        near[back[:late], 2] = 0.0
-        assert not _others_by_band(near, ouv2, ooff2, others2, *args[:6], *again)
-    near[back[late:late + 2], 2] = 0.0      # two more: copied
-    assert _others_by_band(near, ouv2, ooff2, others2, *args[:6], *again)
+
+
+@pytest.mark.parametrize("order", ["rows", "jittered", "few_late", "shuffled"])
+def test_out_of_order_polygons_detected(monkeypatch, order):
+    """_classify samples one in 16 rectangles and one in 16 other polygons: those starting more
+    than 8 rows above the lowest first row sampled before them are late; more than one late in
+    16 sampled makes the gray pass take the rectangles column by column (_rect_rows bycol) and
+    copy the others band by band (_others_by_band). A grid of rectangles and slanted quads row
+    by row, also with offsets up to 7 rows back, or a few far back, is left in its order; the
+    same shuffled is not; the image equals KLayout's coverage either way."""
+    import engine.raster as raster
+    monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0)
+    seen = {"band": 0, "bycol": set()}
+    by_band, rect_rows = raster._others_by_band, raster._rect_rows
+    monkeypatch.setattr(raster, "_others_by_band",
+                        lambda *a: seen.__setitem__("band", seen["band"] + 1) or by_band(*a))
+    monkeypatch.setattr(raster, "_rect_rows", lambda *a: seen["bycol"].add(a[11]) or rect_rows(*a))
+    rng = np.random.default_rng(23)
+    polys = []
+    for gy in range(48):
+        for gx in range(48):
+            x, y = 30 * gx, 1440 - 30 * gy - 25
+            if order == "jittered":
+                y += int(rng.integers(0, 70))      # up to 7 rows of 10 above its row's top
+            if order == "few_late" and rng.random() < 1 / 40:
+                y = 1400                           # far above: late
+            w, h = int(rng.integers(8, 28)), int(rng.integers(8, 25))
+            if (gx + gy) % 3 == 0:
+                polys.append([(x, y), (x + w, y), (x + w // 2, y + h), (x, y + h)])
+            else:
+                polys.append(box(x, y, x + w, y + h))
+    if order == "shuffled":
+        polys = [polys[k] for k in rng.permutation(len(polys))]
+    check(polys, (0, 1440), (10, 10), (144, 144))
+    late = order == "shuffled"
+    assert seen["bycol"] == {late} and (seen["band"] > 0) == late
 
 
 @njit
-def _sort_runs(pc, ids, starts, bcount, tmpi, tmpc):
+def _sort_runs(pc, ids, starts, bcount, tmpi, tmpc, nearly):
     for t in range(starts.shape[0] - 1):
-        _R._sort_run(pc, ids, starts[t], starts[t + 1], bcount, tmpi, tmpc)
+        _R._sort_run(pc, ids, starts[t], starts[t + 1], bcount, tmpi, tmpc, nearly)
 
 
 def test_sort_run_every_branch():
     """_sort_run sorts each group of pieces by u0, stably, ids and boxes together, whatever
-    branch it takes: already sorted, two runs (merge), a few steps down (insertion in place),
-    many (bucket counting sort then insertion); against numpy's stable sort."""
+    branch it takes: already sorted, two runs (merge), a few steps down (insertion in place
+    when nearly), many (bucket counting sort then insertion); against numpy's stable sort."""
     rng = np.random.default_rng(13)
     groups = []
     for kind in range(4):
@@ -690,9 +710,11 @@ def test_sort_run_every_branch():
         o = a + np.argsort(pc[a:b, 0], kind="stable")
         want_pc[a:b], want_ids[a:b] = pc[o], ids[o]
     most = max(len(g) for g in groups)
-    _sort_runs(pc, ids, starts, np.zeros(60 // _R.RECT_BUCKET + 2, np.int64),
-               np.zeros(most, np.int32), np.zeros((most, 4)))
-    assert (ids == want_ids).all() and (pc == want_pc).all()
+    for nearly in (False, True):
+        got_pc, got_ids = pc.copy(), ids.copy()
+        _sort_runs(got_pc, got_ids, starts, np.zeros(60 // _R.RECT_BUCKET + 2, np.int64),
+                   np.zeros(most, np.int32), np.zeros((most, 4)), nearly)
+        assert (got_ids == want_ids).all() and (got_pc == want_pc).all(), nearly
 
 
 @pytest.mark.parametrize("gather", [1, 4096])
