@@ -64,7 +64,9 @@ How (all numba kernels, scratch reused):
 * gray, rectangles (when their perimeter exceeds RING_MARK_MIN x the pixel count, by default
   whenever there is one): grouped by the first pixel row they meet (a counting sort) and
   sorted by left side within each group (groups in polygon order are mostly sorted: a merge of
-  two runs, or a counting sort by RECT_BUCKET-column buckets and an insertion sort). The
+  two runs, or a counting sort by RECT_BUCKET-column buckets and an insertion sort; rectangles
+  out of first-row order, as _classify finds by sampling, are first sorted by column, so
+  their groups come nearly sorted and an insertion sort in place finishes them). The
   finishing pass keeps, row by row, the list of rectangles meeting the row sorted by left
   side: the previous row's list less those ending above, merged (branch-free) with the row's
   group; nothing per row band is stored for the whole image. In a band the covered length
@@ -76,7 +78,9 @@ How (all numba kernels, scratch reused):
   form, in larger clusters full-height pieces merge as u-intervals (L = 1), the others are kept
   active sorted by their lower end and L is the length of the union of their intervals.
   Exact for any overlap, no per-pixel bookkeeping.
-* gray, other polygons (walked from a compact copy of their vertices that _classify writes):
+* gray, other polygons (walked from a compact copy of their vertices that _classify writes,
+  copied again band by band of pixel rows and left to right when they come out of first-row
+  order, so that the later passes read them nearly in sequence: _others_by_band):
   grouped by the first pixel row they meet and walked inside the finishing pass just before
   that row, into rings of rows (as tall as the tallest of them, a power of two; the whole
   image when one spans it) that stay in cache: per edge piece, the exact signed area right of
