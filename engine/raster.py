@@ -385,6 +385,21 @@ def _box_area(uv, s, e):
     return umin, umax, vmin, vmax, area
 
 
+@njit(inline="always", _nrt=False)
+def _late(ra, top, late):
+    """One polygon sampled for order, first row ra, top the lowest first row sampled before it:
+    (late + 1 when it starts more than 8 rows above top, else late; the new top). See
+    _out_of_order."""
+    return late + (ra + 8 < top), max(top, ra)
+
+
+def _out_of_order(late, n):
+    """n polygons (rectangles, or the others) are out of first-row order when more than one in
+    16 of those _classify sampled (one in 16) were late (_late). A layout written row by row
+    with small offsets is not; an explode's cell by cell order often is."""
+    return 256 * late > n
+
+
 @kernel
 def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
               estart, others, obox, ouv, ooff):
@@ -453,9 +468,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             rb = min(int(math.ceil(v1)), nrows)
             estart[ra + 1] += 1
             if (nrect & 15) == 0:
-                # one in 16 sampled: out of first-row order? (see _rect_rows)
-                rlate += ra + 8 < rtop
-                rtop = max(rtop, ra)
+                rlate, rtop = _late(ra, rtop, rlate)
             if ra < rb:
                 rcount[ra + 1] += 1
                 if rb < nrows:
@@ -470,10 +483,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             continue
         orient[i] = 1 if area <= 0 else -1
         if (nother & 15) == 0:
-            # one in 16 sampled: out of first-row order? (see _others_by_band)
-            ra = int(max(vmin, 0.0))
-            olate += ra + 8 < otop
-            otop = max(otop, ra)
+            olate, otop = _late(int(max(vmin, 0.0)), otop, olate)
         others[nother] = i
         obox[nother, 0], obox[nother, 1], obox[nother, 2], obox[nother, 3] = umin, umax, vmin, vmax
         t = ooff[nother]
@@ -897,6 +907,18 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, wstart, wlist):
     return most
 
 
+@njit(inline="always", _nrt=False)
+def _left_col(box, i, ncols):
+    """The pixel column of the left side of box[i] (u0 first), clamped to the image."""
+    return int(min(max(box[i, 0], 0.0), ncols - 1.0))
+
+
+@njit(inline="always", _nrt=False)
+def _band(box, i, nrows):
+    """The band of 1 << TILE_SHIFT pixel rows of the first row box[i] meets (_walk_span)."""
+    return min(_walk_span(box, i, nrows)[0], nrows - 1) >> TILE_SHIFT
+
+
 @kernel
 def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obox2, ouv2, ooff2,
                    others2):
@@ -916,23 +938,23 @@ def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obo
     for c in range(ncols + 1):
         cnt[c] = 0
     for q in range(n):
-        cnt[int(min(max(obox[q, 0], 0.0), ncols - 1.0)) + 1] += 1
+        cnt[_left_col(obox, q, ncols) + 1] += 1
     for c in range(ncols):
         cnt[c + 1] += cnt[c]
     for q in range(n):
-        c = int(min(max(obox[q, 0], 0.0), ncols - 1.0))
+        c = _left_col(obox, q, ncols)
         tmp[cnt[c]] = q
         cnt[c] += 1
     nb = ((nrows - 1) >> TILE_SHIFT) + 1
     for b in range(nb + 1):
         cnt[b] = 0
     for q in range(n):
-        cnt[(min(_walk_span(obox, q, nrows)[0], nrows - 1) >> TILE_SHIFT) + 1] += 1
+        cnt[_band(obox, q, nrows) + 1] += 1
     for b in range(nb):
         cnt[b + 1] += cnt[b]
     for k in range(n):
         q = tmp[k]
-        b = min(_walk_span(obox, q, nrows)[0], nrows - 1) >> TILE_SHIFT
+        b = _band(obox, q, nrows)
         pos[cnt[b]] = q
         cnt[b] += 1
     # copied slot by slot: the reads jump, the writes run in sequence. Ids, boxes and vertex
@@ -1105,12 +1127,12 @@ def _rect_rows(cls, rect, bbox, nrows, ncols, estart, sid, sbox, bcount, tmpi, t
             ccount[c] = 0
         for i in range(cls.shape[0]):
             if cls[i] == 1 and rect[i] == 1:
-                ccount[int(min(max(bbox[i, 0], 0.0), ncols - 1.0)) + 1] += 1
+                ccount[_left_col(bbox, i, ncols) + 1] += 1
         for c in range(ncols):
             ccount[c + 1] += ccount[c]
         for i in range(cls.shape[0]):
             if cls[i] == 1 and rect[i] == 1:
-                c = int(min(max(bbox[i, 0], 0.0), ncols - 1.0))
+                c = _left_col(bbox, i, ncols)
                 cids[ccount[c]] = i
                 ccount[c] += 1
         n = ccount[ncols]
@@ -1723,14 +1745,14 @@ def _exact(vuv, voff, cls, orient, rect, nrows, ncols, rsweep, compact, clip, fp
     not overlap (pairs of rectangles excepted when rsweep: their union is in the sum).
     The polygons of a pixel are those of its tile whose open box meets the open pixel: every
     polygon crossing it or covering any of it (tstart, tlist: _tile_index, positions into tbox,
-    and into others when rsweep); when rsweep the rectangles come instead from those
+    and into others when compact); when rsweep the rectangles come instead from those
     _finish_gray gathered for the pixel (gstart, gb, gid: boxes clipped to the row band). Each
     box is checked against those already taken as it is added (_add_box; pv, scratch like
     plocal: each one's range of vertices in vuv, which holds those of tbox[q] at
-    voff[q]:voff[q + 1]: _classify's compact copy when rsweep, read far less scattered than the
+    voff[q]:voff[q + 1]: _classify's compact copy when compact, read far less scattered than the
     caller's uv; the local sweep reads them there too, and takes a rectangle's two sides from
     its clipped box). A pixel crossed by
-    one other polygon only (owner >= 0: its position in tbox, and in others when rsweep; see
+    one other polygon only (owner >= 0: its position in tbox, and in others when compact; see
     _walk_poly) meets no other one but the rectangles (a polygon meeting it without crossing it
     would cover all of it: such pixels are never listed); when its box overlaps theirs and
     clip, its covered area is the rectangles' union plus the polygon's area minus the
@@ -1846,7 +1868,7 @@ def _exact(vuv, voff, cls, orient, rect, nrows, ncols, rsweep, compact, clip, fp
                     pj[m] = jj
                     m += 1
                 continue
-            s, e = pv[jj, 0], pv[jj, 1]     # its vertices in vuv (compact when rsweep)
+            s, e = pv[jj, 0], pv[jj, 1]     # its vertices in vuv (the compact copy when compact)
             mstart = m
             meets = False   # does the boundary of i meet the open pixel?
             for q in range(s, e):
@@ -2474,10 +2496,9 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     # obox, vertices ouv / ooff): all the relevant ones but the rectangles that are swept, so
     # also when there is no rectangle at all; else every polygon by its id (bbox, uv / off)
     compact = rsweep or nrect == 0
-    if compact and nother > ROW_ORDER_MIN and 256 * olate > nother:
-        # out of first-row order: more than one in 16 of those sampled start more than 8 rows
-        # above the lowest first row before them (a full sort of a nearly ordered layout, row by
-        # row with small offsets, made the exact pass slower: all-slanted 200 000, 64 -> 78 ms)
+    if compact and nother > ROW_ORDER_MIN and _out_of_order(olate, nother):
+        # (a full sort of a nearly ordered layout, row by row with small offsets, made the exact
+        # pass slower: all-slanted 200 000, 64 -> 78 ms)
         others, obox, ouv, ooff = _others_in_band_order(sc, others, obox, ouv, ooff, nother, rows,
                                                        cols)
     rings = _gray_rings(sc, compact, cls, obox if compact else bbox, others, nother, rows, cols)
@@ -2488,7 +2509,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)
         rb = rq.reshape(-1, 4)
         ri = sc.get("ri", nrect + 2 * most + 2, np.int32)
-        bycol = 256 * rlate > nrect     # out of first-row order (as for the others above)
+        bycol = _out_of_order(rlate, nrect)
         _rect_rows(cls, rect, bbox, rows, cols, estart, ri, rb,
                    sc.get("bcount", cols // RECT_BUCKET + 2, np.int64),
                    sc.get("tmpi", most, np.int32),
