@@ -5,7 +5,9 @@ passes) is wrapped with a process_time timer; the split of the best of --repeats
 row by row inside it).
 
     PYTHONPATH=$PWD python bench/profile_gray_stages.py [--counts 2000,20000] [--repeats 15]
-        [--kinds layout,random] [--shuffle] [--gds FILE]   (--shuffle: the polygons in random order)   (default: the chameleon SRAM in ../shared/data when present)
+        [--kinds layout,random,slanted] [--shuffle] [--gds FILE]
+        (--shuffle: the synthetic polygons in random order; --gds: default the chameleon SRAM
+        in ../shared/data when present, '' for none)
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="2000,20000")
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--kinds", default="layout", help="synthetic kinds: layout, random or both")
+    ap.add_argument("--kinds", default="layout",
+                    help="synthetic kinds, comma-separated: layout, random, slanted")
     ap.add_argument("--shuffle", action="store_true", help="the synthetic polygons in random order")
     ap.add_argument("--gds", default=None)
     a = ap.parse_args()

@@ -8,8 +8,9 @@ ms per window of each and the largest gray/binary difference between their image
         [--set NAME=VALUE ...]   (module settings of the working tree's copy read at run time,
                                   such as ISOLATE=False; the base keeps its own)
 
-Cases: L2000, L20000, L200000 (layout), R200k (random), S20k, S200k (slanted), sram (the real window, when
-../shared/data is present); a trailing s (L200000s) takes the same polygons in random order. The base copy is compiled into a temporary folder on first use
+Cases: L2000, L20000, L200000 (layout), R200k (random), S20k, S200k (slanted), sram (the real
+window, when ../shared/data is present); a trailing s (L200000s) takes the same polygons in
+random order. The base copy is compiled into a temporary folder on first use
 (about a minute).
 """
 from __future__ import annotations
