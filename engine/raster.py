@@ -919,6 +919,24 @@ def _band(box, i, nrows):
     return min(_walk_span(box, i, nrows)[0], nrows - 1) >> TILE_SHIFT
 
 
+@njit(inline="always", _nrt=False)
+def _count_sort(box, src, dst, n, cnt, nk, by_band, nrows, ncols):
+    """The polygons src[:n] into dst[:n], stably sorted by the band of their first row (_band)
+    when by_band, else by their left column (_left_col): nk keys, cnt (nk + 1) scratch."""
+    for c in range(nk + 1):
+        cnt[c] = 0
+    for k in range(n):
+        q = src[k]
+        cnt[(_band(box, q, nrows) if by_band else _left_col(box, q, ncols)) + 1] += 1
+    for c in range(nk):
+        cnt[c + 1] += cnt[c]
+    for k in range(n):
+        q = src[k]
+        c = _band(box, q, nrows) if by_band else _left_col(box, q, ncols)
+        dst[cnt[c]] = q
+        cnt[c] += 1
+
+
 @kernel
 def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obox2, ouv2, ooff2,
                    others2):
@@ -935,32 +953,15 @@ def _others_by_band(obox, ouv, ooff, others, n, nrows, ncols, cnt, tmp, pos, obo
     layout 200 000, the exact pass 85-89 ms in first-row order alone, 62 ms in band and
     column order, 59-70 ms in the layout's own order (row of sites by row of sites). The
     caller copies only polygons out of first-row order (see _raster_into)."""
-    for c in range(ncols + 1):
-        cnt[c] = 0
     for q in range(n):
-        cnt[_left_col(obox, q, ncols) + 1] += 1
-    for c in range(ncols):
-        cnt[c + 1] += cnt[c]
-    for q in range(n):
-        c = _left_col(obox, q, ncols)
-        tmp[cnt[c]] = q
-        cnt[c] += 1
-    nb = ((nrows - 1) >> TILE_SHIFT) + 1
-    for b in range(nb + 1):
-        cnt[b] = 0
-    for q in range(n):
-        cnt[_band(obox, q, nrows) + 1] += 1
-    for b in range(nb):
-        cnt[b + 1] += cnt[b]
-    for k in range(n):
-        q = tmp[k]
-        b = _band(obox, q, nrows)
-        pos[cnt[b]] = q
-        cnt[b] += 1
+        pos[q] = q
+    _count_sort(obox, pos, tmp, n, cnt, ncols, False, nrows, ncols)
+    _count_sort(obox, tmp, pos, n, cnt, ((nrows - 1) >> TILE_SHIFT) + 1, True, nrows, ncols)
     # copied slot by slot: the reads jump, the writes run in sequence. Ids, boxes and vertex
     # counts first, so that no slot waits on the loads of the one before; then the vertices,
-    # those of the polygon PREFETCH_AHEAD slots on fetched ahead (random order, all-slanted
-    # layout 200 000: 6.5 ms, 12-19 ms as one loop without the fetch)
+    # those of the polygon PREFETCH_AHEAD slots on fetched ahead (all-slanted layout 200 000 in
+    # random order, this kernel when it sorted by first row alone: 6.5 ms so, 12-19 ms with
+    # one copy loop and no fetch)
     ooff2[0] = 0
     for d in range(n):
         q = pos[d]
