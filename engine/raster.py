@@ -44,9 +44,9 @@ the window still count for the winding of the pixels to their right).
 How (all numba kernels, scratch reused):
 * coordinates go to pixel units (times the reciprocal pixel size), each polygon's offsets and
   coordinates checked (finite in pixel units) before its first use; each polygon is classified:
-  outside (skipped), simple (no self-intersection or self-touching: exact O(n) test for convex
-  polygons, O(n^2) otherwise, up to NMAX_SIMPLE vertices) with its orientation normalised so
-  that its winding is 0 or 1, or complex;
+  outside (skipped), simple (winding 0 or +-1 everywhere: no two edges touching, or a keyhole
+  whose cuts cancel; engine.simple: O(n) for convex polygons, a sweep otherwise) with its
+  orientation normalised so that its winding is 0 or 1, or complex;
 * binary: a 2-D difference buffer of winding counts at pixel centres, filled in the same single
   pass over the polygons that converts and classifies them (_classify is not run): an
   axis-parallel rectangle (tested on its coordinates in registers) adds the 4 corner marks of its
@@ -123,6 +123,7 @@ from engine.errors import ClipmillError
 from engine.jit import kernel, njit
 from engine.polygons import Polygons
 from engine.simd import LANES, gray_block, lowest_bit, prefetch
+from engine.simple import _is_simple, scratch_shapes
 
 EPS = 1e-9             # a centre within EPS pixel of an edge is on it
 MAX_PIXELS = 1 << 30   # larger images are refused (int32 pixel indices, memory)
@@ -236,94 +237,6 @@ def _first_col(u0, v0, u1, v1, vc, ncols):
     return c
 
 
-@kernel
-def _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
-    """Closed segments ab and cd intersect or (nearly) touch: conservative."""
-    if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
-        return False
-    if max(ay, by) < min(cy, dy) or max(cy, dy) < min(ay, by):
-        return False
-    ex, ey = bx - ax, by - ay
-    fx, fy = dx - cx, dy - cy
-    le = abs(ex) + abs(ey)
-    lf = abs(fx) + abs(fy)
-    tol1 = 1e-9 * le * (lf + abs(cx - ax) + abs(cy - ay) + abs(dx - ax) + abs(dy - ay) + 1.0)
-    o1 = ex * (cy - ay) - ey * (cx - ax)
-    o2 = ex * (dy - ay) - ey * (dx - ax)
-    if (o1 > tol1 and o2 > tol1) or (o1 < -tol1 and o2 < -tol1):
-        return False
-    tol2 = 1e-9 * lf * (le + abs(ax - cx) + abs(ay - cy) + abs(bx - cx) + abs(by - cy) + 1.0)
-    o3 = fx * (ay - cy) - fy * (ax - cx)
-    o4 = fx * (by - cy) - fy * (bx - cx)
-    if (o3 > tol2 and o4 > tol2) or (o3 < -tol2 and o4 < -tol2):
-        return False
-    return True
-
-
-@kernel
-def _is_simple(uv, s, n):
-    """2 when polygon uv[s:s+n] is strictly convex, 1 when it is otherwise certainly simple (does
-    not self-intersect or touch itself), 0 when it may not be."""
-    # fast path: strictly convex with one turn (rectangles, triangles, ...)
-    sgn = 0
-    convex = True
-    for k in range(n):
-        a = s + (k - 1) % n
-        b = s + k
-        c = s + (k + 1) % n
-        cr = ((uv[b, 0] - uv[a, 0]) * (uv[c, 1] - uv[b, 1])
-              - (uv[b, 1] - uv[a, 1]) * (uv[c, 0] - uv[b, 0]))
-        if cr == 0.0:
-            convex = False
-            break
-        g = 1 if cr > 0 else -1
-        if sgn == 0:
-            sgn = g
-        elif g != sgn:
-            convex = False
-            break
-    if convex:
-        changes = 0
-        last = 0
-        first = 0
-        for k in range(n):
-            dy = uv[s + (k + 1) % n, 1] - uv[s + k, 1]
-            g = 1 if dy > 0 else (-1 if dy < 0 else 0)
-            if g == 0:
-                continue
-            if first == 0:
-                first = g
-            elif g != last:
-                changes += 1
-            last = g
-        if last != first:
-            changes += 1
-        return 2 if changes == 2 else 0
-    if n > NMAX_SIMPLE:
-        return 0
-    for a in range(n):
-        a0 = s + a
-        a1 = s + (a + 1) % n
-        ax, ay, bx, by = uv[a0, 0], uv[a0, 1], uv[a1, 0], uv[a1, 1]
-        if ax == bx and ay == by:
-            return 0
-        for b in range(a + 1, n):
-            b0 = s + b
-            b1 = s + (b + 1) % n
-            cx, cy, dx, dy = uv[b0, 0], uv[b0, 1], uv[b1, 0], uv[b1, 1]
-            if b == a + 1 or (a == 0 and b == n - 1):
-                # adjacent: must not fold back onto each other
-                ex, ey, fx, fy = bx - ax, by - ay, dx - cx, dy - cy
-                cr = ex * fy - ey * fx
-                tol = 1e-12 * (abs(ex) + abs(ey)) * (abs(fx) + abs(fy))
-                if abs(cr) <= tol and ex * fx + ey * fy < 0:
-                    return 0
-                continue
-            if _seg_touch(ax, ay, bx, by, cx, cy, dx, dy):
-                return 0
-    return 1
-
-
 @njit(inline="always", _nrt=False)
 def _quad(xy, s, x0, y1, ipx, ipy):
     """The 4 vertices xy[s:s + 4] in pixel units (ua, va, ..., vd; ipx, ipy: the reciprocals
@@ -402,7 +315,7 @@ def _out_of_order(late, n):
 
 @kernel
 def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
-              estart, others, obox, ouv, ooff):
+              estart, others, obox, ouv, ooff, sk, si):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
     classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
     +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
@@ -492,7 +405,7 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             ouv[t + k - s, 1] = uv[k, 1]
         nother += 1
         ooff[nother] = t + n
-        simple = _is_simple(uv, s, n)
+        simple = _is_simple(uv, s, n, sk, si)
         if simple:
             cls[i] = 1
             rect[i] = 2 if simple == 2 else 0
@@ -562,7 +475,7 @@ def _rect_marks(u0, u1, v0, v1, nrows, ncols, diff):
 
 
 @kernel
-def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb):
+def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb, sk, si):
     """Binary in one pass over the polygons (_classify and _winding_simple fused, the vertices
     read once): an axis-parallel rectangle, tested on its coordinates in registers, adds its 4
     corner marks to diff (zeroed, flat (nrows+1) x ncols) and writes nothing else; another
@@ -603,7 +516,7 @@ def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb
         umin, umax, vmin, vmax, area = _box_area(uv, s, e)
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue
-        if not _is_simple(uv, s, n):
+        if not _is_simple(uv, s, n, sk, si):
             cls[i] = 2
             ncomplex += 1
             continue
@@ -2444,6 +2357,13 @@ def _others_in_band_order(sc, others, obox, ouv, ooff, n, rows, cols):
     return alt[3], alt[0], alt[1], alt[2]
 
 
+def _simple_scratch(sc):
+    """The two scratch arrays of engine.simple._is_simple."""
+    (a, b), (c, d) = scratch_shapes()
+    return (sc.get("simple_f", a * b, np.float64).reshape(a, b),
+            sc.get("simple_i", c * d, np.int32).reshape(c, d))
+
+
 def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip_y, img, sc,
                  orig=None):
     """img from polygons (xy, off); orig: (xy, off, src) of the caller's polygons when these
@@ -2461,7 +2381,8 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     if mode != "gray":
         count = sc.get("count", (rows + 1) * cols, np.int32, zero=True)
         ncomplex = _binary_marks(xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls,
-                                 count, sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4))
+                                 count, sc.get("rbatch", 4 * RECT_BATCH, np.float64).reshape(-1, 4),
+                                 *_simple_scratch(sc))
         if ncomplex < 0:
             _bad_polygon(xy, off, -1 - ncomplex)
         if not ncomplex:
@@ -2484,7 +2405,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
     estart = sc.get("estart", rows + 1, np.int64)
     ncomplex, nother, rperim, most, nrect, rlate, olate, bad = _classify(
         xy, x0, y1, 1.0 / px, 1.0 / py, uv, off, rows, cols, cls, orient, rect, bbox, rcount,
-        estart, others, obox, ouv, ooff)
+        estart, others, obox, ouv, ooff, *_simple_scratch(sc))
     if bad >= 0:
         _bad_polygon(*((xy, off, bad) if orig is None else (orig[0], orig[1], orig[2][bad])))
     npx = rows * cols

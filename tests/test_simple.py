@@ -1,0 +1,205 @@
+"""engine.simple: the rasterizer's test for simple polygons.
+
+- The sweep gives the all-pairs loop's answer (hypothesis, polygons on a small grid, so that
+  edges touch and cross often); the heap sort orders as numpy does.
+- Keyholes (KLayout's to_simple_polygon of polygons with holes, slanted or not; parts joined by
+  cuts; islands in holes) are simple, and rasterize as KLayout does.
+- Polygons whose winding is not 0 or 1 everywhere (wound twice, a hole in the outline's
+  direction, parts of opposite directions, a figure 8 through one vertex, a bow-tie) stay
+  complex, and so does a hole touching the outline at a point; they rasterize as KLayout does
+  all the same.
+- Long polygons: a comb of 300 teeth is simple; one of 3000 teeth exceeds the sweep's budget
+  (complex) without a quadratic wait.
+- Once more in a subprocess under NUMBA_BOUNDSCHECK=1.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from engine.simple import (_heap_sort, _is_simple, _pairs_apart, _sweep_apart, scratch_shapes,
+                           SWEEP_MIN)
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from test_raster import check  # noqa: E402
+
+
+def _scratch():
+    (a, b), (c, d) = scratch_shapes()
+    return np.zeros((a, b)), np.zeros((c, d), np.int32)
+
+
+SK, SI = _scratch()
+
+
+def simple(points):
+    uv = np.asarray(points, dtype=np.float64)
+    return _is_simple(uv, 0, len(uv), SK, SI)
+
+
+def swept(uv):
+    """The sweep alone, every edge followed by the next (what _is_simple runs from SWEEP_MIN
+    vertices on, before any reduction)."""
+    n = len(uv)
+    if any((uv[k] == uv[(k + 1) % n]).all() for k in range(n)):
+        return False
+    ea = np.arange(n, dtype=np.int32)
+    nxt = ((ea + 1) % n).astype(np.int32)
+    return bool(_sweep_apart(uv, 0, n, ea, nxt, nxt, SK, SI[0], SI[1]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=3, max_size=70))
+def test_sweep_equals_all_pairs(points):
+    uv = np.asarray(points, dtype=np.float64)
+    assert swept(uv) == bool(_pairs_apart(uv, 0, len(uv)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=1, max_size=200),
+       st.integers(0, 2))
+def test_heap_sort(points, mode):
+    """Mode 0 by a key, 1 by (v, u), 2 by (u, v): the keys in numpy's order."""
+    uv = np.asarray(points, dtype=np.float64)
+    n = len(uv)
+    key = uv[:, 1] * 100 + uv[:, 0] if mode != 2 else uv[:, 0] * 100 + uv[:, 1]
+    idx = np.arange(n, dtype=np.int32)
+    _heap_sort(idx, n, uv, 0, key if mode == 0 else uv[0], mode)
+    assert sorted(idx.tolist()) == list(range(n))
+    assert (key[idx] == np.sort(key)).all()
+
+
+def star(rng, n, cx, cy, r0, r1):
+    """A simple star-shaped polygon of n vertices around (cx, cy), radii in [r0, r1], angles
+    evenly spaced and jittered (so it holds the disc of radius about r0 cos(pi / n))."""
+    a = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * np.pi / n
+    r = rng.uniform(r0, r1, n)
+    return np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1).round()
+
+
+def keyhole(outer, holes):
+    """KLayout's simple polygon (cut lines to the holes) of outer with holes, integer points."""
+    import klayout.db as kdb
+    poly = kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in outer])
+    for h in holes:
+        poly.insert_hole([kdb.Point(int(x), int(y)) for x, y in h])
+    sp = poly.to_simple_polygon()
+    return [(p.x, p.y) for p in sp.each_point()]
+
+
+def test_klayout_keyholes_are_simple():
+    rng = np.random.default_rng(5)
+    for t in range(40):
+        n = int(rng.integers(10, 60))
+        outer = star(rng, n, 500, 500, 440, 490) if t % 2 else [(0, 0), (1000, 0), (1000, 1000),
+                                                                   (0, 1000)]
+        holes = []
+        for k in range(int(rng.integers(1, 4))):
+            cx = 250 + 250 * k
+            holes.append(star(rng, int(rng.integers(3, 12)), cx, 500, 40, 90)
+                         if t % 3 else [(cx - 60, 440), (cx + 60, 440), (cx + 60, 560),
+                                        (cx - 60, 560)])
+        pts = keyhole(outer, holes)
+        assert len(set(pts)) < len(pts), "a keyhole repeats its cut's ends"
+        assert simple(pts) == 1, (t, pts)
+        if t < 8:
+            check([pts], (0, 1000), (37, 41), (28, 28))
+
+
+CASES = {
+    # two parts joined by a cut (there and back), both counter-clockwise: winding 0 or 1
+    "two parts": ([(0, 0), (40, 0), (40, 40), (60, 40), (60, 20), (100, 20), (100, 80), (60, 80),
+                   (60, 40), (40, 40), (40, 60), (0, 60)], 1),
+    # an island inside a hole inside the outline
+    "island": ([(0, 0), (100, 0), (100, 100), (0, 100), (0, 0), (20, 20), (20, 80), (80, 80),
+                (80, 20), (40, 40), (60, 40), (60, 60), (40, 60), (40, 40), (80, 20), (20, 20),
+                (0, 0)], 1),
+    # a repeated vertex (zero-length edge) in an otherwise plain polygon
+    "repeated vertex": ([(0, 0), (50, 0), (50, 0), (50, 30), (0, 30)], 1),
+    "wound twice": ([(0, 0), (50, 0), (50, 50), (0, 50)] * 2, 0),
+    "hole walked like the outline": ([(0, 0), (100, 0), (100, 100), (0, 100), (0, 0), (20, 20),
+                                      (80, 20), (80, 80), (20, 80), (20, 20), (0, 0)], 0),
+    "parts of opposite directions": ([(0, 0), (40, 0), (40, 40), (60, 40), (60, 80), (100, 80),
+                                      (100, 20), (60, 20), (60, 40), (40, 40), (40, 60), (0, 60)],
+                                     0),
+    "figure 8 through a vertex": ([(0, 0), (50, 50), (100, 0), (100, 100), (50, 50), (0, 100)],
+                                  0),
+    "bow-tie": ([(0, 0), (100, 100), (100, 0), (0, 100)], 0),
+    # a text glyph's way: the hole's side runs on along the cut to a point of the outline;
+    # cut at (80, 80), the two pieces there and back cancel
+    "hole on a cut": ([(0, 0), (0, 100), (80, 100), (100, 80), (20, 80), (20, 20), (80, 20),
+                       (80, 80), (100, 80), (100, 0)], 1),
+    # a hole touching the outline at one point: two edges leave it (left complex)
+    "hole touching the outline": ([(0, 0), (50, 0), (40, 20), (60, 20), (50, 0), (100, 0),
+                                   (100, 100), (0, 100)], 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_winding_cases(name):
+    pts, want = CASES[name]
+    assert simple(pts) == want
+    big = SWEEP_MIN // len(pts) + 1     # the same polygon with extra vertices on its first edge:
+    (x0, y0), (x1, y1) = pts[0], pts[1]  # the sweep's way instead of all pairs
+    extra = [(x0 + (x1 - x0) * k / (4 * big), y0 + (y1 - y0) * k / (4 * big))
+             for k in range(1, 4 * big)]
+    assert simple([pts[0]] + extra + pts[1:]) == want
+    check([pts], (-7, 110), (9, 11), (14, 14))
+    check([pts, [(30, 30), (70, 30), (70, 45), (30, 45)]], (-7, 110), (9, 11), (14, 14))
+
+
+def comb(teeth, height=100000):
+    pts = [(0, 0)]
+    for k in range(teeth):
+        pts += [(10 * k, height), (10 * k + 5, height), (10 * k + 5, 10)]
+    pts += [(10 * teeth, 10), (10 * teeth, 0)]
+    return pts
+
+
+def test_long_polygons():
+    assert simple(comb(300)) == 1
+    t = time.perf_counter()
+    assert simple(comb(3000)) == 0      # 9000 edges, 6000 active at once: past the budget
+    assert time.perf_counter() - t < 5.0
+    rng = np.random.default_rng(2)
+    ring = keyhole(star(rng, 4000, 0, 0, 9000, 9100), [star(rng, 3000, 0, 0, 5000, 5100)])
+    assert simple(ring) == 1
+
+
+def boundscheck_main():
+    import numba
+    assert numba.config.BOUNDSCHECK
+    rng = np.random.default_rng(3)
+    sk, si = _scratch()
+    found = [0, 0, 0]
+    for t in range(400):
+        n = int(rng.integers(3, 90))
+        pts = rng.integers(0, 9 if t % 2 else 1000, (n, 2)).astype(np.float64)
+        if t % 5 == 0:
+            pts = np.concatenate([pts, pts[::-1]])     # there and back: every edge paired
+        if t % 7 == 0:
+            pts = np.repeat(pts, 2, axis=0)            # zero-length edges
+        found[_is_simple(pts, 0, len(pts), sk, si)] += 1
+    for name in sorted(CASES):
+        pts = np.asarray(CASES[name][0], dtype=np.float64)
+        assert _is_simple(pts, 0, len(pts), sk, si) == CASES[name][1], name
+    print("BOUNDSCHECK DONE", found)
+
+
+def test_simple_under_boundscheck(tmp_path):
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
+    code = (f"import sys; sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]; "
+            "import test_simple; test_simple.boundscheck_main()")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=900, cwd=str(HERE.parent))
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "BOUNDSCHECK DONE" in out, out[-6000:]
