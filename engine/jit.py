@@ -8,42 +8,79 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 
 import numba
 from numba.core import caching
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OURS = tuple(os.path.join(_ROOT, d) + os.sep for d in ("engine", "shm", "tests", "bench"))
-_SIMD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "simd.py")
+_ENGINE = os.path.dirname(os.path.abspath(__file__))
+_IMPORT = re.compile(r"^\s*(?:from\s+engine(?:\.(\w+))?\s+import\s+([\w, ()]+)|"
+                     r"import\s+engine\.(\w+))", re.M)
 
 
 @functools.lru_cache(maxsize=None)
-def _simd_hash(mtime, size):
-    """sha256 of simd.py (mtime and size: the cache key, as in numba's own stamp)."""
-    with open(_SIMD, "rb") as f:
-        return hashlib.sha256(f.read()).digest()
+def _file_info(path, mtime, size):
+    """(sha256 of the file, the engine modules it imports: their paths). mtime and size: the
+    cache key, as in numba's own stamp."""
+    with open(path, "rb") as f:
+        data = f.read()
+    deps = set()
+    for m in _IMPORT.finditer(data.decode("utf-8", "replace")):
+        if m.group(3):
+            names = [m.group(3)]
+        elif m.group(1):
+            names = [m.group(1)]
+        else:   # from engine import a, b: modules among the names
+            names = [n.strip() for n in m.group(2).strip("()").split(",")]
+        for name in names:
+            dep = os.path.join(_ENGINE, name + ".py")
+            if name and os.path.isfile(dep):
+                deps.add(dep)
+    return hashlib.sha256(data).digest(), tuple(sorted(deps))
 
 
-def _stamp_with_simd(get_source_stamp):
-    """numba keys a kernel's on-disk cache on the hash of its own source file only, but the
-    vector code of engine.simd's intrinsics is compiled into kernels of other files
-    (engine.raster, tests): after a change to engine/simd.py alone they would load their old
-    machine code from the cache. Files of this project (engine, shm, tests, bench) get simd.py's
-    hash added to their stamp (measured stale: an A/B of a new gray_block ran the old one)."""
+def _info(path):
+    st = os.stat(path)
+    return _file_info(path, st.st_mtime, st.st_size)
+
+
+def _dep_hashes(path):
+    """sha256 of every engine module that path imports, directly or through others (sorted by
+    path; path itself left out)."""
+    seen = {path}
+    todo = list(_info(path)[1])
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo.extend(_info(dep)[1])
+    return tuple(_info(dep)[0] for dep in sorted(seen - {path}))
+
+
+def _stamp_with_deps(get_source_stamp):
+    """numba keys a kernel's on-disk cache on the hash of its own source file only, but kernels
+    of other modules are compiled into it (engine.simd's vector intrinsics, engine.simple's
+    test in engine.raster's _classify, engine.database's helpers in the reader and the
+    exploder): after a change to one of those alone, the kernels calling it would load their
+    old machine code from the cache (measured stale twice: an A/B of a new gray_block ran the
+    old one; _classify kept an old _is_simple). Files of this project (engine, shm, tests,
+    bench) get the hashes of the engine modules they import (transitively) added to their
+    stamp."""
     def stamp(self):
         own = get_source_stamp(self)
         path = os.path.abspath(getattr(self, "_py_file", ""))
-        if not path.startswith(_OURS):
+        if not path.startswith(_OURS) or not os.path.isfile(path):
             return own
-        st = os.stat(_SIMD)
-        return own, _simd_hash(st.st_mtime, st.st_size)
+        return own, _dep_hashes(path)
     stamp.clipmill = True
     return stamp
 
 
 _MIXIN = getattr(caching, "_SourceFileBackedLocatorMixin", None)   # numba's private API:
 if _MIXIN is not None and not getattr(_MIXIN.get_source_stamp, "clipmill", False):  # else as is
-    _MIXIN.get_source_stamp = _stamp_with_simd(_MIXIN.get_source_stamp)
+    _MIXIN.get_source_stamp = _stamp_with_deps(_MIXIN.get_source_stamp)
 
 jit = numba.jit(nopython=True, nogil=True, cache=True)
 

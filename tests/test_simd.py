@@ -232,14 +232,23 @@ def test_vector_rows_flips_invert(cols):
     assert np.abs(a.astype(int) - np.floor(255 * cov + 0.5)).max() <= 1
 
 
-def test_cache_stamp_follows_simd():
-    """Kernels that inline engine.simd's intrinsics (engine.raster's, this file's) are cached
-    under a stamp holding simd.py's hash too, so a change to simd.py alone recompiles them."""
-    with open(os.path.join(os.path.dirname(R.__file__), "simd.py"), "rb") as f:
-        h = hashlib.sha256(f.read()).digest()
-    for fn in (R._finish_gray, _blocks):
+def test_cache_stamp_follows_imports():
+    """Kernels that inline other modules' kernels (engine.simd's intrinsics in engine.raster's
+    and this file's, engine.simple's test in engine.raster's _classify) are cached under a
+    stamp holding the hashes of the engine modules their file imports, so a change to one of
+    those alone recompiles them; engine.simple's own kernels (importing engine.jit only) hold
+    jit.py's hash alone."""
+    def sha(name):
+        with open(os.path.join(os.path.dirname(R.__file__), name), "rb") as f:
+            return hashlib.sha256(f.read()).digest()
+    for fn, names in ((R._finish_gray, ("simd.py", "simple.py", "jit.py")),
+                      (R._classify, ("simd.py", "simple.py")), (_blocks, ("simd.py",))):
         stamp = fn._cache._cache_file._source_stamp
-        assert isinstance(stamp, tuple) and stamp[1] == h
+        assert isinstance(stamp, tuple) and all(sha(n) in stamp[1] for n in names)
+    from engine.simple import _is_simple
+    _is_simple(np.zeros((3, 2)), 0, 3, np.zeros((4, 8)), np.zeros((10, 8), np.int32))
+    stamp = _is_simple._cache._cache_file._source_stamp
+    assert isinstance(stamp, tuple) and stamp[1] == (sha("jit.py"),)
 
 
 def test_scratch_get_views():
