@@ -140,8 +140,8 @@ CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when a
 #                        of the polygons are such (engine.manhattan); inf: never
 ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in band order when they are
 #                        out of first-row order (_others_by_band); fewer stay in cache
+WALK_CHUNK = 64        # gray: taller polygons are walked this many pixel rows at a time
 PREFETCH_AHEAD = 8     # exact pass and _others_by_band: vertices fetched this many items ahead
-NMAX_SIMPLE = 1024     # polygons with more relevant edges are treated as possibly self-intersecting
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
 
@@ -654,14 +654,15 @@ def _mark(pix, i, simple, owner, state):
 
 
 @kernel
-def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, state, rmask):
-    """Walk polygon i (vertices uv[offsets[q]:offsets[q + 1]], marked as q): accumulate the
-    signed area right of each of its edges into acc (rows of ncols + 1: coverage = prefix sum
-    along the row) and mark the pixels whose open interior its boundary crosses (state /
-    owner; see _mark). Image row r is row r & rmask of acc, owner and state (a ring of rows
-    when rmask + 1 is a power of two; rmask = -1: the whole image). lacc (nrows + 1):
-    row-difference buffer for edges left of the window, summed into acc's column 0 by the
-    caller."""
+def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, state, rmask, rlo,
+               rhi):
+    """Walk polygon i (vertices uv[offsets[q]:offsets[q + 1]], marked as q) in pixel rows rlo to
+    rhi: accumulate the signed area right of each of its edges into acc (rows of ncols + 1:
+    coverage = prefix sum along the row) and mark the pixels whose open interior its boundary
+    crosses (state / owner; see _mark). Image row r is row r & rmask of acc, owner and state
+    (a ring of rows when rmask + 1 is a power of two; rmask = -1: the whole image). lacc
+    (nrows + 1): row-difference buffer for edges left of the window, summed into acc's column 0
+    by the caller."""
     W = ncols + 1
     ci = cls[i]
     s, e = offsets[q], offsets[q + 1]
@@ -675,7 +676,7 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
             if v0 <= 0.0 or v0 >= nrows:
                 continue
             r = int(math.floor(v0))
-            if r == v0:
+            if r == v0 or r < rlo or r > rhi:
                 continue
             lo, hi = min(u0, u1), max(u0, u1)
             if hi <= 0.0 or lo >= ncols:
@@ -688,12 +689,12 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
         d = o if v1 > v0 else -o
         if v0 > v1:
             u0, v0, u1, v1 = u1, v1, u0, v0
-        if v1 <= 0.0 or v0 >= nrows:
+        if v1 <= rlo or v0 >= rhi + 1:
             continue
         if min(u0, u1) >= ncols:
             continue
-        ra = max(int(math.floor(v0)), 0)
-        rb = min(int(math.ceil(v1)) - 1, nrows - 1)
+        ra = max(int(math.floor(v0)), rlo)
+        rb = min(int(math.ceil(v1)) - 1, rhi)
         if max(u0, u1) <= 0.0:
             # wholly left of the window: d x its height in each row, into column 0; the
             # full rows between its end rows through the row-difference buffer lacc
@@ -789,35 +790,45 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
 
 
 @kernel
-def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, wstart, wlist):
+def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, chunk, wstart, wlist):
     """The polygons the gray pass walks (skiprect: the non-rectangles others[:nothers], by
     their position q there, boxes obox; else every relevant polygon, by its id q, boxes bbox:
     wbox[q] either way, read in sequence) grouped by the first pixel row they meet (a stable
     counting sort: group r is wlist[wstart[r]:wstart[r + 1]]), so that the finishing pass
-    walks each just before its first row. Returns the most rows one of them meets (the ring
-    of rows it needs)."""
+    walks each just before its first row. A polygon meeting more than chunk rows is listed
+    once per chunk rows, in the groups of rows ra, ra + chunk, ...: the pass walks it chunk by
+    chunk (rows r to r + chunk - 1 from group r), so that the rings of rows stay chunk rows at
+    most (one ring of the whole image missed the cache on most of
+    the walk's reads of a grating coupler's arcs). Returns (the most rows one walk meets: the
+    ring of rows it needs, the number of entries): when that exceeds len(wlist), nothing was
+    listed (the caller grows wlist and runs again)."""
     for r in range(nrows + 1):
         wstart[r] = 0
     n = nothers if skiprect else cls.shape[0]
     most = 0
+    total = 0
     for q in range(n):
         if skiprect or cls[q] != 0:     # others are all relevant
             ra, rb = _walk_span(wbox, q, nrows)
             if ra <= rb:
-                wstart[ra + 1] += 1
-                most = max(most, rb - ra + 1)
+                most = max(most, min(rb - ra + 1, chunk))
+                for r in range(ra, rb + 1, chunk):
+                    wstart[r + 1] += 1
+                    total += 1
+    if total > wlist.shape[0]:
+        return most, total
     for r in range(nrows):
         wstart[r + 1] += wstart[r]
     for q in range(n):
         if skiprect or cls[q] != 0:
             ra, rb = _walk_span(wbox, q, nrows)
-            if ra <= rb:
-                wlist[wstart[ra]] = q
-                wstart[ra] += 1
+            for r in range(ra, rb + 1, chunk):
+                wlist[wstart[r]] = q
+                wstart[r] += 1
     for r in range(nrows, 0, -1):
         wstart[r] = wstart[r - 1]
     wstart[0] = 0
-    return most
+    return most, total
 
 
 @njit(inline="always", _nrt=False)
@@ -2125,7 +2136,7 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
 
 @kernel
 def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, wuv, woff, cls,
-                 orient, others, wstart, wlist, acc, lacc, owner, state, rmask, count2,
+                 orient, others, wstart, wlist, acc, lacc, owner, state, rmask, chunk, count2,
                  has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert, flip_x,
                  flip_y, out, lanes):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
@@ -2134,9 +2145,9 @@ def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc
     groups, _rect_rows, then two rows' lists of up to most each and a spare slot), then its
     union sweep, _sweep_row, into rowacc (ncols + 1, zeroed; left zeroed)) and the other
     simple polygons' signed-area sum s (acc: the polygons of _walk_rows' group r, vertices
-    wuv / woff, are walked (_walk_poly) just before row r, into rings of rows of acc, owner and
-    state (row r at r & rmask; each row left zero once done) that stay in cache; lacc is zeroed
-    here). A pixel crossed by no other boundary: 1 when
+    wuv / woff, are walked (_walk_poly, rows r to r + chunk - 1) just before row r, into rings
+    of rows of acc, owner and state (row r at r & rmask; each row left zero once done) that stay
+    in cache; lacc is zeroed here). A pixel crossed by no other boundary: 1 when
     covered by a polygon (s >= 1/2 or a complex one), else cR. Crossed by one simple polygon:
     1 when a complex one covers it, else min(cR + s, 1) (s = its area plus the polygons
     covering the whole pixel) when cR is 0 or 1 or s >= 1 (or there are no rectangles), else
@@ -2162,7 +2173,7 @@ def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc
         for k in range(wstart[r], wstart[r + 1]):
             q = wlist[k]
             _walk_poly(q, others[q] if compact else q, wuv, woff, cls, orient, nrows, ncols, acc,
-                       lacc, owner, state, rmask)
+                       lacc, owner, state, rmask, r, min(r + chunk, nrows) - 1)
         rr = r & rmask
         run += lacc[r]
         acc[rr * W] += run
@@ -2330,19 +2341,23 @@ def rasterize(polygons, window, pixel_size, *, mode="binary", invert=False, flip
 
 def _gray_rings(sc, compact, cls, wbox, others, nother, rows, cols):
     """Gray: the walked polygons (compact: others[:nother], else every relevant one) grouped by
-    first row (_walk_rows) and the rings of rows of acc, owner and state they need (rows: a
-    power of two at least the most rows one polygon meets, or the whole image; acc and state
-    zeroed, their fill skipped when the last call left them zero). Returns (wstart, wlist, acc,
-    owner, state, rmask)."""
+    first row (_walk_rows; those taller than WALK_CHUNK rows once per WALK_CHUNK rows) and the
+    rings of rows of acc, owner and state they need (rows: a power of two at least the most
+    rows one walk meets, or the whole image; acc and state zeroed, their fill skipped when the
+    last call left them zero). Returns (wstart, wlist, acc, owner, state, rmask, chunk)."""
     wstart = sc.get("wstart", rows + 1, np.int64)
     wlist = sc.get("wlist", nother if compact else cls.shape[0], np.int32)
-    span = _walk_rows(cls, wbox, others, nother, compact, rows, wstart, wlist)
+    chunk = max(int(WALK_CHUNK), 1)
+    span, total = _walk_rows(cls, wbox, others, nother, compact, rows, chunk, wstart, wlist)
+    if total > wlist.shape[0]:
+        wlist = sc.get("wlist", total, np.int32)
+        span, total = _walk_rows(cls, wbox, others, nother, compact, rows, chunk, wstart, wlist)
     ring = 1 << max(span - 1, 0).bit_length()
     hrows, rmask = (rows, -1) if ring >= rows else (ring, ring - 1)
     acc = sc.zeroed("acc", hrows * (cols + 1), np.float32)
     owner = sc.get("owner", hrows * cols, np.int32)
     state = sc.zeroed("state", hrows * cols, np.uint8)
-    return wstart, wlist, acc, owner, state, rmask
+    return wstart, wlist, acc, owner, state, rmask, chunk
 
 
 def _others_in_band_order(sc, others, obox, ouv, ooff, n, rows, cols):

@@ -577,12 +577,15 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     rows as tall as the tallest one (a power of two): slanted quads and triangles 1-40 pixels
     tall, some starting above the window, ending below it or reaching left of it (the
     row-difference buffer), over rectangles, equal KLayout's coverage within one level; tall:
-    one polygon spans every row, so the ring is the whole image. reorder: the polygons (in
-    random order) are first copied band by band of rows (_others_by_band), as for large windows;
-    without rects, the same set less its rectangles (no union sweep, the compact copy all the
-    same)."""
+    one more polygon spans every row, and polygons are walked 16 rows at a time (WALK_CHUNK),
+    so the ring is 16 rows and the taller ones are walked in several chunks. reorder: the
+    polygons (in random order) are first copied band by band of rows (_others_by_band), as for
+    large windows; without rects, the same set less its rectangles (no union sweep, the compact
+    copy all the same)."""
     import engine.raster as raster
     monkeypatch.setattr(raster, "ROW_ORDER_MIN", 0 if reorder else 10 ** 9)
+    if tall:
+        monkeypatch.setattr(raster, "WALK_CHUNK", 16)
     copied = []
     by_band = raster._others_by_band
     monkeypatch.setattr(raster, "_others_by_band", lambda *a: copied.append(1) or by_band(*a))
@@ -606,7 +609,7 @@ def test_walk_ring_of_rows(monkeypatch, tall, reorder, rects):
     sc = Scratch()
     rasterize(to_polygons(polys, DBU), (0, 0, 1.5, 1.0), 0.01, mode="gray", scratch=sc)
     ring = sc.capacity("state") // 150
-    assert ring == 100 if tall else ring == 64, ring     # the tallest polygon: 41 rows
+    assert ring == 16 if tall else ring == 64, ring     # the tallest polygon: 41 rows
     assert bool(copied) == reorder
 
 
