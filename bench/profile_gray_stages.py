@@ -5,7 +5,7 @@ passes) is wrapped with a process_time timer; the split of the best of --repeats
 row by row inside it).
 
     PYTHONPATH=$PWD python bench/profile_gray_stages.py [--counts 2000,20000] [--repeats 15]
-        [--kinds layout,random,slanted] [--shuffle] [--gds FILE]
+        [--kinds layout,random,slanted] [--shuffle] [--gds FILE] (--counts '': no synthetic)
         (--shuffle: the synthetic polygons in random order; --gds: default the chameleon SRAM
         in ../shared/data when present, '' for none)
 """
@@ -62,7 +62,7 @@ def main():
     a = ap.parse_args()
     cases = [(f"{kind} {n}" + (" shuffled" if a.shuffle else ""),
               B.shuffled(B.synth_window(n, kind)) if a.shuffle else B.synth_window(n, kind),
-              B.WINDOW) for kind in a.kinds.split(",") for n in map(int, a.counts.split(","))]
+              B.WINDOW) for kind in a.kinds.split(",") for n in map(int, filter(None, a.counts.split(",")))]
     gds = a.gds
     if gds is None:
         from tests.conftest import SHARED

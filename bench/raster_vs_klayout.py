@@ -11,8 +11,11 @@ Windows (all in um on a 1 nm grid):
   general path alone);
 * ``random``: n rectangles 10-60 nm (10% slanted quads) at uniform random places in random order:
   heavy overlap, every pixel crossed by several polygons (the worst case for exact gray);
-* ``real``: the flattened polygons (every layer) of a 10 x 10 um window at the centre of a real
-  file from ../shared/data, taken with KLayout's ``begin_shapes_rec_touching``.
+* ``real``: the flattened polygons (every layer) of a 10 x 10 um window of a real file from
+  ../shared/data (among its centre and windows centred on a few random shapes, the one holding
+  the most vertices), taken with KLayout's ``begin_shapes_rec_touching``; ``--shared N``: the
+  same for each of the N largest files of ../shared/data (photonic windows hold few polygons
+  of hundreds to thousands of vertices: rings, arcs, keyholes).
 
 For each: clipmill ``rasterize`` binary and gray (one Scratch reused, as workers do; wall and
 CPU seconds) and KLayout ``Region.merged().rasterize(...)`` (per-pixel covered area; KLayout has
@@ -26,6 +29,7 @@ a few levels there; tests/test_raster.py checks exactness with magnified referen
 
     python bench/raster_vs_klayout.py [--counts 2000,20000,200000] [--repeats 5] [--gds FILE]
         [--shuffle]   (every window's polygons in random order: names end in /shuf)
+        [--shared N]  (the N largest shared files' windows too; --counts '' --gds '': only those)
 """
 from __future__ import annotations
 
@@ -120,6 +124,18 @@ def real_window(path, size=10.0, tries=8, seed=0):
     return Polygons.from_list(best[1]), best[2]
 
 
+def largest_shared(n):
+    """Paths of the n largest layout files listed in ../shared/data/manifest.json (none when
+    it is absent)."""
+    import json
+    from tests.conftest import SHARED
+    man = SHARED / "manifest.json"
+    if n <= 0 or not man.exists():
+        return []
+    files = sorted(json.loads(man.read_text()), key=lambda f: -f["size_bytes"])
+    return [SHARED / f["file"] for f in files[:n] if (SHARED / f["file"]).exists()]
+
+
 def kl_region(polys):
     import klayout.db as kdb
     reg = kdb.Region()
@@ -192,13 +208,15 @@ def main(argv=None):
                     "chameleon SRAM from ../shared/data when present)")
     ap.add_argument("--shuffle", action="store_true",
                     help="the polygons of every window in random order (see shuffled)")
+    ap.add_argument("--shared", type=int, default=0,
+                    help="also the densest window of each of the N largest files in ../shared/data")
     a = ap.parse_args(argv)
     klr = a.kl_repeats or a.repeats
     order, tag = (shuffled, "/shuf") if a.shuffle else (lambda p: p, "")
     print(f"{'window':<16} {'polys':>7} {'mode':<6} {'ours ms':>9} {'cpu ms':>9} {'Mpx/s':>8} "
           f"{'Medges/s':>9} {'KLay ms':>9} {'speedup':>9}")
     for kind in a.kinds.split(","):
-        for n in (int(v) for v in a.counts.split(",")):
+        for n in (int(v) for v in a.counts.split(",") if v):
             run_case(kind + tag, order(synth_window(n, kind)), WINDOW, a.repeats, klr)
     gds = a.gds
     if gds is None:
@@ -208,6 +226,10 @@ def main(argv=None):
     if gds:
         polys, win = real_window(gds)
         run_case("real:" + os.path.basename(gds)[:11] + tag, order(polys), win, a.repeats, klr)
+    for path in largest_shared(a.shared):
+        polys, win = real_window(str(path))
+        if len(polys):
+            run_case(path.stem[:16] + tag, order(polys), win, a.repeats, klr)
     print("ours ms = best wall time of one rasterize (cpu ms: its CPU time; the machine may be "
           "shared); KLay ms = Region.merged().rasterize on the same polygons; speedup = KLay/ours")
 

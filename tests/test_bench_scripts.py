@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SKIP_SHARED
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,6 +57,20 @@ def test_shuffled_windows_small():
     out = _run(["bench/profile_gray_stages.py", "--counts", "300", "--repeats", "1", "--shuffle",
                 "--gds", ""])
     assert out.startswith("layout 300 shuffled:") and "finish_gray" in out, out
+
+
+def test_raster_vs_klayout_shared():
+    """--shared 1: the largest shared file's densest window, alone (no synthetic, no SRAM)."""
+    pytest.importorskip("klayout.db")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import raster_vs_klayout as B
+    paths = B.largest_shared(1)
+    if not paths:
+        pytest.skip(SKIP_SHARED)
+    out = _run(["bench/raster_vs_klayout.py", "--counts", "", "--gds", "", "--shared", "1",
+                "--repeats", "1"])
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(paths[0].stem[:16])]
+    assert [r[2] for r in rows] == ["binary", "gray"] and rows[1][8].endswith("x"), out
 
 
 def test_manhattan_cut_small():
