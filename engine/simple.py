@@ -43,6 +43,7 @@ SWEEP_MIN = 24         # polygons with this many vertices or more: the sweep (fe
 NMAX = 1 << 15         # larger polygons are left complex (the scratch holds 2 NMAX edges)
 PAIR_BUDGET = 64       # pair tests per edge the sweep may make before giving up, beyond...
 ALL_PAIRS = 1024       # ...all pairs of up to this many edges (the old test's limit) and 4096
+RUN_MIN = 8            # the sweep's edges are merged by runs when they average this many a run
 CYCLE_BUDGET = 64      # a reduced keyhole's cycles are nested by O(cycles x edges) tests: at most
 #                        CYCLE_BUDGET per edge beyond ALL_PAIRS^2 / 2, else it is left complex
 
@@ -151,11 +152,83 @@ def _heap_sort(idx, m, uv, s, key, mode):
 
 
 @kernel
-def _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act):
+def _run_sort(idx, m, key, tmp, runs):
+    """idx[:m] = 0 .. m - 1 sorted by key (tmp, runs: scratch) when key[:m] falls into few
+    monotone runs, as the keys of a polygon's edges in order do (its v-monotone chains): the
+    runs are found (a falling one reversed) and merged pairwise, O(m log runs). Returns False,
+    idx not sorted, when there are more than m / RUN_MIN + 1 runs (the caller heap-sorts)."""
+    nr = 0
+    t = 0
+    while t < m:
+        if nr > m // RUN_MIN:
+            return False
+        runs[nr] = t
+        nr += 1
+        u = t + 1
+        if u < m and key[u] < key[t]:
+            while u < m and key[u] < key[u - 1]:
+                u += 1
+            for z in range(t, u):
+                idx[z] = t + u - 1 - z      # a falling run, reversed
+        else:
+            while u < m and key[u] >= key[u - 1]:
+                u += 1
+            for z in range(t, u):
+                idx[z] = z
+        t = u
+    runs[nr] = m
+    inidx = True    # the merged runs are in idx (else in tmp)
+    while nr > 1:
+        k = 0
+        for q in range(0, nr, 2):
+            a = runs[q]
+            b = runs[q + 1]
+            c = runs[q + 2] if q + 1 < nr else b
+            i, j, o = a, b, a
+            while i < b and j < c:
+                x = idx[i] if inidx else tmp[i]
+                y = idx[j] if inidx else tmp[j]
+                if key[y] < key[x]:
+                    z = y
+                    j += 1
+                else:
+                    z = x
+                    i += 1
+                if inidx:
+                    tmp[o] = z
+                else:
+                    idx[o] = z
+                o += 1
+            for w in range(i, b):
+                if inidx:
+                    tmp[o] = idx[w]
+                else:
+                    idx[o] = tmp[w]
+                o += 1
+            for w in range(j, c):
+                if inidx:
+                    tmp[o] = idx[w]
+                else:
+                    idx[o] = tmp[w]
+                o += 1
+            runs[k] = a
+            k += 1
+        runs[k] = m
+        nr = k
+        inidx = not inidx
+    if not inidx:
+        for z in range(m):
+            idx[z] = tmp[z]
+    return True
+
+
+@kernel
+def _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act, runs):
     """The edges e < m (from vertex ea[e] to vertex eb[e] of uv[s:]; nxt[e] the edge that
     follows e) are apart: no two touch except an edge and the one that follows it, at their
     shared vertex, without folding back. A sweep in order of the edges' lower v (sk[0]: each
-    edge's lower v; idx, act: scratch); the active edges' upper v and u-range are kept beside
+    edge's lower v, sorted by _run_sort or else a heap sort; idx, act, runs: scratch); the
+    active edges' upper v and u-range are kept beside
     them (sk[1:4]), so that those out of reach are passed over without reading their vertices
     (_seg_touch would reject them on that test first). False too when the sweep would test
     more pairs than its budget (PAIR_BUDGET)."""
@@ -163,7 +236,10 @@ def _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act):
     for e in range(m):
         key[e] = min(uv[s + ea[e], 1], uv[s + eb[e], 1])
         idx[e] = e
-    _heap_sort(idx, m, uv, s, key, 0)
+    if not _run_sort(idx, m, key, act, runs):
+        for e in range(m):
+            idx[e] = e
+        _heap_sort(idx, m, uv, s, key, 0)
     budget = PAIR_BUDGET * m + min(m, ALL_PAIRS) ** 2 // 2 + 4096
     na = 0
     for t in range(m):
@@ -453,11 +529,11 @@ def _is_simple(uv, s, n, sk, si):
             eb[k] = (k + 1) % n
             nxt[k] = (k + 1) % n
             zero |= _same(uv, s, k, (k + 1) % n)
-        if not zero and _sweep_apart(uv, s, n, ea, eb, nxt, sk, idx, act):
+        if not zero and _sweep_apart(uv, s, n, ea, eb, nxt, sk, idx, act, si[_OUT]):
             return 1
     if n < 4:
         return 0
     m = _reduce(uv, s, n, si, sk)
-    if m < 3 or not _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act):
+    if m < 3 or not _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act, si[_OUT]):
         return 0
     return 1 if _cycles_nest(uv, s, m, ea, eb, nxt, si[_CYC], si[_GRP], sk[0]) else 0

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.simple import (_heap_sort, _is_simple, _pairs_apart, _sweep_apart, scratch_shapes,
-                           SWEEP_MIN)
+from engine.simple import (RUN_MIN, SWEEP_MIN, _heap_sort, _is_simple, _pairs_apart, _run_sort,
+                           _sweep_apart, scratch_shapes)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -54,7 +54,7 @@ def swept(uv):
         return False
     ea = np.arange(n, dtype=np.int32)
     nxt = ((ea + 1) % n).astype(np.int32)
-    return bool(_sweep_apart(uv, 0, n, ea, nxt, nxt, SK, SI[0], SI[1]))
+    return bool(_sweep_apart(uv, 0, n, ea, nxt, nxt, SK, SI[0], SI[1], SI[4]))
 
 
 @settings(max_examples=400, deadline=None)
@@ -62,6 +62,43 @@ def swept(uv):
 def test_sweep_equals_all_pairs(points):
     uv = np.asarray(points, dtype=np.float64)
     assert swept(uv) == bool(_pairs_apart(uv, 0, len(uv)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(24, 300), st.integers(0, 10 ** 6), st.sampled_from([3, 40, 1000]))
+def test_sweep_equals_all_pairs_star(n, seed, grid):
+    """Star-shaped polygons (their edges' keys in few runs: the merge of runs sorts them),
+    snapped to a coarse grid so that some edges touch or fold."""
+    rng = np.random.default_rng(seed)
+    a = np.sort(rng.uniform(0, 2 * np.pi, n))
+    r = rng.uniform(0.3, 1.0, n) * grid
+    uv = np.round(np.stack([r * np.cos(a), r * np.sin(a)], 1))
+    assert swept(uv) == bool(_pairs_apart(uv, 0, n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=300),
+       st.integers(1, 8))
+def test_run_sort(keys, blocks):
+    """_run_sort on keys made of a few monotone pieces (sorted or reversed slices): a
+    permutation in key order, or False when there are more runs than m / RUN_MIN + 1."""
+    m = len(keys)
+    key = np.asarray(keys)
+    parts = np.array_split(key, blocks)
+    key = np.concatenate([np.sort(p)[::(-1) ** k] for k, p in enumerate(parts)])
+    idx = np.zeros(m, np.int32)
+    ok = _run_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(m + 2, np.int32))
+    runs, t = 0, 0          # runs: strictly falling, else not falling
+    while t < m:
+        runs += 1
+        u = t + 1
+        fall = u < m and key[u] < key[t]
+        while u < m and (key[u] < key[u - 1]) == fall:
+            u += 1
+        t = u
+    assert ok == (runs <= m // RUN_MIN + 1)
+    if ok:
+        assert sorted(idx.tolist()) == list(range(m)) and (key[idx] == np.sort(key)).all()
 
 
 @settings(max_examples=200, deadline=None)
