@@ -1,8 +1,8 @@
 """Interleaved A/B of the rasterizer: engine/raster.py at a git revision against the working tree,
-both loaded in ONE process (with the base's own engine/simd.py when it has one) and called
-alternately on the same windows (the raster_vs_klayout ones), so that the slow drifts of a
-shared machine hit both alike. Prints the best and median CPU
-ms per window of each and the largest gray/binary difference between their images.
+both loaded in ONE process (with the base's own engine/simd.py and engine/simple.py when it has
+them) and called alternately on the same windows (the raster_vs_klayout ones), so that the slow
+drifts of a shared machine hit both alike. Prints the best and median CPU ms per window of each
+and the largest gray/binary difference between their images.
 
     python bench/raster_ab.py --base REV [--mode gray] [--repeats 21] [--cases L2000,L200000]
         [--set NAME=VALUE ...]   (module settings of the working tree's copy read at run time,
@@ -49,14 +49,17 @@ def load_base(rev):
     # like HEAD would keep the machine code of another commit's simd_base.py
     d = os.path.join(tempfile.gettempdir(), f"clipmill_raster_{sha}")
     os.makedirs(d, exist_ok=True)
-    simd = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/simd.py"],
-                          capture_output=True, text=True)
-    if simd.returncode == 0:    # the base's own vector kernels, not the working tree's
-        _write(os.path.join(d, "simd_base.py"), simd.stdout)
-        spec = importlib.util.spec_from_file_location("simd_base", os.path.join(d, "simd_base.py"))
-        sys.modules["simd_base"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["simd_base"])
-        src = src.replace("from engine.simd import", "from simd_base import")
+    for dep in ("simd", "simple"):
+        # the base's own vector kernels and simplicity test, not the working tree's
+        got = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:engine/{dep}.py"],
+                             capture_output=True, text=True)
+        if got.returncode == 0:
+            _write(os.path.join(d, f"{dep}_base.py"), got.stdout)
+            spec = importlib.util.spec_from_file_location(f"{dep}_base",
+                                                          os.path.join(d, f"{dep}_base.py"))
+            sys.modules[f"{dep}_base"] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(sys.modules[f"{dep}_base"])
+            src = src.replace(f"from engine.{dep} import", f"from {dep}_base import")
     path = os.path.join(d, "raster_base.py")
     _write(path, src)
     spec = importlib.util.spec_from_file_location("raster_base", path)
