@@ -290,12 +290,43 @@ def _same(uv, s, a, b):
 
 
 @kernel
-def _groups(uv, s, n, idx, grp, mode):
+def _small_sort(idx, a, b, uv, s, key, mode):
+    """idx[a:b] sorted in place (see _before): by insertion when short, else a heap sort."""
+    if b - a > 16:
+        _heap_sort(idx[a:b], b - a, uv, s, key, mode)
+        return
+    for t in range(a + 1, b):
+        x = idx[t]
+        z = t
+        while z > a and _before(uv, s, key, x, idx[z - 1], mode):
+            idx[z] = idx[z - 1]
+            z -= 1
+        idx[z] = x
+
+
+@kernel
+def _groups(uv, s, n, idx, grp, mode, key, tmp, runs):
     """Vertices sorted (mode 1: by (v, u), 2: by (u, v)) into idx; grp[k] = the position in idx
-    where vertex k's point starts (the same for equal points)."""
+    where vertex k's point starts (the same for equal points). The first coordinate is sorted
+    by merging its runs (_run_sort: a polygon's vertices in order fall into few), then each
+    group of equal first coordinates by the second (_small_sort); a heap sort of all when the
+    runs are many (key, tmp, runs: scratch)."""
+    x = 1 if mode == 1 else 0
     for k in range(n):
-        idx[k] = k
-    _heap_sort(idx, n, uv, s, uv[0], mode)
+        key[k] = uv[s + k, x]
+    if _run_sort(idx, n, key, tmp, runs):
+        t = 0
+        while t < n:
+            u = t + 1
+            while u < n and key[idx[u]] == key[idx[t]]:
+                u += 1
+            if u - t > 1:
+                _small_sort(idx, t, u, uv, s, key, mode)
+            t = u
+    else:
+        for k in range(n):
+            idx[k] = k
+        _heap_sort(idx, n, uv, s, key, mode)
     g = 0
     for t in range(n):
         if t == 0 or not _same(uv, s, idx[t], idx[t - 1]):
@@ -355,8 +386,8 @@ def _reduce(uv, s, n, si, sk):
     idx, grp, ea, eb, nxt = si[_IDX], si[_GRP], si[_EA], si[_EB], si[_NXT]
     idx2, grp2, out = si[_IDX2], si[_GRP2], si[_OUT]
     cap = ea.shape[0]
-    _groups(uv, s, n, idx, grp, 1)
-    _groups(uv, s, n, idx2, grp2, 2)
+    _groups(uv, s, n, idx, grp, 1, sk[0], si[_ACT], si[_CYC])
+    _groups(uv, s, n, idx2, grp2, 2, sk[0], si[_ACT], si[_CYC])
     m = 0
     for k in range(n):
         k2 = (k + 1) % n
@@ -375,12 +406,27 @@ def _reduce(uv, s, n, si, sk):
         if m < 0 or m > PAIR_BUDGET * n + 4096:
             return -1
     # opposite pieces: equal keys (their two points, lower first), counted by direction
+    # sorted by that key: a counting sort by the lower point (out: the counts), then each
+    # bucket (the edges meeting one point: few) by the key
     key = sk[0]
+    for p in range(n + 1):
+        out[p] = 0
     for e in range(m):
         pa, pb = grp[ea[e]], grp[eb[e]]
-        key[e] = float(min(pa, pb)) * n + float(max(pa, pb))
-        idx2[e] = e
-    _heap_sort(idx2, m, uv, s, key, 0)
+        lo = min(pa, pb)
+        key[e] = float(lo) * n + float(max(pa, pb))
+        out[lo + 1] += 1
+    for p in range(n):
+        out[p + 1] += out[p]
+    for e in range(m):
+        lo = min(grp[ea[e]], grp[eb[e]])
+        idx2[out[lo]] = e
+        out[lo] += 1
+    a = 0
+    for p in range(n):     # out[p]: now the end of bucket p
+        if out[p] - a > 1:
+            _small_sort(idx2, a, out[p], uv, s, key, 0)
+        a = out[p]
     t = 0
     while t < m:
         t1 = t
