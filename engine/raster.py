@@ -140,7 +140,7 @@ CUT_MIN_SHARE = 0.03   # gray: Manhattan polygons are cut into rectangles when a
 #                        of the polygons are such (engine.manhattan); inf: never
 ROW_ORDER_MIN = 512    # gray: more other polygons than this are put in band order when they are
 #                        out of first-row order (_others_by_band); fewer stay in cache
-WALK_CHUNK = 64        # gray: taller polygons are walked this many pixel rows at a time
+WALK_CHUNK = 256       # gray: taller polygons are walked this many pixel rows at a time
 PREFETCH_AHEAD = 8     # exact pass and _others_by_band: vertices fetched this many items ahead
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
