@@ -10,6 +10,9 @@
   all the same.
 - Long polygons: a comb of 300 teeth is simple; one of 3000 teeth exceeds the sweep's budget
   (complex) without a quadratic wait.
+- Soundness: whenever a polygon is taken as simple, its winding number at points all over it
+  is 0 or the sign of its area (hypothesis: keyholes with random spikes, reversals, repeats,
+  moved vertices, walked twice).
 - Once more in a subprocess under NUMBA_BOUNDSCHECK=1.
 """
 from __future__ import annotations
@@ -194,6 +197,70 @@ def test_winding_cases(name):
     check([pts, [(30, 30), (70, 30), (70, 45), (30, 45)]], (-7, 110), (9, 11), (14, 14))
 
 
+def winding(pts, sx, sy):
+    """Winding numbers of polygon pts at the points (sx, sy): crossings of the ray to +x."""
+    p = np.asarray(pts, dtype=np.float64)
+    q = np.roll(p, -1, axis=0)
+    x0, y0, x1, y1 = p[:, 0], p[:, 1], q[:, 0], q[:, 1]
+    up = (y0[None] <= sy[:, None]) & (y1[None] > sy[:, None])
+    down = (y1[None] <= sy[:, None]) & (y0[None] > sy[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = x0[None] + (sy[:, None] - y0[None]) * (x1 - x0)[None] / (y1 - y0)[None]
+    right = x > sx[:, None]
+    return (up & right).sum(1) - (down & right).sum(1)
+
+
+def mutated_keyhole(rng):
+    """An outline on a 24 x 24 grid with 0-2 rectangular holes joined by cuts, then 0-3 random
+    changes (a spike there and back, a hole walked the other way, a repeated vertex, the whole
+    walked twice, a vertex moved): simple or not, often close to the border between."""
+    outer = [(0, 0), (24, 0), (24, 24), (0, 24)]
+    if rng.random() < 0.5:
+        outer = [tuple(v) for v in star(rng, int(rng.integers(5, 12)), 12, 12, 9, 12)]
+    pts = list(outer)
+    for h in range(int(rng.integers(0, 3))):
+        x, y = int(rng.integers(5, 15)), 6 + 8 * h
+        hole = [(x, y), (x, y + 3), (x + 4, y + 3), (x + 4, y)]    # clockwise: a hole
+        k = int(rng.integers(len(pts)))
+        pts = pts[:k + 1] + hole + [hole[0], pts[k]] + pts[k + 1:]
+    for _ in range(int(rng.integers(0, 4))):
+        op = int(rng.integers(5))
+        k = int(rng.integers(len(pts)))
+        if op == 0:
+            pts = pts[:k + 1] + [tuple(rng.integers(0, 25, 2)), pts[k]] + pts[k + 1:]
+        elif op == 1 and len(pts) > 8:
+            j = int(rng.integers(k, len(pts)))
+            pts = pts[:k] + pts[k:j][::-1] + pts[j:]
+        elif op == 2:
+            pts = pts[:k + 1] + [pts[k]] + pts[k + 1:]
+        elif op == 3:
+            pts = pts + pts
+        else:
+            pts[k] = tuple(rng.integers(0, 25, 2))
+    return [(float(x), float(y)) for x, y in pts]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1))
+def test_simple_means_winding_0_or_1(seed):
+    """Soundness: whenever _is_simple says simple, the winding number at points all over the
+    polygon (off the grid lines, so off every edge) is 0 or the sign of the area; the same for
+    a copy with 31 more vertices along its first edge (the sweep's size)."""
+    rng = np.random.default_rng(seed)
+    pts = mutated_keyhole(rng)
+    gx, gy = np.meshgrid(np.arange(-1, 26) + 0.37, np.arange(-1, 26) + 0.61)
+    sx, sy = gx.ravel(), gy.ravel()
+    area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
+    w = winding(pts, sx, sy)
+    (x0, y0), (x1, y1) = pts[0], pts[1]
+    big = [pts[0]] + [(x0 + (x1 - x0) * k / 32, y0 + (y1 - y0) * k / 32)
+                      for k in range(1, 32)] + pts[1:]
+    for p in (pts, big):
+        if simple(p):
+            g = 1 if area > 0 else -1
+            assert set(np.unique(w)) <= {0, g}, (p, np.unique(w))
+
+
 def comb(teeth, height=100000):
     pts = [(0, 0)]
     for k in range(teeth):
@@ -225,6 +292,9 @@ def boundscheck_main():
             pts = np.concatenate([pts, pts[::-1]])     # there and back: every edge paired
         if t % 7 == 0:
             pts = np.repeat(pts, 2, axis=0)            # zero-length edges
+        found[_is_simple(pts, 0, len(pts), sk, si)] += 1
+    for t in range(300):
+        pts = np.asarray(mutated_keyhole(rng), dtype=np.float64)
         found[_is_simple(pts, 0, len(pts), sk, si)] += 1
     for name in sorted(CASES):
         pts = np.asarray(CASES[name][0], dtype=np.float64)
