@@ -30,8 +30,8 @@ Two ways to be simple:
 
 Polygons with more than NMAX vertices (the scratch's length), or whose sweep would test more
 than PAIR_BUDGET pairs per edge beyond all pairs of ALL_PAIRS edges (many long edges spanning
-the same rows, as in a tall comb of more than 500 teeth), or that reduce to more cycles than
-CYCLE_BUDGET allows (64 + 2^19 / edges), are left complex.
+the same rows, as in a tall comb of more than 500 teeth), or whose cycles' nesting takes more
+tests than CYCLE_BUDGET allows, are left complex.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ NMAX = 1 << 15         # larger polygons are left complex (the scratch holds 2 N
 PAIR_BUDGET = 64       # pair tests per edge the sweep may make before giving up, beyond...
 ALL_PAIRS = 1024       # ...all pairs of up to this many edges (the old test's limit) and 4096
 RUN_MIN = 8            # the sweep's edges are merged by runs when they average this many a run
-CYCLE_BUDGET = 64      # a reduced keyhole's cycles are nested by O(cycles x edges) tests: at most
-#                        CYCLE_BUDGET per edge beyond ALL_PAIRS^2 / 2, else it is left complex
+CYCLE_BUDGET = 64      # a reduced keyhole's cycles are nested by a sweep of their test points: at
+#                        most CYCLE_BUDGET tests per edge beyond ALL_PAIRS^2 / 2, else complex
 
 
 # rows of _is_simple's int32 scratch (2 NMAX entries each: edges, once cut, may outnumber the
@@ -465,11 +465,14 @@ def _reduce(uv, s, n, si, sk):
 
 
 @kernel
-def _cycles_nest(uv, s, m, ea, eb, nxt, cyc, first, area):
-    """The edges e < m (see _reduce) split into cycles (cyc[e]: its cycle; first[c]: an edge of
-    cycle c; area[c]: twice its signed area): True when each point's winding is 0 or the sign
-    of the total area (see the module doc), False too when cycles x m exceeds the budget
-    (CYCLE_BUDGET)."""
+def _cycles_nest(uv, s, m, ea, eb, nxt, byv, cyc, first, order, act, area, pvs, pus):
+    """The edges e < m (see _reduce; byv: their order by lower v, as _sweep_apart left it)
+    split into cycles (cyc[e]: its cycle; first[c]: an edge of cycle c; area[c]: twice its
+    signed area): True when each point's winding is 0 or the sign of the total area (see the
+    module doc). The winding of each cycle's test point (the middle of its first edge: pvs,
+    pus) from the other cycles counts the edges crossing its ray to +u: the points in order of
+    v (order), the edges meeting their row kept active (act) as in the sweep. False too when
+    that takes more tests than the budget (CYCLE_BUDGET)."""
     for e in range(m):
         cyc[e] = -1
     nc = 0
@@ -477,7 +480,6 @@ def _cycles_nest(uv, s, m, ea, eb, nxt, cyc, first, area):
     for e in range(m):
         if cyc[e] >= 0:
             continue
-
         a = 0.0
         j = e
         steps = 0
@@ -493,29 +495,46 @@ def _cycles_nest(uv, s, m, ea, eb, nxt, cyc, first, area):
             return False    # cannot happen: nxt is a permutation of the edges
         first[nc] = e
         area[nc] = a
+        pus[nc] = 0.5 * (uv[s + ea[e], 0] + uv[s + eb[e], 0])
+        pvs[nc] = 0.5 * (uv[s + ea[e], 1] + uv[s + eb[e], 1])
+        order[nc] = nc
         total += a
         nc += 1
     if total == 0.0:
         return False
     if nc == 1:
         return True
-    if nc * m > CYCLE_BUDGET * m + ALL_PAIRS ** 2 // 2:
-        return False
     g = 1 if total > 0.0 else -1
-    for c in range(nc):
-        e = first[c]
-        pu = 0.5 * (uv[s + ea[e], 0] + uv[s + eb[e], 0])
-        pv = 0.5 * (uv[s + ea[e], 1] + uv[s + eb[e], 1])
+    _heap_sort(order, nc, uv, s, pvs, 0)
+    budget = CYCLE_BUDGET * m + ALL_PAIRS ** 2 // 2
+    na = 0
+    t = 0
+    for z in range(nc):
+        c = order[z]
+        pv = pvs[c]
+        pu = pus[c]
+        while t < m and min(uv[s + ea[byv[t]], 1], uv[s + eb[byv[t]], 1]) <= pv:
+            act[na] = byv[t]
+            na += 1
+            t += 1
         w = 0           # winding of (pu, pv) from the other cycles: edges crossing the ray to +u
-        for j in range(m):
-            if cyc[j] == c:
-                continue
+        k = 0
+        for y in range(na):
+            j = act[y]
             u0, v0 = uv[s + ea[j], 0], uv[s + ea[j], 1]
             u1, v1 = uv[s + eb[j], 0], uv[s + eb[j], 1]
-            if (v0 <= pv) != (v1 <= pv):
+            if max(v0, v1) <= pv:
+                continue    # ends at or above this row and every later one: dropped
+            act[k] = j
+            k += 1
+            if cyc[j] != c and (v0 <= pv) != (v1 <= pv):
                 x = u0 + (pv - v0) * (u1 - u0) / (v1 - v0)
                 if x > pu:
                     w += 1 if v1 > v0 else -1
+        budget -= na
+        na = k
+        if budget < 0:
+            return False
         o = 1 if area[c] > 0.0 else -1
         if not ((w == 0 and o == g) or (w == g and o == -g)):
             return False
@@ -582,4 +601,5 @@ def _is_simple(uv, s, n, sk, si):
     m = _reduce(uv, s, n, si, sk)
     if m < 3 or not _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act, si[_OUT]):
         return 0
-    return 1 if _cycles_nest(uv, s, m, ea, eb, nxt, si[_CYC], si[_GRP], sk[0]) else 0
+    return 1 if _cycles_nest(uv, s, m, ea, eb, nxt, idx, si[_CYC], si[_GRP], si[_IDX2], act,
+                             sk[1], sk[2], sk[3]) else 0
