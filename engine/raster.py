@@ -812,9 +812,11 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, chunk, wstart, wlist
             ra, rb = _walk_span(wbox, q, nrows)
             if ra <= rb:
                 most = max(most, min(rb - ra + 1, chunk))
-                for r in range(ra, rb + 1, chunk):
+                r = ra
+                while r <= rb:     # (a range with a step divides: 0.15 ms at 20 000)
                     wstart[r + 1] += 1
                     total += 1
+                    r += chunk
     if total > wlist.shape[0]:
         return most, total
     for r in range(nrows):
@@ -822,9 +824,11 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, chunk, wstart, wlist
     for q in range(n):
         if skiprect or cls[q] != 0:
             ra, rb = _walk_span(wbox, q, nrows)
-            for r in range(ra, rb + 1, chunk):
+            r = ra
+            while r <= rb:
                 wlist[wstart[r]] = q
                 wstart[r] += 1
+                r += chunk
     for r in range(nrows, 0, -1):
         wstart[r] = wstart[r - 1]
     wstart[0] = 0
