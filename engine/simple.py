@@ -35,8 +35,6 @@ tests than CYCLE_BUDGET allows, are left complex.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from engine.jit import kernel, njit
 
 SWEEP_MIN = 24         # polygons with this many vertices or more: the sweep (fewer: all pairs)
@@ -179,39 +177,12 @@ def _run_sort(idx, m, key, tmp, runs):
     runs[nr] = m
     inidx = True    # the merged runs are in idx (else in tmp)
     while nr > 1:
+        src, dst = (idx, tmp) if inidx else (tmp, idx)
         k = 0
         for q in range(0, nr, 2):
-            a = runs[q]
             b = runs[q + 1]
-            c = runs[q + 2] if q + 1 < nr else b
-            i, j, o = a, b, a
-            while i < b and j < c:
-                x = idx[i] if inidx else tmp[i]
-                y = idx[j] if inidx else tmp[j]
-                if key[y] < key[x]:
-                    z = y
-                    j += 1
-                else:
-                    z = x
-                    i += 1
-                if inidx:
-                    tmp[o] = z
-                else:
-                    idx[o] = z
-                o += 1
-            for w in range(i, b):
-                if inidx:
-                    tmp[o] = idx[w]
-                else:
-                    idx[o] = tmp[w]
-                o += 1
-            for w in range(j, c):
-                if inidx:
-                    tmp[o] = idx[w]
-                else:
-                    idx[o] = tmp[w]
-                o += 1
-            runs[k] = a
+            _merge(src, dst, runs[q], b, runs[q + 2] if q + 1 < nr else b, key)
+            runs[k] = runs[q]
             k += 1
         runs[k] = m
         nr = k
@@ -220,6 +191,28 @@ def _run_sort(idx, m, key, tmp, runs):
         for z in range(m):
             idx[z] = tmp[z]
     return True
+
+
+@njit(inline="always", _nrt=False)
+def _merge(src, dst, a, b, c, key):
+    """src[a:b] and src[b:c] (each sorted by key) merged into dst[a:c], stable."""
+    i, j, o = a, b, a
+    while i < b and j < c:
+        x = src[i]
+        y = src[j]
+        if key[y] < key[x]:
+            dst[o] = y
+            j += 1
+        else:
+            dst[o] = x
+            i += 1
+        o += 1
+    for w in range(i, b):
+        dst[o] = src[w]
+        o += 1
+    for w in range(j, c):
+        dst[o] = src[w]
+        o += 1
 
 
 @kernel

@@ -13,6 +13,22 @@ TESTDATA = ROOT / "tests" / "data"
 SKIP_SHARED = f"real layouts not present at {SHARED} (set CLIPMILL_SHARED_DATA)"
 
 
+def run_boundscheck(tmp_path, module, marker="BOUNDSCHECK DONE", timeout=900):
+    """Run ``module.boundscheck_main()`` (a test module of this folder) in a subprocess under
+    NUMBA_BOUNDSCHECK=1 with its own numba cache, and assert that it printed marker."""
+    import subprocess
+    import sys
+    here = ROOT / "tests"
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
+    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(here)!r}]; "
+            f"import {module}; {module}.boundscheck_main()")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=timeout, cwd=str(ROOT))
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and marker in out, out[-6000:]
+    return out
+
+
 def manifest() -> list[dict]:
     p = SHARED / "manifest.json"
     if not p.exists():

@@ -10,8 +10,6 @@ gives the same picture (and tests/test_raster.py checks it against KLayout on ev
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import pytest
 import engine.raster as R
 from engine.manhattan import NMAX_CUT, decompose
 from engine.polygons import Polygons
+
+from conftest import run_boundscheck
 
 HERE = Path(__file__).resolve().parent
 
@@ -189,10 +189,4 @@ def boundscheck_main():
 
 
 def test_cut_under_boundscheck(tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
-    code = (f"import sys; sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]; "
-            "import test_manhattan; test_manhattan.boundscheck_main()")
-    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=900, cwd=str(HERE.parent))
-    out = p.stdout + p.stderr
-    assert p.returncode == 0 and "BOUNDSCHECK DONE" in out, out[-6000:]
+    run_boundscheck(tmp_path, "test_manhattan")

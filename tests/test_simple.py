@@ -17,8 +17,6 @@
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from engine.simple import (RUN_MIN, SWEEP_MIN, _heap_sort, _is_simple, _pairs_ap
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from conftest import run_boundscheck  # noqa: E402
 from test_raster import check  # noqa: E402
 
 
@@ -303,10 +302,4 @@ def boundscheck_main():
 
 
 def test_simple_under_boundscheck(tmp_path):
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
-    code = (f"import sys; sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]; "
-            "import test_simple; test_simple.boundscheck_main()")
-    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=900, cwd=str(HERE.parent))
-    out = p.stdout + p.stderr
-    assert p.returncode == 0 and "BOUNDSCHECK DONE" in out, out[-6000:]
+    run_boundscheck(tmp_path, "test_simple")
