@@ -341,26 +341,19 @@ def _split_edge(a, b, n, idx, grp, ea, eb, m, cap):
     it) as its pieces between the polygon's points lying inside it, into ea / eb from m (a
     point's first vertex in idx stands for it). Returns the new m, or -1 past cap."""
     prev = a
-    if grp[a] < grp[b]:
-        t0 = _group_end(idx, grp, n, grp[a])
-        for t in range(t0, grp[b]):
-            if grp[idx[t]] == t:
-                if m >= cap:
-                    return -1
-                ea[m] = prev
-                eb[m] = idx[t]
-                prev = idx[t]
-                m += 1
+    if grp[a] < grp[b]:     # the points between, in the edge's direction
+        t, stop, step = _group_end(idx, grp, n, grp[a]), grp[b], 1
     else:
-        t0 = _group_end(idx, grp, n, grp[b])
-        for t in range(grp[a] - 1, t0 - 1, -1):
-            if grp[idx[t]] == t:
-                if m >= cap:
-                    return -1
-                ea[m] = prev
-                eb[m] = idx[t]
-                prev = idx[t]
-                m += 1
+        t, stop, step = grp[a] - 1, _group_end(idx, grp, n, grp[b]) - 1, -1
+    while t != stop:
+        if grp[idx[t]] == t:
+            if m >= cap:
+                return -1
+            ea[m] = prev
+            eb[m] = idx[t]
+            prev = idx[t]
+            m += 1
+        t += step
     if m >= cap:
         return -1
     ea[m] = prev
