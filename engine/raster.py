@@ -798,10 +798,10 @@ def _walk_rows(cls, wbox, others, nothers, skiprect, nrows, chunk, wstart, wlist
     walks each just before its first row. A polygon meeting more than chunk rows is listed
     once per chunk rows, in the groups of rows ra, ra + chunk, ...: the pass walks it chunk by
     chunk (rows r to r + chunk - 1 from group r), so that the rings of rows stay chunk rows at
-    most (one ring of the whole image missed the cache on most of
-    the walk's reads of a grating coupler's arcs). Returns (the most rows one walk meets: the
-    ring of rows it needs, the number of entries): when that exceeds len(wlist), nothing was
-    listed (the caller grows wlist and runs again)."""
+    most (one ring of the whole image missed the cache on most of the walk's reads of a
+    grating coupler's arcs). Returns (the most rows one walk meets: the ring of rows it needs,
+    the number of entries): when that exceeds len(wlist), nothing was listed (the caller grows
+    wlist and runs again)."""
     for r in range(nrows + 1):
         wstart[r] = 0
     n = nothers if skiprect else cls.shape[0]

@@ -228,7 +228,6 @@ def _sweep_apart(uv, s, m, ea, eb, nxt, sk, idx, act, runs):
     key, avm, au0, au1 = sk[0], sk[1], sk[2], sk[3]
     for e in range(m):
         key[e] = min(uv[s + ea[e], 1], uv[s + eb[e], 1])
-        idx[e] = e
     if not _run_sort(idx, m, key, act, runs):
         for e in range(m):
             idx[e] = e
