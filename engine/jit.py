@@ -46,9 +46,11 @@ def _info(path):
     return _file_info(path, st.st_mtime, st.st_size)
 
 
+@functools.lru_cache(maxsize=None)
 def _dep_hashes(path):
     """sha256 of every engine module that path imports, directly or through others (sorted by
-    path; path itself left out)."""
+    path; path itself left out). Once per file and process (a hundred kernels share a few
+    files): the modules are imported once, so their code does not change under it."""
     seen = {path}
     todo = list(_info(path)[1])
     while todo:
