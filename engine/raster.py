@@ -28,8 +28,8 @@ gray
     analytically (exact up to float rounding, any edge angle): axis-parallel rectangles through
     an exact union sweep per pixel row; pixels crossed by the edges of one other simple polygon
     use an exact signed-area accumulation added to the rectangles' coverage when they share no
-    area there; pixels crossed by the edges of several polygons (or of a self-intersecting one,
-    or of one overlapping a rectangle) get an exact local sweep of the union inside the pixel
+    area there; pixels crossed by the edges of several polygons (or of a complex one, or of
+    one overlapping a rectangle) get an exact local sweep of the union inside the pixel
     (sub-bands split at every vertex and crossing); untouched pixels are 0 or 255.
 
 ``invert`` swaps inside and outside (1 - b, 255 - g with g the gray level above).
@@ -317,8 +317,9 @@ def _out_of_order(late, n):
 def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect, bbox, rcount,
               estart, others, obox, ouv, ooff, sk, si):
     """Vertices to pixel units (uv: u right, v down from the top-left corner) and each polygon
-    classified: cls: 0 irrelevant / degenerate, 1 simple, 2 possibly self-intersecting. orient:
-    +-1 so that simple polygons get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
+    classified: cls: 0 irrelevant / degenerate, 1 simple (winding 0 or +-1 everywhere, keyholes
+    included: engine.simple), 2 not proved so (complex). orient: +-1 so that simple polygons
+    get winding +1 inside. rect: 1 axis-parallel rectangle, 2 other
     strictly convex polygon, 0 else. bbox: umin, umax, vmin, vmax. The rectangles meeting each
     pixel row are counted for the most in a row (rcount, nrows + 1: two difference marks per
     rectangle, then one pass sums them), and by the first row they meet into estart[ra + 1]
@@ -480,7 +481,7 @@ def _binary_marks(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, diff, rb
     read once): an axis-parallel rectangle, tested on its coordinates in registers, adds its 4
     corner marks to diff (zeroed, flat (nrows+1) x ncols) and writes nothing else; another
     polygon gets its uv, is classified like _classify does (cls: 0 irrelevant, 1 simple, 2
-    possibly self-intersecting) and, when simple, adds its edges at once (orientation from its
+    complex) and, when simple, adds its edges at once (orientation from its
     signed area). Returns the number of complex polygons (left to _winding_complex), or -1 - i
     as soon as polygon i has offsets going back or past len(xy) or a coordinate that is not
     finite in pixel units (nothing has been written for it; the caller raises)."""
