@@ -85,10 +85,11 @@ How (all numba kernels, scratch reused):
   that row, into rings of rows (as tall as the tallest of them, a power of two; the whole
   image when one spans it) that stay in cache: per edge piece, the exact signed area right of
   it goes into an accumulation buffer and each pixel records which simple polygon's boundary
-  crosses it, or "several" (no per-pixel lists).
+  crosses it, or "several" (no per-pixel lists); two simple polygons whose boxes share no area
+  in the pixel leave it as exact as one (their areas add up: all-slanted 200 000, 111 -> 92 ms).
 * gray, finishing (one pass, prefix sums fused; 16 pixels a step in explicit vector code,
   engine.simd, float32 sums): a pixel crossed by no other boundary is 1 when
-  a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon:
+  a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon (or two apart):
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
   rectangles meeting a listed pixel are gathered from its row's list at the end of the row
@@ -641,27 +642,45 @@ def _finish_binary(count, nrows, ncols, invert, flip_x, flip_y, out):
 # gray: signed-area accumulation + owner marking, exact local sweeps where polygons meet
 
 @njit(inline="always", _nrt=False)
-def _mark(pix, i, simple, owner, state):
-    """Mark pixel pix as crossed by polygon i. state: 0 none, 1 one simple polygon (its mark in
-    owner), 2 several polygons (or a complex one); owner is only read and written where state
-    is not 0, so it needs no clearing (the finishing pass streams one byte per pixel, not 4).
-    Polygons are walked one after the other, so a pixel owned by i is only revisited by i."""
+def _apart(wbox, o, pu0, pu1, pv0, pv1, c, r):
+    """Boxes wbox[o] and (pu0, pu1, pv0, pv1) share no area inside pixel (c, r)."""
+    u0 = max(max(wbox[o, 0], pu0), float(c))
+    u1 = min(min(wbox[o, 1], pu1), c + 1.0)
+    v0 = max(max(wbox[o, 2], pv0), float(r))
+    v1 = min(min(wbox[o, 3], pv1), r + 1.0)
+    return u0 >= u1 or v0 >= v1
+
+
+@njit(inline="always", _nrt=False)
+def _mark(pix, c, r, i, simple, owner, state, wbox, pu0, pu1, pv0, pv1):
+    """Mark pixel pix (column c, image row r) as crossed by polygon i (box pu0, pu1, pv0, pv1).
+    state: 0 none, 1 one simple polygon (its mark in owner), 3 two simple polygons whose boxes
+    (wbox[owner], i's) share no area in the pixel (the second one's mark in owner), 2 else
+    (several polygons, or a complex one): in states 1 and 3 the polygons' areas add up
+    exactly. owner is only read and written where state is not 0, so it needs no clearing
+    (the finishing pass streams one byte per pixel, not 4). Polygons are walked one after
+    the other, so a pixel marked last by i is only revisited by i."""
     st = state[pix]
     if st == 0:
         state[pix] = 1 if simple else 2
         owner[pix] = i
-    elif st == 1 and owner[pix] != i:
-        state[pix] = 2
+    elif (st & 1) == 1 and owner[pix] != i:
+        if st == 1 and simple and _apart(wbox, owner[pix], pu0, pu1, pv0, pv1, c, r):
+            state[pix] = 3
+            owner[pix] = i
+        else:
+            state[pix] = 2
 
 
 @kernel
 def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, state, rmask, rlo,
-               rhi):
+               rhi, wbox):
     """Walk polygon i (vertices uv[offsets[q]:offsets[q + 1]], marked as q) in pixel rows rlo to
     rhi: accumulate the signed area right of each of its edges into acc (rows of ncols + 1:
     coverage = prefix sum along the row) and mark the pixels whose open interior its boundary
-    crosses (state / owner; see _mark). Image row r is row r & rmask of acc, owner and state
-    (a ring of rows when rmask + 1 is a power of two; rmask = -1: the whole image). lacc
+    crosses (state / owner; see _mark; wbox[q]: its box). Image row r is row r & rmask of acc,
+    owner and state (a ring of rows when rmask + 1 is a power of two; rmask = -1: the whole
+    image). lacc
     (nrows + 1): row-difference buffer for edges left of the window, summed into acc's column 0
     by the caller."""
     W = ncols + 1
@@ -669,6 +688,7 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
     s, e = offsets[q], offsets[q + 1]
     o = orient[i]
     doacc = ci == 1
+    pu0, pu1, pv0, pv1 = wbox[q, 0], wbox[q, 1], wbox[q, 2], wbox[q, 3]
     for k in range(s, e):
         k2 = k + 1 if k + 1 < e else s
         u0, v0, u1, v1 = uv[k, 0], uv[k, 1], uv[k2, 0], uv[k2, 1]
@@ -685,7 +705,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
             ca = max(int(math.floor(lo)), 0)
             cb = min(int(math.ceil(hi)) - 1, ncols - 1)
             for c in range(ca, cb + 1):
-                _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                _mark((r & rmask) * ncols + c, c, r, q, doacc, owner, state, wbox, pu0,
+                      pu1, pv0, pv1)
             continue
         d = o if v1 > v0 else -o
         if v0 > v1:
@@ -720,7 +741,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
                     acc[(r & rmask) * W + c] += d * f
                     acc[(r & rmask) * W + c + 1] += d * (h - f)
                 if inner:
-                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                    _mark((r & rmask) * ncols + c, c, r, q, doacc, owner, state, wbox, pu0,
+                          pu1, pv0, pv1)
             continue
         slope = (u1 - u0) / (v1 - v0)
         for r in range(ra, rb + 1):
@@ -750,7 +772,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
                     acc[rowb + c] += d * f
                     acc[rowb + c + 1] += d * (h - f)
                 if ua != c:
-                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                    _mark((r & rmask) * ncols + c, c, r, q, doacc, owner, state, wbox, pu0,
+                          pu1, pv0, pv1)
                 continue
             # slanted: walk from the low-u end to the high-u end
             if ua <= ub:
@@ -782,7 +805,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
                     acc[rowb + c] += d * f + carry
                     carry = d * (hs - f)
                 if hs > 0.0 or nu > cu:
-                    _mark((r & rmask) * ncols + c, q, doacc, owner, state)
+                    _mark((r & rmask) * ncols + c, c, r, q, doacc, owner, state, wbox, pu0,
+                          pu1, pv0, pv1)
                 cu = nu
                 cv = nv
                 c += 1
@@ -2087,9 +2111,9 @@ def _pixel(c, s, sr, t, ow, count2, b, has_complex, rsweep, cov, fpix, fown, oro
         f = 1.0 if s >= 0.5 else cr
         if has_complex and count2[b + c] != 0:
             f = 1.0
-    elif t == 1 and has_complex and count2[b + c] != 0:
+    elif (t & 1) == 1 and has_complex and count2[b + c] != 0:
         f = 1.0
-    elif t == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
+    elif (t & 1) == 1 and (not rsweep or cr <= COVER_EPS or s >= 1.0 - COVER_EPS):
         f = min(cr + min(max(s, 0.0), 1.0), 1.0)
     elif cr >= 1.0 - COVER_EPS:
         f = 1.0
@@ -2140,8 +2164,8 @@ def _row_values(a, rowacc, st, ow, count2, b, ncols, has_complex, rsweep, cov, f
 
 
 @kernel
-def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, wuv, woff, cls,
-                 orient, others, wstart, wlist, acc, lacc, owner, state, rmask, chunk, count2,
+def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc, wuv, woff, wbox,
+                 cls, orient, others, wstart, wlist, acc, lacc, owner, state, rmask, chunk, count2,
                  has_complex, cov, fpix, fown, obox, gstart, gb, gid, nrows, ncols, invert, flip_x,
                  flip_y, out, lanes):
     """Prefix sums along the rows and the final values: rectangles' union coverage cR (when
@@ -2178,7 +2202,7 @@ def _finish_gray(rsweep, compact, estart, rq, rb, ri, most, ae, ay0, ay1, rowacc
         for k in range(wstart[r], wstart[r + 1]):
             q = wlist[k]
             _walk_poly(q, others[q] if compact else q, wuv, woff, cls, orient, nrows, ncols, acc,
-                       lacc, owner, state, rmask, r, min(r + chunk, nrows) - 1)
+                       lacc, owner, state, rmask, r, min(r + chunk, nrows) - 1, wbox)
         rr = r & rmask
         run += lacc[r]
         acc[rr * W] += run
@@ -2445,7 +2469,7 @@ def _raster_into(xy, off, x0, y1, px, py, rows, cols, mode, invert, flip_x, flip
                                                        cols)
     rings = _gray_rings(sc, compact, cls, obox if compact else bbox, others, nother, rows, cols)
     acc, state = rings[2], rings[4]
-    walk = ((ouv, ooff) if compact else (uv, off)) + (cls, orient, others) + rings[:3]
+    walk = ((ouv, ooff, obox) if compact else (uv, off, bbox)) + (cls, orient, others) + rings[:3]
     walk += (sc.get("lacc", rows + 1, np.float64),) + rings[3:]
     if rsweep:
         rq = sc.get("rb", 4 * (nrect + 2 * most + 2), np.float64)

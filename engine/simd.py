@@ -132,7 +132,8 @@ def _busy_block(context, builder, tl, l_v, va, vr, stv, pa, pr, pst, po, invb, c
     c1 = builder.or_(c1, _splat(builder, loose, ir.VectorType(ir.IntType(1), LANES)))
     full = builder.fcmp_ordered(">=", cr, builder.fsub(one, eps))
     t0 = builder.icmp_unsigned("==", stv, ir.Constant(_VB, [0] * LANES))
-    t1c = builder.and_(builder.icmp_unsigned("==", stv, ir.Constant(_VB, [1] * LANES)), c1)
+    odd = builder.and_(stv, ir.Constant(_VB, [1] * LANES))     # states 1 and 3: areas add up
+    t1c = builder.and_(builder.icmp_unsigned("!=", odd, ir.Constant(_VB, [0] * LANES)), c1)
     f = builder.select(t0, _f0(builder, s, r), builder.select(t1c, f1, one))
     listed = builder.and_(builder.not_(builder.or_(t0, t1c)), builder.not_(full))
     builder.store(_level(builder, f, invb), po, align=1)
@@ -156,7 +157,7 @@ def gray_block(typingctx, a, rowacc, st, orow, c, lanes, inv, cs, csr, rsweep, e
     whose st was 2 or more (bit j: pixel c + j: the caller lists them, engine.raster._pixel)
     and the sums at the block's last pixel (the next block's cs, csr). a, lanes: float32;
     rowacc: float64 (the rectangles' sweep adds to it; converted here); st, orow: uint8.
-    Pixels whose state is 0 or 1 and count2 is not 0 (a complex polygon) are not handled: the
+    Pixels whose state is 0, 1 or 3 and count2 is not 0 (a complex polygon) are not handled: the
     caller takes its scalar path when there are complex polygons."""
     f32 = types.float32
     if not (_is_row(a, f32) and _is_row(rowacc, types.float64) and _is_row(lanes, f32)

@@ -158,6 +158,12 @@ HAND = {
     "outside_left_and_right": [box(-300, 10, -100, 70), box(100, 10, 300, 70),
                                [(-50, 0), (-10, 80), (-60, 80)]],
     "many_overlaps_one_pixel": [box(11 + i, 12 + i, 18 + i, 17 + 2 * i) for i in range(6)],
+    # two triangles whose boxes are apart inside pixel (2, 2) (their areas add up there), then
+    # a third one over the first or over the second: the pixel's sum is no longer exact
+    "apart_pair_third_over_first": [[(21, 21), (24, 21), (21, 28)], [(26, 22), (29, 22), (29, 29)],
+                                    [(22, 22), (23, 29), (20, 29)]],
+    "apart_pair_third_over_last": [[(21, 21), (24, 21), (21, 28)], [(26, 22), (29, 22), (29, 29)],
+                                   [(25, 21), (29, 25), (27, 29)]],
 }
 
 
