@@ -88,8 +88,8 @@ How (all numba kernels, scratch reused):
   crosses it, or "several" (no per-pixel lists); two simple polygons whose boxes share no area
   in the pixel leave it as exact as one (their areas add up: all-slanted 200 000, 111 -> 92 ms).
 * gray, finishing (one pass, prefix sums fused; 16 pixels a step in explicit vector code,
-  engine.simd, float32 sums): a pixel crossed by no other boundary is 1 when
-  a polygon covers it, else the rectangles' coverage cR; crossed by one simple polygon (or two apart):
+  engine.simd, float32 sums): a pixel crossed by no other boundary is 1 when a polygon covers
+  it, else the rectangles' coverage cR; crossed by one simple polygon (or two apart):
   min(cR + its area (+ polygons covering the whole pixel), 1) when cR is 0 or that sum is
   known exact, else listed; "several": 1 when the rectangles cover it, else listed. The
   rectangles meeting a listed pixel are gathered from its row's list at the end of the row
