@@ -392,7 +392,12 @@ def _classify(xy, x0, y1, ipx, ipy, uv, offsets, nrows, ncols, cls, orient, rect
             cr = (ub - ua) * (vc - vb) - (vb - va) * (uc - ub)
             orient[i] = 1 if cr < 0 else -1
             continue
-        umin, umax, vmin, vmax, area = _box_area(uv, s, e)
+        if n == 4:      # from the registers _quad left them in
+            umin, umax = min(min(ua, ub), min(uc, ud)), max(max(ua, ub), max(uc, ud))
+            vmin, vmax = min(min(va, vb), min(vc, vd)), max(max(va, vb), max(vc, vd))
+            area = (ua - uc) * (vb - vd) - (ub - ud) * (va - vc)
+        else:
+            umin, umax, vmin, vmax, area = _box_area(uv, s, e)
         bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3] = umin, umax, vmin, vmax
         if umin >= ncols or umax <= 0.0 or vmax <= 0.0 or vmin >= nrows or vmax == vmin:
             continue

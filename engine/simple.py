@@ -97,13 +97,13 @@ def _pairs_apart(uv, s, n):
     vertex, no edge has zero length, no consecutive pair folds back."""
     for a in range(n):
         a0 = s + a
-        a1 = s + (a + 1) % n
+        a1 = s + a + 1 if a + 1 < n else s
         ax, ay, bx, by = uv[a0, 0], uv[a0, 1], uv[a1, 0], uv[a1, 1]
         if ax == bx and ay == by:
             return False
         for b in range(a + 1, n):
             b0 = s + b
-            b1 = s + (b + 1) % n
+            b1 = s + b + 1 if b + 1 < n else s
             cx, cy, dx, dy = uv[b0, 0], uv[b0, 1], uv[b1, 0], uv[b1, 1]
             if b == a + 1 or (a == 0 and b == n - 1):
                 if _folds(ax, ay, bx, by, cx, cy, dx, dy):
@@ -375,7 +375,7 @@ def _reduce(uv, s, n, si, sk):
     _groups(uv, s, n, idx2, grp2, 2, sk[0], si[_ACT], si[_CYC])
     m = 0
     for k in range(n):
-        k2 = (k + 1) % n
+        k2 = k + 1 if k + 1 < n else 0
         if grp[k] == grp[k2]:
             continue    # zero length
         if uv[s + k, 1] == uv[s + k2, 1]:
@@ -526,20 +526,46 @@ def _cycles_nest(uv, s, m, ea, eb, nxt, byv, cyc, first, order, act, area, pvs, 
     return True
 
 
+@njit(inline="always", _nrt=False)
+def _turn(ax, ay, bx, by, cx, cy):
+    """Cross product of (b - a) and (c - b): the turn at b."""
+    return (bx - ax) * (cy - by) - (by - ay) * (cx - bx)
+
+
+@njit(inline="always", _nrt=False)
+def _quad_convex(uv, s):
+    """The quadrilateral uv[s:s + 4] turns the same way, never straight, at every vertex
+    (without branches: the common case of _is_simple)."""
+    x0, y0, x1, y1 = uv[s, 0], uv[s, 1], uv[s + 1, 0], uv[s + 1, 1]
+    x2, y2, x3, y3 = uv[s + 2, 0], uv[s + 2, 1], uv[s + 3, 0], uv[s + 3, 1]
+    t0 = _turn(x3, y3, x0, y0, x1, y1)
+    t1 = _turn(x0, y0, x1, y1, x2, y2)
+    t2 = _turn(x1, y1, x2, y2, x3, y3)
+    t3 = _turn(x2, y2, x3, y3, x0, y0)
+    pos = (t0 > 0.0) & (t1 > 0.0) & (t2 > 0.0) & (t3 > 0.0)
+    neg = (t0 < 0.0) & (t1 < 0.0) & (t2 < 0.0) & (t3 < 0.0)
+    return pos | neg
+
+
 @kernel
 def _is_simple(uv, s, n, sk, si):
     """2 when polygon uv[s:s+n] is strictly convex, 1 when it is otherwise simple (see the
     module doc: apart edges, or a keyhole), 0 when it may not be. sk, si: scratch of
     scratch_shapes()."""
-    # fast path: strictly convex with one turn (rectangles, triangles, ...)
+    # fast path: strictly convex with one turn (rectangles, triangles, ...); turns of one sign,
+    # each under a half turn, add up to one turn when there are 3 or 4 (a quadrilateral without
+    # branches: 27 -> 10 ns each, 200 000 slanted ones); neighbours by stepping, not by %
+    if n == 4:
+        if _quad_convex(uv, s):
+            return 2
     sgn = 0
     convex = True
-    for k in range(n):
-        a = s + (k - 1) % n
-        b = s + k
-        c = s + (k + 1) % n
+    a = s + n - 1
+    for b in range(s, s + n):
+        c = b + 1 if b + 1 < s + n else s
         cr = ((uv[b, 0] - uv[a, 0]) * (uv[c, 1] - uv[b, 1])
               - (uv[b, 1] - uv[a, 1]) * (uv[c, 0] - uv[b, 0]))
+        a = b
         if cr == 0.0:
             convex = False
             break
@@ -550,11 +576,13 @@ def _is_simple(uv, s, n, sk, si):
             convex = False
             break
     if convex:
+        if n <= 4:
+            return 2
         changes = 0
         last = 0
         first = 0
-        for k in range(n):
-            dy = uv[s + (k + 1) % n, 1] - uv[s + k, 1]
+        for k in range(s, s + n):
+            dy = uv[k + 1 if k + 1 < s + n else s, 1] - uv[k, 1]
             g = 1 if dy > 0 else (-1 if dy < 0 else 0)
             if g == 0:
                 continue
@@ -575,10 +603,11 @@ def _is_simple(uv, s, n, sk, si):
     else:
         zero = False    # a zero-length edge: only the reduction can take it
         for k in range(n):
+            k2 = k + 1 if k + 1 < n else 0
             ea[k] = k
-            eb[k] = (k + 1) % n
-            nxt[k] = (k + 1) % n
-            zero |= _same(uv, s, k, (k + 1) % n)
+            eb[k] = k2
+            nxt[k] = k2
+            zero |= _same(uv, s, k, k2)
         if not zero and _sweep_apart(uv, s, n, ea, eb, nxt, sk, idx, act, si[_OUT]):
             return 1
     if n < 4:
