@@ -164,6 +164,9 @@ HAND = {
                                     [(22, 22), (23, 29), (20, 29)]],
     "apart_pair_third_over_last": [[(21, 21), (24, 21), (21, 28)], [(26, 22), (29, 22), (29, 29)],
                                    [(25, 21), (29, 25), (27, 29)]],
+    # an apart pair inside a complex polygon (the finishing pass's scalar path)
+    "apart_pair_in_bowtie": [[(1, 1), (79, 79), (79, 1), (1, 79)],
+                             [(11, 31), (14, 31), (11, 38)], [(16, 32), (19, 32), (19, 39)]],
 }
 
 
