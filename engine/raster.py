@@ -770,13 +770,14 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
                 if doacc:
                     acc[rowb] += d * h
                 continue
-            if ua == ub:
-                c = int(math.floor(ua))
+            c = int(math.floor(lo))
+            if c == int(math.floor(hi)):
+                # within one pixel column (vertical, or steep): its mean u gives the area
                 if doacc:
-                    f = h * (c + 1 - ua)
+                    f = h * (c + 1 - 0.5 * (ua + ub))
                     acc[rowb + c] += d * f
                     acc[rowb + c + 1] += d * (h - f)
-                if ua != c:
+                if hi > c:
                     _mark((r & rmask) * ncols + c, c, r, q, doacc, owner, state, wbox, pu0,
                           pu1, pv0, pv1)
                 continue
