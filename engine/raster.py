@@ -685,9 +685,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
     coverage = prefix sum along the row) and mark the pixels whose open interior its boundary
     crosses (state / owner; see _mark; wbox[q]: its box). Image row r is row r & rmask of acc,
     owner and state (a ring of rows when rmask + 1 is a power of two; rmask = -1: the whole
-    image). lacc
-    (nrows + 1): row-difference buffer for edges left of the window, summed into acc's column 0
-    by the caller."""
+    image). lacc (nrows + 1): row-difference buffer for edges left of the window, summed into
+    acc's column 0 by the caller."""
     W = ncols + 1
     ci = cls[i]
     s, e = offsets[q], offsets[q + 1]
@@ -756,12 +755,8 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
             h = vb - va
             if h <= 0.0:
                 continue
-            if u0 == u1:
-                ua = u0
-                ub = u0
-            else:
-                ua = u0 + (va - v0) * slope if va != v0 else u0
-                ub = u0 + (vb - v0) * slope if vb != v1 else u1
+            ua = u0 + (va - v0) * slope if va != v0 else u0     # (vertical edges: above)
+            ub = u0 + (vb - v0) * slope if vb != v1 else u1
             rowb = (r & rmask) * W
             lo, hi = min(ua, ub), max(ua, ub)
             if lo >= ncols:
@@ -772,7 +767,7 @@ def _walk_poly(q, i, uv, offsets, cls, orient, nrows, ncols, acc, lacc, owner, s
                 continue
             c = int(math.floor(lo))
             if c == int(math.floor(hi)):
-                # within one pixel column (vertical, or steep): its mean u gives the area
+                # within one pixel column (a steep edge): its mean u gives the area
                 if doacc:
                     f = h * (c + 1 - 0.5 * (ua + ub))
                     acc[rowb + c] += d * f
