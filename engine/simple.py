@@ -564,8 +564,7 @@ def _is_simple(uv, s, n, sk, si):
     a = s + n - 1
     for b in range(s, s + n):
         c = b + 1 if b + 1 < s + n else s
-        cr = ((uv[b, 0] - uv[a, 0]) * (uv[c, 1] - uv[b, 1])
-              - (uv[b, 1] - uv[a, 1]) * (uv[c, 0] - uv[b, 0]))
+        cr = _turn(uv[a, 0], uv[a, 1], uv[b, 0], uv[b, 1], uv[c, 0], uv[c, 1])
         a = b
         if cr == 0.0:
             convex = False
