@@ -9,11 +9,11 @@ polygon but slower. The test is conservative: a polygon it cannot prove simple i
 Two ways to be simple:
 
 * no two edges touch, except consecutive ones at their shared vertex (which must not fold back
-  onto each other). Edges are swept in order of their lower v (a merge of their monotone runs)
-  and each is tested only against the edges still active there; the pairs left out are those
-  whose v-ranges are apart, which ``_seg_touch`` would reject on that test alone, so the answer
-  is the same as testing all pairs (``tests/test_simple.py`` checks it against the all-pairs
-  loop).
+  onto each other). Edges are swept in order of their lower v (a merge of their monotone runs,
+  a radix sort when they fall into many) and each is tested only against the edges still active
+  there; the pairs left out are those whose v-ranges are apart, which ``_seg_touch`` would
+  reject on that test alone, so the answer is the same as testing all pairs
+  (``tests/test_simple.py`` checks it against the all-pairs loop).
   Below SWEEP_MIN vertices the all-pairs loop itself is cheaper.
 * keyholes (how GDSII writes a polygon with holes: a cut from the outline to each hole, walked
   there and back): when the first test finds touching edges, the polygon's edges are reduced
@@ -36,12 +36,19 @@ tests than CYCLE_BUDGET allows, are left complex.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from engine.jit import kernel, njit
 
 SWEEP_MIN = 24         # polygons with this many vertices or more: the sweep (fewer: all pairs)
 NMAX = 1 << 15         # larger polygons are left complex (the scratch holds 2 NMAX edges)
 PAIR_BUDGET = 64       # pair tests per edge the sweep may make before giving up, beyond...
 ALL_PAIRS = 1024       # ...all pairs of up to this many edges (the old test's limit) and 4096
+RADIX_RUNS = 32        # _run_sort: keys in more monotone runs than this (and at least RADIX_MIN
+RADIX_MIN = 256        # keys) take the radix sort instead of the merges of runs
+_NEG_ZERO = -(1 << 63)
+_TOP = np.uint64(1 << 63)
+_B255 = np.uint64(255)
 CYCLE_BUDGET = 64      # a reduced keyhole's cycles are nested by a sweep of their test points: at
 #                        most CYCLE_BUDGET tests per edge beyond ALL_PAIRS^2 / 2, else complex
 
@@ -153,10 +160,11 @@ def _heap_sort(idx, m, uv, s, key, mode):
 def _run_sort(idx, m, key, tmp, runs):
     """idx[:m] = 0 .. m - 1 sorted by key, stable (tmp, runs: scratch): the monotone runs of
     key[:m] are found (a falling one reversed) and merged pairwise, O(m log runs): few runs for
-    the keys of a polygon's edges in order (its v-monotone chains), O(m log m) at worst (also
-    then faster than the heap sort: d1's keyholes of 3 700 jagged vertices, 4.65 -> 3.83 ms
-    for the window's tests). Returns False, idx not sorted, only when runs cannot hold the runs'
-    starts (the caller heap-sorts)."""
+    the keys of a polygon's edges in order (its v-monotone chains). More than RADIX_RUNS runs
+    in RADIX_MIN keys or more go to _radix_sort instead (runs as its counts when it holds
+    8 x 256), whose passes do not branch on the keys: d1's keyholes of 3 700 jagged vertices
+    fall into 190-355 runs. Returns False, idx not sorted, only when runs cannot hold the
+    runs' starts (the caller heap-sorts)."""
     nr = 0
     t = 0
     while t < m:
@@ -177,6 +185,9 @@ def _run_sort(idx, m, key, tmp, runs):
                 idx[z] = z
         t = u
     runs[nr] = m
+    if nr > RADIX_RUNS and m >= RADIX_MIN and runs.shape[0] >= 8 * 256:
+        _radix_sort(idx, m, key, tmp, runs)
+        return True
     inidx = True    # the merged runs are in idx (else in tmp)
     while nr > 1:
         src, dst = (idx, tmp) if inidx else (tmp, idx)
@@ -193,6 +204,53 @@ def _run_sort(idx, m, key, tmp, runs):
         for z in range(m):
             idx[z] = tmp[z]
     return True
+
+
+@njit(inline="always", _nrt=False)
+def _order_bits(x):
+    """A float64's bits (int64 x, -0.0 taken as +0.0) as a uint64 in the same order."""
+    if x == _NEG_ZERO:
+        x = 0
+    return np.uint64(~x) if x < 0 else np.uint64(x) | _TOP
+
+
+@kernel
+def _radix_sort(idx, m, key, tmp, cnt):
+    """idx[:m] = 0 .. m - 1 sorted by key, stable: an LSD radix sort on the keys' bits (8 bits
+    a pass; a pass is skipped where every key has the same byte, as the low bytes of coordinates
+    on a coarse grid do). No branch depends on the keys' order: the merges of many short runs
+    missed one branch in two (d1's keyholes: _run_sort held half of their tests' time).
+    cnt: scratch, 8 x 256."""
+    kb = key.view(np.int64)
+    for t in range(8 * 256):
+        cnt[t] = 0
+    for z in range(m):
+        u = _order_bits(kb[z])
+        for d in range(8):
+            cnt[d * 256 + int((u >> np.uint64(8 * d)) & _B255)] += 1
+    for z in range(m):
+        idx[z] = z
+    src, dst = idx, tmp
+    inidx = True
+    for d in range(8):
+        c0 = d * 256
+        if cnt[c0 + int((_order_bits(kb[0]) >> np.uint64(8 * d)) & _B255)] == m:
+            continue    # one byte for all
+        run = 0
+        for t in range(c0, c0 + 256):
+            c = cnt[t]
+            cnt[t] = run
+            run += c
+        for z in range(m):
+            e = src[z]
+            t = c0 + int((_order_bits(kb[e]) >> np.uint64(8 * d)) & _B255)
+            dst[cnt[t]] = e
+            cnt[t] += 1
+        src, dst = dst, src
+        inidx = not inidx
+    if not inidx:
+        for z in range(m):
+            idx[z] = tmp[z]
 
 
 @njit(inline="always", _nrt=False)
