@@ -105,6 +105,29 @@ def test_run_sort(keys, blocks):
     assert not _run_sort(idx, m, key, np.zeros(m, np.int32), short)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(256, 3000), st.integers(0, 10 ** 6),
+       st.sampled_from(["jagged", "grid", "signs", "tiny", "ulps"]))
+def test_run_sort_radix(m, seed, kind):
+    """Keys in more runs than RADIX_RUNS, RADIX_MIN or more of them, room for the radix
+    counts: _run_sort takes the radix sort; numpy's stable order (-0.0 equal to 0.0), and
+    _radix_sort called directly gives it too."""
+    rng = np.random.default_rng(seed)
+    key = {"jagged": lambda: rng.uniform(-1e3, 1e3, m),
+           "grid": lambda: np.round(rng.normal(1.2e7, 1e6, m)) * 0.25,
+           "signs": lambda: rng.choice([-0.0, 0.0, 1.0, -1.0, 2.5, -2.5], m),
+           "tiny": lambda: rng.integers(-3, 4, m) * 1e-300,
+           # keys apart in their lowest bytes only
+           "ulps": lambda: 1.0 + rng.integers(0, 600, m) * np.finfo(float).eps}[kind]()
+    ref = np.argsort(key, kind="stable")
+    idx = np.zeros(m, np.int32)
+    assert _run_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(m + 8 * 256, np.int32))
+    assert (idx == ref).all()
+    idx[:] = -1
+    _radix_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(8 * 256, np.int32))
+    assert (idx == ref).all()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=1, max_size=200),
        st.integers(0, 2))
@@ -315,31 +338,15 @@ def boundscheck_main():
     for name in sorted(CASES):
         pts = np.asarray(CASES[name][0], dtype=np.float64)
         assert _is_simple(pts, 0, len(pts), sk, si) == CASES[name][1], name
+    for m in (256, 1000, 3000):     # keys in many runs: the radix sort
+        key = rng.uniform(-1e3, 1e3, m)
+        idx = np.zeros(m, np.int32)
+        assert _run_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(m + 8 * 256, np.int32))
+        assert (idx == np.argsort(key, kind="stable")).all()
+        pts = rng.integers(0, 1000, (m, 2)).astype(np.float64)
+        found[_is_simple(pts, 0, m, sk, si)] += 1
     print("BOUNDSCHECK DONE", found)
 
 
 def test_simple_under_boundscheck(tmp_path):
     run_boundscheck(tmp_path, "test_simple")
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.integers(256, 3000), st.integers(0, 10 ** 6),
-       st.sampled_from(["jagged", "grid", "signs", "tiny", "ulps"]))
-def test_run_sort_radix(m, seed, kind):
-    """Keys in more runs than RADIX_RUNS, RADIX_MIN or more of them, room for the radix
-    counts: _run_sort takes the radix sort; numpy's stable order (-0.0 equal to 0.0), and
-    _radix_sort called directly gives it too."""
-    rng = np.random.default_rng(seed)
-    key = {"jagged": lambda: rng.uniform(-1e3, 1e3, m),
-           "grid": lambda: np.round(rng.normal(1.2e7, 1e6, m)) * 0.25,
-           "signs": lambda: rng.choice([-0.0, 0.0, 1.0, -1.0, 2.5, -2.5], m),
-           "tiny": lambda: rng.integers(-3, 4, m) * 1e-300,
-           # keys apart in their lowest bytes only
-           "ulps": lambda: 1.0 + rng.integers(0, 600, m) * np.finfo(float).eps}[kind]()
-    ref = np.argsort(key, kind="stable")
-    idx = np.zeros(m, np.int32)
-    assert _run_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(m + 8 * 256, np.int32))
-    assert (idx == ref).all()
-    idx[:] = -1
-    _radix_sort(idx, m, key, np.zeros(m, np.int32), np.zeros(8 * 256, np.int32))
-    assert (idx == ref).all()
